@@ -101,3 +101,31 @@ def load(overrides: dict[str, Any] | None = None, config_file: str | Path | None
     for name in ("home", "data_dir"):
         values[name] = str(Path(values[name]).expanduser())
     return values
+
+
+def render_docs() -> str:
+    """docs/configuration.md, generated from ``SETTINGS`` (a test keeps them equal)."""
+    lines = [
+        "# Configuration",
+        "",
+        "Every setting, resolved in this order (later wins): built-in default < `tracework.toml`",
+        "(or the file named by `TRACEWORK_CONFIG`) < `TRACEWORK_*` environment variable < command-line flag.",
+        "In `tracework.toml` a dotted name is a section and key: `collector.port = 9000` is",
+        "`[collector]` / `port = 9000`.",
+        "",
+        "Generated from `tracework/config.py` by `python -m tracework.config`.",
+        "",
+        "| setting | environment variable | default | meaning |",
+        "|---|---|---|---|",
+    ]
+    for s in SETTINGS.values():
+        lines.append(f"| `{s.name}` | `{s.env}` | `{s.default!r}` | {s.help} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    import sys
+
+    target = Path(sys.argv[1] if len(sys.argv) > 1 else "docs/configuration.md")
+    target.write_text(render_docs())
+    print(f"wrote {target}")
