@@ -1,0 +1,128 @@
+"""``tracework serve`` and ``tracework devices …``: run the collector, manage device tokens."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import click
+
+from .. import config
+
+
+def _settings(**flags) -> dict:
+    return config.load({k: v for k, v in flags.items()})
+
+
+def _fmt_ns(ns: int | None) -> str:
+    if ns is None:
+        return ""
+    return dt.datetime.fromtimestamp(ns / 1e9, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+@click.command("serve")
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None, help="Folder for the lake and governance store [setting data_dir].")
+@click.option("--host", default=None, help="Address to listen on [collector.host, default 127.0.0.1].")
+@click.option("--port", type=int, default=None, help="Port to listen on [collector.port, default 8470].")
+@click.option("--log-level", default="warning", show_default=True, type=click.Choice(["debug", "info", "warning", "error"]))
+def serve(data_dir: str | None, host: str | None, port: int | None, log_level: str) -> None:
+    """Run the collector: receive batches from agents and store them in the lake.
+
+    Stops cleanly on Ctrl-C or SIGTERM, committing every batch already accepted.
+    """
+    import uvicorn
+
+    from ..collector.app import create_app
+    from ..collector.ingest import IngestService
+
+    settings = _settings(**{"data_dir": data_dir, "collector.host": host, "collector.port": port})
+    service = IngestService.from_settings(settings)
+    app = create_app(service)
+    host, port = settings["collector.host"], settings["collector.port"]
+    server = uvicorn.Server(
+        uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False, lifespan="on", workers=1)
+    )
+    click.echo(f"tracework collector serving http://{host}:{port} (data in {settings['data_dir']}); Ctrl-C to stop", err=False)
+    if service.reconciled_at_start:
+        click.echo(f"reconciled {service.reconciled_at_start} batch ids from the lake into the ledger")
+    try:
+        server.run()
+    finally:
+        # uvicorn runs the app's shutdown (which closes the service) on a clean
+        # stop; this covers a failed start, and close() is idempotent.
+        service.writer.close()
+    if not server.started:
+        raise click.ClickException(f"could not listen on {host}:{port}; is another collector running there? use --port")
+    click.echo("collector stopped; every accepted batch is committed")
+
+
+@click.group("devices")
+def devices() -> None:
+    """Enroll, list and revoke the devices that upload to this collector."""
+
+
+def _registry(data_dir: str | None):
+    from ..governance.devices import DeviceRegistry
+
+    return DeviceRegistry(_settings(data_dir=data_dir)["data_dir"])
+
+
+@devices.command("enroll")
+@click.option("--person", required=True, help="Id of the person this device records (kept in governance only).")
+@click.option("--name", default="", help="A name for the device, e.g. 'alice-laptop'.")
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None, help="Collector data folder [data_dir].")
+@click.option("--json", "as_json", is_flag=True, help="Print {device_id, token} as JSON.")
+def enroll(person: str, name: str, data_dir: str | None, as_json: bool) -> None:
+    """Give a device its upload token. The token is shown only once."""
+    device_id, token = _registry(data_dir).enroll(person, name)
+    if as_json:
+        click.echo(json.dumps({"device_id": device_id, "token": token, "person": person}))
+        return
+    click.echo(f"device {device_id} enrolled for person {person}")
+    click.echo(f"token: {token}")
+    click.echo("store it on the device (it is not shown again): tracework agent run reads it from its settings")
+
+
+@devices.command("list")
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None, help="Collector data folder [data_dir].")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON lines.")
+def list_devices(data_dir: str | None, as_json: bool) -> None:
+    """List enrolled devices (tokens are never shown)."""
+    records = _registry(data_dir).list()
+    if as_json:
+        for r in records:
+            click.echo(json.dumps(r.__dict__))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{len(records)} device(s)")
+    for col in ("device", "person", "name", "enrolled", "status"):
+        table.add_column(col)
+    for r in records:
+        status = "active" if r.active else f"revoked {_fmt_ns(r.revoked_ns)}"
+        table.add_row(r.device_id, r.person_id, r.name, _fmt_ns(r.enrolled_ns), status)
+    Console().print(table)
+
+
+@devices.command("revoke")
+@click.argument("device_id")
+@click.option("--reason", default="revoked", help="Why (kept with the device record).")
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None, help="Collector data folder [data_dir].")
+def revoke(device_id: str, reason: str, data_dir: str | None) -> None:
+    """Revoke a device's token at once; its uploads are refused from now on."""
+    from ..errors import GovernanceError
+
+    registry = _registry(data_dir)
+    if not registry.revoke(device_id, reason):
+        record = registry.get(device_id)
+        if record is None:
+            raise GovernanceError(f"no device {device_id!r}", hint="see `tracework devices list`")
+        raise GovernanceError(f"device {device_id} is already revoked")
+    click.echo(f"device {device_id} revoked")
+
+
+def register(cli: click.Group) -> None:
+    """Add ``serve`` and ``devices`` to the root command."""
+    cli.add_command(serve)
+    cli.add_command(devices)

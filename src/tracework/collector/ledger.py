@@ -1,0 +1,116 @@
+"""The batch ledger: which batches are already durable in the lake.
+
+``<data_dir>/collector.db`` holds one row per committed batch, keyed by
+(device pseudonym, batch id). The row is written *after* the Delta commit that
+holds the batch, so the ledger can lag the lake (crash between the two) but
+never lead it. That lag is closed at startup by :meth:`BatchLedger.reconcile`,
+which reads the batch keys every newer Delta commit recorded in its
+``commitInfo`` (or, if those log files are gone, scans the lake itself).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import duckdb
+
+from ..governance.db import ThreadLocalConnections, ensure_schema, transaction
+from ..lake import commit_metadata, open_table
+from ..lake.read import table_dataset
+from ..lake.layout import table_path
+
+LEDGER_DB = "collector.db"
+#: Key in a Delta commit's commitInfo listing the batches the commit holds.
+COMMIT_BATCHES_KEY = "tracework.batches"
+
+_SCHEMA = [
+    """CREATE TABLE IF NOT EXISTS batches (
+        device TEXT NOT NULL,
+        batch_id TEXT NOT NULL,
+        events INTEGER NOT NULL,
+        lake_version INTEGER NOT NULL,
+        committed_ns INTEGER NOT NULL,
+        PRIMARY KEY (device, batch_id)
+    ) WITHOUT ROWID""",
+    "CREATE TABLE IF NOT EXISTS ledger_state (key TEXT PRIMARY KEY, value INTEGER NOT NULL)",
+]
+
+
+def encode_commit_batches(keys: list[tuple[str, str, int]]) -> str:
+    """commitInfo value for a commit holding ``(device, batch_id, events)`` batches."""
+    return json.dumps([[d, b, n] for d, b, n in keys], separators=(",", ":"))
+
+
+class BatchLedger:
+    """Durable set of committed batch keys, safe to use from many threads."""
+
+    def __init__(self, data_dir: str | Path):
+        self.data_dir = Path(data_dir)
+        self._conns = ThreadLocalConnections(self.data_dir / LEDGER_DB)
+        ensure_schema(self._conns.get(), "collector_ledger", 1, _SCHEMA)
+
+    def contains(self, device: str, batch_id: str) -> bool:
+        """Whether this batch is already durable in the lake."""
+        row = self._conns.get().execute(
+            "SELECT 1 FROM batches WHERE device = ? AND batch_id = ?", (device, batch_id)
+        ).fetchone()
+        return row is not None
+
+    def record(self, keys: list[tuple[str, str, int]], lake_version: int) -> None:
+        """Record batches committed in ``lake_version`` (one transaction)."""
+        now = time.time_ns()
+        conn = self._conns.get()
+        with transaction(conn):
+            conn.executemany(
+                "INSERT OR IGNORE INTO batches (device, batch_id, events, lake_version, committed_ns) VALUES (?, ?, ?, ?, ?)",
+                [(d, b, n, lake_version, now) for d, b, n in keys],
+            )
+            conn.execute(
+                "INSERT INTO ledger_state (key, value) VALUES ('lake_version', ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = max(value, excluded.value)",
+                (lake_version,),
+            )
+
+    @property
+    def lake_version(self) -> int:
+        """Newest lake version whose batches the ledger is known to hold (-1: none)."""
+        row = self._conns.get().execute("SELECT value FROM ledger_state WHERE key = 'lake_version'").fetchone()
+        return -1 if row is None else int(row[0])
+
+    def count(self) -> int:
+        """Number of batches recorded."""
+        return self._conns.get().execute("SELECT count(*) FROM batches").fetchone()[0]
+
+    def reconcile(self) -> int:
+        """Bring the ledger up to the lake: record every batch of the Delta commits
+        newer than :attr:`lake_version`. Returns how many batch keys were added."""
+        dt = open_table(self.data_dir)
+        if dt is None:
+            return 0
+        lake_version = dt.version()
+        known = self.lake_version
+        if lake_version <= known:
+            return 0
+        before = self.count()
+        infos = commit_metadata(self.data_dir, known + 1)
+        if infos is not None:
+            for info in infos:
+                raw = info.get(COMMIT_BATCHES_KEY)
+                if raw:
+                    self.record([tuple(k) for k in json.loads(raw)], int(info["version"]))
+            self.record([], lake_version)
+        else:
+            # The log files were cleaned up: fall back to scanning the lake.
+            con = duckdb.connect()
+            try:
+                con.register("events", table_dataset(dt, table_path(self.data_dir)))
+                rows = con.execute("SELECT device, batch_id, count(*) FROM events GROUP BY 1, 2").fetchall()
+            finally:
+                con.close()
+            self.record([(d, b, int(n)) for d, b, n in rows], lake_version)
+        return self.count() - before
+
+    def close(self) -> None:
+        self._conns.close()

@@ -1,0 +1,107 @@
+"""A small SQLite helper for the governance store (``<data_dir>/governance.db``).
+
+Every connection runs in WAL mode (readers never block the collector's writes,
+and several processes — the collector and the CLI — share the file), with
+foreign keys enforced and a busy timeout so short write contention waits
+instead of failing. Schemas are created idempotently by the modules that own
+their tables via :func:`ensure_schema`.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+GOVERNANCE_DB = "governance.db"
+BUSY_TIMEOUT_MS = 10_000
+
+
+def governance_db_path(data_dir: str | Path) -> Path:
+    """Path of the governance store inside a data folder."""
+    return Path(data_dir) / GOVERNANCE_DB
+
+
+def connect(path: str | Path) -> sqlite3.Connection:
+    """Open (creating the folder if needed) a SQLite database with WAL, foreign keys
+    and a busy timeout. The connection is in autocommit mode: use
+    ``with transaction(conn):`` for multi-statement atomic changes."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False)
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    conn.execute("PRAGMA journal_mode = WAL")
+    # FULL: a committed change survives power loss, which the collector's
+    # "a 2xx means durable" promise relies on for the batch ledger.
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("PRAGMA foreign_keys = ON")
+    return conn
+
+
+class transaction:
+    """``with transaction(conn):`` runs the block in BEGIN IMMEDIATE … COMMIT
+    (ROLLBACK on error). IMMEDIATE takes the write lock up front so two
+    processes cannot both read-then-write the same rows."""
+
+    def __init__(self, conn: sqlite3.Connection):
+        self.conn = conn
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.conn.execute("BEGIN IMMEDIATE")
+        return self.conn
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+
+
+def ensure_schema(conn: sqlite3.Connection, component: str, version: int, statements: list[str]) -> None:
+    """Create ``component``'s tables once. ``statements`` must be idempotent
+    (``CREATE TABLE IF NOT EXISTS``); the applied version is recorded in
+    ``schema_versions`` so later versions can add migrations."""
+    with transaction(conn):
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_versions (component TEXT PRIMARY KEY, version INTEGER NOT NULL)"
+        )
+        row = conn.execute("SELECT version FROM schema_versions WHERE component = ?", (component,)).fetchone()
+        if row is not None and row[0] >= version:
+            return
+        for statement in statements:
+            conn.execute(statement)
+        conn.execute(
+            "INSERT INTO schema_versions (component, version) VALUES (?, ?) "
+            "ON CONFLICT(component) DO UPDATE SET version = excluded.version",
+            (component, version),
+        )
+
+
+class ThreadLocalConnections:
+    """One SQLite connection per thread for a database path (sqlite3 connections
+    must not be used from two threads at once; the collector authenticates on
+    many worker threads)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+
+    def get(self) -> sqlite3.Connection:
+        """This thread's connection, opened on first use."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = connect(self.path)
+            self._local.conn = conn
+            with self._lock:
+                self._all.append(conn)
+        return conn
+
+    def close(self) -> None:
+        """Close every connection opened through this object."""
+        with self._lock:
+            for conn in self._all:
+                try:
+                    conn.close()
+                except sqlite3.Error:
+                    pass
+            self._all.clear()
+        self._local = threading.local()
