@@ -1,0 +1,229 @@
+"""Cursor-motion anonymizer: pure functions over pointer paths.
+
+A pointer path between two rests or clicks carries the person's motor
+signature (how fast they accelerate, how their path curves, how they
+correct). The anonymizer keeps what data users need, where the motion
+started and ended (a click's position bit-exact), when it started and ended,
+and how many samples it has, and replaces everything in between by a
+synthetic, humanly plausible path:
+
+* a primary minimum-jerk sub-movement (Flash & Hogan 1985) aimed at a point
+  near the target, with an along-path error (overshoot or undershoot) and a
+  sideways error drawn from a population model;
+* a bowed (curved) course, bow size drawn from the population;
+* a corrective minimum-jerk sub-movement that lands exactly on the target,
+  starting at a population-drawn fraction of the movement;
+* small, smooth tremor that vanishes at both ends.
+
+Sample times are re-spaced evenly between the first and last sample of the
+segment, so the person's own speed profile does not survive in the timing
+either; the segment keeps its exact start and end time, which also keeps
+``t_ns`` non-decreasing across interleaved events.
+
+The population model (quantiles of bow, overshoot, sideways error,
+correction onset and tremor, pooled over many people) is built from public
+data by ``scripts/build_population_models.py`` and shipped in
+``tracework/privacy/models/cursor_population.json``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from importlib import resources
+
+import numpy as np
+
+from ..errors import PolicyError
+
+# Statistics the synthetic path draws from the population, with the
+# fallback used if a model lacks one (values from the motor-control
+# literature: mild curvature, ~5% overshoot, correction at ~75% of the time).
+CURSOR_STATS = {
+    "bow": [-0.08, 0.0, 0.08],  # signed max sideways deviation / distance
+    "along_error": [-0.08, 0.0, 0.08],  # primary endpoint error along the path / distance
+    "side_error": [-0.03, 0.0, 0.03],  # primary endpoint error sideways / distance
+    "primary_fraction": [0.6, 0.75, 0.9],  # share of the time the primary movement takes
+    "tremor": [0.0, 0.003, 0.01],  # tremor amplitude / distance
+}
+
+
+class CursorModel:
+    """Quantile tables (evenly spaced probabilities) per shape statistic."""
+
+    def __init__(self, quantiles: dict[str, list[float]], meta: dict | None = None):
+        self.quantiles = {k: np.asarray(quantiles.get(k, v), dtype=float) for k, v in CURSOR_STATS.items()}
+        self.meta = meta or {}
+
+    @classmethod
+    def load(cls, path: str | None = None) -> "CursorModel":
+        """Load a model file; None loads the one shipped with the package."""
+        if path is None:
+            text = resources.files("tracework.privacy.models").joinpath("cursor_population.json").read_text()
+        else:
+            with open(path) as fh:
+                text = fh.read()
+        try:
+            doc = json.loads(text)
+            return cls(doc["quantiles"], doc.get("meta"))
+        except (KeyError, ValueError, TypeError) as exc:
+            raise PolicyError(f"cursor population model {path or '(shipped)'} is malformed: {exc}",
+                              hint="rebuild it with scripts/build_population_models.py") from exc
+
+    def draw(self, name: str, rng: np.random.Generator) -> float:
+        """One value of statistic ``name`` from its population distribution."""
+        q = self.quantiles[name]
+        pos = rng.random() * (len(q) - 1)
+        lo = int(pos)
+        hi = min(lo + 1, len(q) - 1)
+        return float(q[lo] + (q[hi] - q[lo]) * (pos - lo))
+
+
+_DEFAULT: CursorModel | None = None
+
+
+def default_model() -> CursorModel:
+    """The shipped cursor population model (loaded once)."""
+    global _DEFAULT
+    if _DEFAULT is None:
+        try:
+            _DEFAULT = CursorModel.load()
+        except FileNotFoundError:  # a source checkout before the model is built
+            _DEFAULT = CursorModel({})
+    return _DEFAULT
+
+
+@dataclass
+class CursorParams:
+    """Parameters (policy keys under ``anonymizer.cursor``).
+
+    rest_ms: a gap between moves at least this long ends a movement segment.
+    retime: re-space sample times evenly inside a segment (hides the
+        person's speed profile in the timing); False keeps original times.
+    strength: scales the population-drawn shape deviations (1 = population
+        typical; 0 = straight minimum-jerk paths).
+    """
+
+    rest_ms: float = 300.0
+    retime: bool = True
+    strength: float = 1.0
+
+    def validate(self) -> None:
+        """Raise PolicyError if a parameter is out of range."""
+        if not self.rest_ms > 0:
+            raise PolicyError(f"cursor rest_ms must be > 0, got {self.rest_ms}", hint="use e.g. 300")
+        if not 0 <= self.strength <= 3:
+            raise PolicyError(f"cursor strength must be in [0, 3], got {self.strength}", hint="use 1.0")
+
+
+def min_jerk(u: np.ndarray) -> np.ndarray:
+    """Minimum-jerk position profile: 0 at u<=0, 1 at u>=1, smooth between."""
+    u = np.clip(u, 0.0, 1.0)
+    return u ** 3 * (10 - 15 * u + 6 * u * u)
+
+
+def synthetic_path(x0: float, y0: float, x1: int, y1: int, tau: np.ndarray, rng: np.random.Generator,
+                   model: CursorModel | None = None, strength: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """Integer positions at normalised times ``tau`` (0..1] from (x0,y0) to (x1,y1).
+
+    The sample at tau == 1 (there must be one, the last) is exactly (x1, y1).
+    """
+    model = model or default_model()
+    tau = np.asarray(tau, dtype=float)
+    dx, dy = x1 - x0, y1 - y0
+    dist = float(np.hypot(dx, dy))
+    if dist < 1e-9:
+        ux, uy = 1.0, 0.0
+    else:
+        ux, uy = dx / dist, dy / dist
+    px, py = -uy, ux  # unit perpendicular
+    s = strength
+    along = model.draw("along_error", rng) * s
+    side = model.draw("side_error", rng) * s
+    bow = model.draw("bow", rng) * s
+    prim = min(max(model.draw("primary_fraction", rng), 0.3), 1.0)
+    trem = abs(model.draw("tremor", rng)) * s
+    # Aim point of the primary sub-movement (near, not on, the target).
+    ax = x1 + (ux * along + px * side) * dist
+    ay = y1 + (uy * along + py * side) * dist
+    m1 = min_jerk(tau / prim)
+    onset = prim * 0.7  # the correction overlaps the end of the primary movement
+    m2 = min_jerk((tau - onset) / max(1.0 - onset, 1e-6))
+    xs = x0 + (ax - x0) * m1 + (x1 - ax) * m2
+    ys = y0 + (ay - y0) * m1 + (y1 - ay) * m2
+    # Bowed course: sideways offset that is zero at both ends.
+    b = np.sin(np.pi * m1) * bow * dist
+    xs += px * b
+    ys += py * b
+    if trem > 0 and len(tau) > 2:
+        # Smooth tremor: a random walk, low-passed, faded out at both ends.
+        w = rng.standard_normal((2, len(tau))).cumsum(axis=1)
+        w -= np.linspace(0, 1, len(tau)) * w[:, -1:]
+        w /= max(np.abs(w).max(), 1e-9)
+        fade = np.sin(np.pi * np.clip(tau, 0, 1))
+        xs += w[0] * fade * trem * dist
+        ys += w[1] * fade * trem * dist
+    xi = np.round(xs).astype(np.int64)
+    yi = np.round(ys).astype(np.int64)
+    # Never leave the screen's top-left quadrant because of overshoot.
+    if x0 >= 0 and x1 >= 0:
+        xi = np.maximum(xi, 0)
+    if y0 >= 0 and y1 >= 0:
+        yi = np.maximum(yi, 0)
+    end = tau >= 1.0
+    xi[end] = x1
+    yi[end] = y1
+    return xi, yi
+
+
+def anonymize_segment(start: tuple[int, int] | None, t_ns: np.ndarray, x: np.ndarray, y: np.ndarray,
+                      rng: np.random.Generator, params: CursorParams | None = None,
+                      model: CursorModel | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """New (t_ns, x, y) for the move samples of one segment.
+
+    start: where the pointer was before the segment's first sample (None if
+    unknown: the first sample is then kept as the start). The last sample's
+    position and time and the first sample's time are kept exactly.
+    """
+    params = params or CursorParams()
+    t = np.asarray(t_ns, dtype=np.int64)
+    x = np.asarray(x, dtype=np.int64)
+    y = np.asarray(y, dtype=np.int64)
+    n = len(t)
+    if n == 0:
+        return t.copy(), x.copy(), y.copy()
+    keep_first = start is None
+    if keep_first:
+        start = (int(x[0]), int(y[0]))
+    if n == 1 or (keep_first and n == 2):
+        return t.copy(), x.copy(), y.copy()
+    if params.retime:
+        t_new = np.round(np.linspace(t[0], t[-1], n)).astype(np.int64)
+        t_new[0], t_new[-1] = t[0], t[-1]
+    else:
+        t_new = t.copy()
+    # Normalised time of each sample: the motion is taken to begin one
+    # sample interval before the first sample (it was already moving then).
+    k = np.arange(n, dtype=float)
+    if keep_first:
+        tau = k / (n - 1)
+    else:
+        tau = (k + 1) / n
+    xs, ys = synthetic_path(start[0], start[1], int(x[-1]), int(y[-1]), tau, rng, model, params.strength)
+    if keep_first:
+        xs[0], ys[0] = x[0], y[0]
+    return t_new, xs, ys
+
+
+def split_segments(t_ns: np.ndarray, rest_ms: float) -> list[slice]:
+    """Cut a run of move samples at gaps >= rest_ms."""
+    t = np.asarray(t_ns, dtype=np.int64)
+    if len(t) == 0:
+        return []
+    cuts = np.nonzero(np.diff(t) >= rest_ms * 1_000_000)[0] + 1
+    bounds = [0, *cuts.tolist(), len(t)]
+    return [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+__all__ = ["CursorModel", "CursorParams", "anonymize_segment", "default_model", "min_jerk",
+           "split_segments", "synthetic_path"]

@@ -1,0 +1,455 @@
+"""Typing-rhythm anonymizers: pure functions over key-event sequences.
+
+How someone types (how long each key is held, how long between keys, per
+digraph) identifies them like a fingerprint. These functions change *when* key
+events happened, never *which* events happened or in what order: the text, the
+key order and the interleaving of presses and releases (rollover) are kept.
+
+Two anonymizers:
+
+``kloak_retime``
+    The baseline, in the style of kloak (Vinterberg): every event is delayed by
+    a uniform random amount in ``[0, max_delay_ms]`` and then pushed to be no
+    earlier than the event before it, so the output is monotone and a key-up
+    never precedes its key-down.
+
+``PopulationRetimer``
+    Tracework's default. The event stream is cut into *runs* of typing
+    separated by pauses (a gap of at least ``pause_ms``). Inside a run every
+    gap between consecutive key events is redrawn from a population model (see
+    :class:`PopulationModel`) conditioned on the kind of transition (press to
+    press, press to release of the same key = a hold, release to press...),
+    the classes of the two keys (letter, space, punct, backspace, modifier...)
+    and, for two letters, whether they are typed by the same hand. The redrawn
+    gaps are then rescaled so the run keeps its original duration, i.e. its
+    typing speed (optionally with a small random speed change,
+    ``speed_jitter``). Hesitations inside a run (gaps of at least
+    ``hesitation_ms``) and the pauses between runs are kept but coarse-grained:
+    rounded *down* to a multiple of ``quantum_ms``, so they stay informative
+    (a thinking pause before a word) without carrying exact personal timing.
+
+The population model is aggregate statistics only (quantiles of gap lengths
+per transition class), built from public data by
+``scripts/build_population_models.py`` and shipped in
+``tracework/privacy/models/typing_population.json``.
+
+Why rounding down: a run's start may then move earlier but never later, so the
+re-timed stream never overtakes an event that comes after it in sequence
+order (the agent assigns ``seq`` before the privacy pipeline).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import string
+from dataclasses import dataclass
+from importlib import resources
+from typing import Iterable, Sequence
+
+import msgspec
+import numpy as np
+
+from ..errors import PolicyError
+from ..events import Event, KeyDown, KeyUp
+
+MS = 1_000_000  # nanoseconds per millisecond
+
+# Key classes used to condition the population model. A redacted key keeps
+# only its class, so these must be computable from ``key_class`` alone too.
+KEY_CLASSES = ("letter", "digit", "space", "punct", "backspace", "modifier", "enter", "other")
+
+# QWERTY hands. Same-hand digraphs are slower than alternating ones for almost
+# everyone; conditioning on it keeps that population-level regularity in the
+# re-timed data without keeping the person's own digraph timings.
+_LEFT_HAND = set("qwertasdfgzxcvb")
+_RIGHT_HAND = set("yuiophjklnm")
+
+_MODIFIER_SYMS = {
+    "shift", "shift_l", "shift_r", "control", "control_l", "control_r", "ctrl", "alt", "alt_l",
+    "alt_r", "meta", "meta_l", "meta_r", "super", "super_l", "super_r", "caps_lock", "capslock",
+    "iso_level3_shift", "altgr", "win", "cmd",
+}
+
+
+def key_class_of(char: str | None, key_sym: str | None, key_class: str | None = None) -> str:
+    """The coarse class of a key (one of ``KEY_CLASSES``).
+
+    Uses the produced character when there is one, else the key's symbolic
+    name, else an already-set ``key_class`` (redacted keys carry only that).
+    """
+    if char:
+        c = char[0]
+        if c == " ":
+            return "space"
+        if c.isalpha():
+            return "letter"
+        if c.isdigit():
+            return "digit"
+        if c in "\r\n":
+            return "enter"
+        if c == "\b":
+            return "backspace"
+        if c in string.punctuation or not c.isprintable():
+            return "punct" if c in string.punctuation else "other"
+        return "punct"
+    if key_sym:
+        s = key_sym.lower()
+        if s in ("space", " "):
+            return "space"
+        if s in ("backspace", "bksp", "delete"):
+            return "backspace"
+        if s in ("return", "enter", "kp_enter"):
+            return "enter"
+        if s in _MODIFIER_SYMS:
+            return "modifier"
+        if len(s) == 1:
+            return key_class_of(s, None)
+        return "other"
+    if key_class:
+        return key_class if key_class in KEY_CLASSES else "other"
+    return "other"
+
+
+def hand_of(char: str | None) -> str:
+    """``L`` or ``R`` for a letter on a QWERTY keyboard, ``-`` otherwise."""
+    if char and len(char) == 1:
+        c = char.lower()
+        if c in _LEFT_HAND:
+            return "L"
+        if c in _RIGHT_HAND:
+            return "R"
+    return "-"
+
+
+@dataclass(frozen=True)
+class KeySequence:
+    """A key-event sequence in the form the anonymizers work on.
+
+    t_ns: event times (non-decreasing). is_down: press (True) or release.
+    key: identity used to pair a release with its press (key code, symbol...).
+    cls: key class (``KEY_CLASSES``). hand: ``L``/``R``/``-`` (letters only).
+    """
+
+    t_ns: np.ndarray
+    is_down: np.ndarray
+    key: tuple
+    cls: tuple
+    hand: tuple
+
+    def __len__(self) -> int:
+        return len(self.t_ns)
+
+
+def gap_classes(seq: KeySequence) -> list[str]:
+    """The transition class of each gap (gap ``i`` lies before event ``i+1``).
+
+    Format ``kind|prev_class|next_class[|hand relation]`` where kind is
+    ``hold`` (press then release of the same key) or ``DD``/``DU``/``UD``/``UU``.
+    """
+    out = []
+    for i in range(len(seq) - 1):
+        a_down, b_down = bool(seq.is_down[i]), bool(seq.is_down[i + 1])
+        if a_down and not b_down and seq.key[i] == seq.key[i + 1]:
+            kind = "hold"
+        else:
+            kind = ("D" if a_down else "U") + ("D" if b_down else "U")
+        ca, cb = seq.cls[i], seq.cls[i + 1]
+        label = f"{kind}|{ca}|{cb}"
+        if ca == "letter" and cb == "letter" and kind != "hold":
+            ha, hb = seq.hand[i], seq.hand[i + 1]
+            if seq.key[i] == seq.key[i + 1]:
+                label += "|same_key"
+            elif ha != "-" and hb != "-":
+                label += "|same_hand" if ha == hb else "|alt_hand"
+        out.append(label)
+    return out
+
+
+def _coarser(label: str) -> Iterable[str]:
+    """Fallbacks from most to least specific, for classes rare in the model."""
+    parts = label.split("|")
+    yield label
+    if len(parts) > 3:
+        yield "|".join(parts[:3])
+    yield parts[0]
+
+
+class PopulationModel:
+    """Quantiles of gap lengths (ms) per transition class, from many people.
+
+    ``quantiles[label]`` is a non-decreasing list of gap lengths at evenly
+    spaced probabilities 0..1; sampling interpolates it (inverse-CDF).
+    """
+
+    def __init__(self, quantiles: dict[str, list[float]], meta: dict | None = None):
+        if not quantiles:
+            raise PolicyError("the typing population model is empty", hint="rebuild it with scripts/build_population_models.py")
+        self.quantiles = {k: np.asarray(v, dtype=float) for k, v in quantiles.items()}
+        self.meta = meta or {}
+        self._resolved: dict[str, np.ndarray] = {}
+
+    @classmethod
+    def load(cls, path: str | None = None) -> "PopulationModel":
+        """Load a model file; None loads the one shipped with the package."""
+        if path is None:
+            text = resources.files("tracework.privacy.models").joinpath("typing_population.json").read_text()
+        else:
+            with open(path) as fh:
+                text = fh.read()
+        try:
+            doc = json.loads(text)
+            return cls(doc["quantiles"], doc.get("meta"))
+        except (KeyError, ValueError, TypeError) as exc:
+            raise PolicyError(f"typing population model {path or '(shipped)'} is malformed: {exc}",
+                              hint="rebuild it with scripts/build_population_models.py") from exc
+
+    def table(self, label: str) -> np.ndarray:
+        """The quantile table for ``label`` or its nearest coarser class."""
+        got = self._resolved.get(label)
+        if got is None:
+            for cand in _coarser(label):
+                if cand in self.quantiles:
+                    got = self.quantiles[cand]
+                    break
+            else:
+                got = self.quantiles["*"] if "*" in self.quantiles else next(iter(self.quantiles.values()))
+            self._resolved[label] = got
+        return got
+
+    def sample(self, labels: Sequence[str], rng: np.random.Generator) -> np.ndarray:
+        """One gap (ms) per label, drawn independently from the population."""
+        u = rng.random(len(labels))
+        out = np.empty(len(labels))
+        for i, (lab, ui) in enumerate(zip(labels, u)):
+            q = self.table(lab)
+            pos = ui * (len(q) - 1)
+            lo = int(pos)
+            hi = min(lo + 1, len(q) - 1)
+            out[i] = q[lo] + (q[hi] - q[lo]) * (pos - lo)
+        return out
+
+
+_DEFAULT_MODEL: PopulationModel | None = None
+
+
+def default_model() -> PopulationModel:
+    """The shipped population model (loaded once)."""
+    global _DEFAULT_MODEL
+    if _DEFAULT_MODEL is None:
+        _DEFAULT_MODEL = PopulationModel.load()
+    return _DEFAULT_MODEL
+
+
+def kloak_retime(t_ns: np.ndarray, max_delay_ms: float, rng: np.random.Generator) -> np.ndarray:
+    """Kloak-style baseline: delay each event by U(0, max_delay_ms), keep order.
+
+    Each output time is ``max(previous output, input + delay)``, so the result
+    is non-decreasing and no event moves before one that preceded it.
+    """
+    t = np.asarray(t_ns, dtype=np.int64)
+    if max_delay_ms < 0:
+        raise PolicyError(f"kloak max_delay_ms must be >= 0, got {max_delay_ms}", hint="use a delay such as 50")
+    delays = (rng.random(len(t)) * max_delay_ms * MS).astype(np.int64)
+    return np.maximum.accumulate(t + delays) if len(t) else t.copy()
+
+
+@dataclass
+class TypingParams:
+    """Parameters of the population re-timer (policy keys under ``anonymizer.typing``).
+
+    pause_ms: a gap at least this long ends a run of typing.
+    hesitation_ms: a gap inside a run at least this long is kept (coarsened)
+        rather than redrawn from the population.
+    quantum_ms: hesitations and pauses are rounded down to a multiple of this.
+    speed_jitter: each run's duration is multiplied by a random factor in
+        ``[1 - speed_jitter, 1 + speed_jitter]`` (never lengthened past the
+        next event); 0 keeps every run's speed exact.
+    """
+
+    pause_ms: float = 2000.0
+    hesitation_ms: float = 600.0
+    quantum_ms: float = 200.0
+    speed_jitter: float = 0.04
+
+    def validate(self) -> None:
+        """Raise PolicyError if the parameters are inconsistent."""
+        if not (self.quantum_ms > 0 and self.hesitation_ms > 0 and self.pause_ms >= self.hesitation_ms):
+            raise PolicyError(
+                f"typing anonymizer params are inconsistent: {self}",
+                hint="need quantum_ms > 0, hesitation_ms > 0 and pause_ms >= hesitation_ms")
+        if not 0 <= self.speed_jitter < 0.5:
+            raise PolicyError(f"speed_jitter must be in [0, 0.5), got {self.speed_jitter}",
+                              hint="use a small value such as 0.04")
+
+
+def _quantize_down(gap_ns: float, quantum_ns: float, floor_ns: float) -> float:
+    """Round a long gap down to the quantum grid, but not below ``floor_ns``."""
+    return max(floor_ns, math.floor(gap_ns / quantum_ns) * quantum_ns)
+
+
+class PopulationRetimer:
+    """Re-times runs of typing from the population model (see module docstring).
+
+    Stateful only across runs (the previous run's original and re-timed end,
+    to coarse-grain the pause between runs) and in its random generator, so
+    the same object can serve a batch function and a streaming stage.
+    """
+
+    def __init__(self, params: TypingParams | None = None, model: PopulationModel | None = None,
+                 rng: np.random.Generator | None = None):
+        self.params = params or TypingParams()
+        self.params.validate()
+        self.model = model or default_model()
+        self.rng = rng if rng is not None else np.random.default_rng()
+        self._prev_in_end: int | None = None  # original time of the last key event released
+        self._prev_out_end: int | None = None  # its re-timed time
+
+    def forget_previous(self) -> None:
+        """The next run does not follow typing directly (something else came between)."""
+        self._prev_in_end = None
+        self._prev_out_end = None
+
+    def retime_run(self, seq: KeySequence, end_limit_ns: int | None = None) -> np.ndarray:
+        """New times for one run (no gap >= pause_ms inside it).
+
+        The run starts at its original time, or earlier when it follows a
+        previous run directly (the pause between them is coarse-grained). It
+        ends no later than ``end_limit_ns`` (default: its original end).
+        """
+        p = self.params
+        t = np.asarray(seq.t_ns, dtype=np.int64)
+        n = len(t)
+        if n == 0:
+            return t.copy()
+        start = int(t[0])
+        if self._prev_in_end is not None and start >= self._prev_in_end:
+            pause = start - self._prev_in_end
+            start = int(self._prev_out_end + _quantize_down(pause, p.quantum_ms * MS, 0))
+            # Never later than the original start: the run must not overtake
+            # whatever follows it in sequence order.
+            start = min(max(start, int(self._prev_out_end)), int(t[0]))
+        orig_end = int(t[-1])
+        limit = orig_end if end_limit_ns is None else max(orig_end, int(end_limit_ns))
+        if n == 1:
+            out = np.array([start], dtype=np.int64)
+        else:
+            gaps = np.diff(t).astype(float)
+            labels = gap_classes(seq)
+            hes = gaps >= p.hesitation_ms * MS
+            new = np.empty(n - 1)
+            # Hesitations: kept in place, rounded down (never below the threshold).
+            new[hes] = [_quantize_down(g, p.quantum_ms * MS, p.hesitation_ms * MS) for g in gaps[hes]]
+            fluent = ~hes
+            if fluent.any():
+                drawn = self.model.sample([lab for lab, f in zip(labels, fluent) if f], self.rng) * MS
+                # Population gaps can themselves be long; cap below the
+                # hesitation threshold so a drawn gap is never mistaken for one.
+                drawn = np.minimum(drawn, p.hesitation_ms * MS * 0.999)
+                target = gaps[fluent].sum()
+                if p.speed_jitter > 0:
+                    target *= 1.0 + self.rng.uniform(-p.speed_jitter, p.speed_jitter)
+                total = drawn.sum()
+                if total > 0:
+                    drawn *= target / total
+                else:
+                    drawn[:] = target / len(drawn)
+                new[fluent] = drawn
+            out = start + np.concatenate([[0.0], np.cumsum(new)])
+            out = np.round(out).astype(np.int64)
+            if out[-1] > limit:
+                # Only a jittered speed-up of the pause/hesitation rounding can
+                # get here; squeeze the run to fit before the next event.
+                span = max(limit - start, 0)
+                out = start + np.round((out - start) * (span / max(out[-1] - start, 1))).astype(np.int64)
+            out = np.maximum.accumulate(out)
+        self._prev_in_end = orig_end
+        self._prev_out_end = int(out[-1])
+        return out
+
+    def split_runs(self, t_ns: np.ndarray) -> list[slice]:
+        """Cut a sequence into runs at gaps >= pause_ms."""
+        t = np.asarray(t_ns, dtype=np.int64)
+        if len(t) == 0:
+            return []
+        cuts = np.nonzero(np.diff(t) >= self.params.pause_ms * MS)[0] + 1
+        bounds = [0, *cuts.tolist(), len(t)]
+        return [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
+
+    def retime(self, seq: KeySequence) -> np.ndarray:
+        """Re-time a whole key sequence (all runs, pauses coarse-grained)."""
+        out = np.empty(len(seq), dtype=np.int64)
+        for sl in self.split_runs(seq.t_ns):
+            sub = KeySequence(seq.t_ns[sl], seq.is_down[sl], seq.key[sl], seq.cls[sl], seq.hand[sl])
+            out[sl] = self.retime_run(sub)
+        return out
+
+
+def population_retime(seq: KeySequence, params: TypingParams | None = None,
+                      model: PopulationModel | None = None, seed: int | None = None) -> np.ndarray:
+    """Re-time ``seq`` with a fresh :class:`PopulationRetimer` (pure function).
+
+    seed: fixes the random draws (same input + seed → same output); None draws
+    fresh entropy each call, which is what the agent does.
+    """
+    return PopulationRetimer(params, model, np.random.default_rng(seed)).retime(seq)
+
+
+# ---- event-level helpers -------------------------------------------------------
+
+def is_key_event(ev: Event) -> bool:
+    """True for KeyDown and KeyUp."""
+    return isinstance(ev, (KeyDown, KeyUp))
+
+
+def key_identity(ev: KeyDown | KeyUp):
+    """What pairs a release with its press: key code, else symbol, else class."""
+    if ev.key_code is not None:
+        return ("code", ev.key_code)
+    if ev.key_sym is not None:
+        return ("sym", ev.key_sym)
+    if ev.char is not None:
+        return ("char", ev.char)
+    return ("class", ev.key_class)
+
+
+def sequence_from_events(events: Sequence[KeyDown | KeyUp]) -> KeySequence:
+    """The :class:`KeySequence` view of a list of key events."""
+    t = np.fromiter((e.t_ns for e in events), dtype=np.int64, count=len(events))
+    down = np.fromiter((isinstance(e, KeyDown) for e in events), dtype=bool, count=len(events))
+    keys = tuple(key_identity(e) for e in events)
+    cls = tuple(key_class_of(e.char, e.key_sym, e.key_class) for e in events)
+    hand = tuple(hand_of(e.char if e.char else (e.key_sym if e.key_sym and len(e.key_sym) == 1 else None))
+                 for e in events)
+    return KeySequence(t, down, keys, cls, hand)
+
+
+def with_times(events: Sequence[Event], t_ns: Sequence[int]) -> list[Event]:
+    """Copies of ``events`` with new ``t_ns`` (everything else unchanged)."""
+    return [msgspec.structs.replace(e, t_ns=int(t)) for e, t in zip(events, t_ns)]
+
+
+def anonymize_key_events(events: Sequence[KeyDown | KeyUp], params: TypingParams | None = None,
+                         model: PopulationModel | None = None, seed: int | None = None) -> list[Event]:
+    """Population re-timing of a list of key events; order, keys and text unchanged."""
+    if not events:
+        return []
+    if not all(is_key_event(e) for e in events):
+        raise ValueError("anonymize_key_events takes KeyDown/KeyUp events only")
+    seq = sequence_from_events(events)
+    return with_times(events, population_retime(seq, params, model, seed))
+
+
+def kloak_events(events: Sequence[Event], max_delay_ms: float = 50.0, seed: int | None = None) -> list[Event]:
+    """Kloak-style baseline over any events: random bounded delay, order kept."""
+    if not events:
+        return []
+    t = np.fromiter((e.t_ns for e in events), dtype=np.int64, count=len(events))
+    return with_times(events, kloak_retime(t, max_delay_ms, np.random.default_rng(seed)))
+
+
+__all__ = [
+    "KEY_CLASSES", "KeySequence", "PopulationModel", "PopulationRetimer", "TypingParams",
+    "anonymize_key_events", "default_model", "gap_classes", "hand_of", "key_class_of",
+    "kloak_events", "kloak_retime", "population_retime", "sequence_from_events", "with_times",
+]
