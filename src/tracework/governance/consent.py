@@ -1,0 +1,180 @@
+"""Consent enforcement shared by the collector and the agent.
+
+The signed consent document
+---------------------------
+``GET /v1/consent`` (device token) returns::
+
+    {"payload": "<JSON text>", "signature": "<base64 Ed25519>", "key_id": "<16 hex>"}
+
+``signature`` is the collector's consent key over the UTF-8 bytes of
+``payload`` exactly as sent (no re-serialisation, so nothing depends on JSON
+canonical form). ``payload`` decodes to :class:`ConsentDocument`. The agent
+verifies with :func:`verify_consent_document`, captures only ``classes``, and
+stops capturing when the document expires without a fresh one (documents
+live ``DOCUMENT_TTL_S`` seconds and agents poll every ``POLL_INTERVAL_S``
+seconds, so a withdrawal stops capture within 60 seconds even when the
+collector is unreachable). See docs/governance.md for the field list.
+
+Data classes of events
+----------------------
+:func:`event_classes` maps an event to the data classes it carries. The
+collector refuses a batch carrying a class its person has not consented to
+(:class:`ConsentRefused`, HTTP 403), and the agent uses the same mapping to
+decide what to capture.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Iterable
+
+import msgspec
+
+from ..errors import ConsentError
+from .signing import SigningKey, key_id as _key_id, load_public_key, verify_signature
+
+DOCUMENT_FORMAT = "tracework.consent/1"
+#: How long a signed consent document is valid. An agent that cannot fetch a
+#: newer one stops capturing when it expires.
+DOCUMENT_TTL_S = 45
+#: How often agents should fetch the document.
+POLL_INTERVAL_S = 15
+
+
+class PurposeGrant(msgspec.Struct, kw_only=True):
+    """A purpose the person consented to, under which notice, for which classes."""
+
+    notice_version: int
+    classes: list[str]
+    granted_ns: int
+
+
+class ConsentDocument(msgspec.Struct, kw_only=True):
+    """What the agent may capture, signed by the collector.
+
+    person: the person's pseudonym. device: the device id the document was issued to.
+    issued_ns / expires_ns: validity window (wall clock, ns since the epoch).
+    consent_version: grows with every consent change of the person; agents
+    refuse a document older than one they already accepted (replay).
+    purposes: current effective grants. classes: union of their classes;
+    empty means capture nothing. policy: the administrator's agent policy.
+    """
+
+    format: str
+    person: str
+    device: str
+    issued_ns: int
+    expires_ns: int
+    consent_version: int
+    purposes: dict[str, PurposeGrant]
+    classes: list[str]
+    policy: dict = {}
+
+
+class ConsentRefused(ConsentError):
+    """A batch carries a data class its person did not consent to (HTTP 403)."""
+
+    status = 403
+    code = "consent_missing"
+
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(ConsentDocument)
+
+
+def sign_consent_document(doc: ConsentDocument, key: SigningKey) -> dict:
+    """The wire form of ``doc``: payload text, detached signature and key id."""
+    payload = _encoder.encode(doc).decode()
+    return {"payload": payload, "signature": key.sign(payload.encode()), "key_id": key.key_id}
+
+
+def verify_consent_document(
+    doc: dict | bytes | str,
+    public_key,
+    *,
+    now_ns: int | None = None,
+    min_consent_version: int = 0,
+    min_issued_ns: int = 0,
+) -> ConsentDocument:
+    """Check a signed consent document and return its content.
+
+    ``doc`` is the response of ``GET /v1/consent`` (a dict, or its JSON text).
+    ``public_key`` is the collector's consent key (base64 raw, PEM or key object).
+    Pass the ``consent_version`` and ``issued_ns`` of the last document you
+    accepted as ``min_consent_version`` and ``min_issued_ns`` to refuse a replayed
+    older document. Raises ConsentError (capture nothing) when the signature is
+    wrong, the document is expired or malformed, or it is older than allowed.
+    """
+    if isinstance(doc, (bytes, str)):
+        try:
+            doc = msgspec.json.decode(doc)
+        except msgspec.DecodeError as exc:
+            raise ConsentError(f"the consent document is not JSON ({exc})", hint="fetch it again") from None
+    if not isinstance(doc, dict) or not all(isinstance(doc.get(k), str) for k in ("payload", "signature")):
+        raise ConsentError(
+            "the consent document must be an object with text fields 'payload' and 'signature'",
+            hint="fetch it again from GET /v1/consent",
+        )
+    key = load_public_key(public_key)
+    if not verify_signature(key, doc["payload"].encode(), doc["signature"]):
+        raise ConsentError(
+            "the consent document's signature does not verify: capture nothing",
+            hint=f"check the agent trusts the collector's consent key (key id {_key_id(key)})",
+        )
+    try:
+        content = _decoder.decode(doc["payload"])
+    except msgspec.DecodeError as exc:
+        raise ConsentError(f"the consent document is malformed ({exc})", hint="update the agent") from None
+    if content.format != DOCUMENT_FORMAT:
+        raise ConsentError(f"unsupported consent document format {content.format!r}", hint="update the agent")
+    now_ns = time.time_ns() if now_ns is None else now_ns
+    if now_ns >= content.expires_ns:
+        raise ConsentError("the consent document has expired: capture nothing", hint="fetch a fresh one")
+    if content.consent_version < min_consent_version or content.issued_ns < min_issued_ns:
+        raise ConsentError(
+            "the consent document is older than one already accepted (replayed): ignored",
+            hint="fetch a fresh one from GET /v1/consent",
+        )
+    return content
+
+
+# ---------------------------------------------------------------- event classes
+
+_KEY_IDENTITY_FIELDS = ("key_code", "key_sym", "char")
+
+
+def event_classes(event) -> set[str]:
+    """Data classes an event carries.
+
+    Key events carry key timing, and key identity/text when any of key_code,
+    key_sym or char is present (a key reduced on the device to ``key_class``
+    carries timing only). Mouse moves, buttons and scrolls carry ``mouse``.
+    A focus change carries ``window_titles`` when it has an app or title and
+    ``web`` when it has a URL. Control events (idle, pause, session start...)
+    carry none.
+    """
+    tag = event.__struct_config__.tag
+    if tag in ("key_down", "key_up"):
+        classes = {"key_timing"}
+        if any(getattr(event, f) is not None for f in _KEY_IDENTITY_FIELDS):
+            classes.add("key_text")
+        return classes
+    if tag in ("mouse_move", "button_down", "button_up", "scroll"):
+        return {"mouse"}
+    if tag == "focus_change":
+        classes = set()
+        if event.app is not None or event.title is not None:
+            classes.add("window_titles")
+        if event.url is not None:
+            classes.add("web")
+        return classes
+    return set()
+
+
+def batch_classes(events: Iterable) -> dict[str, int]:
+    """For each data class, the index of the first event carrying it."""
+    first: dict[str, int] = {}
+    for i, ev in enumerate(events):
+        for c in event_classes(ev):
+            first.setdefault(c, i)
+    return first

@@ -1,0 +1,390 @@
+"""Access and erasure requests, and the scan that proves an erasure.
+
+Access: one zip archive with everything held about a person, machine-readable:
+``person.json`` (record, devices, consent history), ``raw/events.parquet`` and
+``raw/events.ndjson`` (their raw lake rows), ``datasets/<name>/<file>.parquet``
+(their rows in every dataset), ``audit.json`` (audit entries about them) and
+``manifest.json`` (what is where, row counts).
+
+Erasure: for every pseudonym the person has had,
+1. delete their rows from the raw events table (Delta delete) — by a salted
+   hash of the pseudonym, because Delta records a delete's predicate in its
+   log and the pseudonym itself must not stay there;
+2. rewrite every Parquet file of every dataset whose ``manifest.json`` lists
+   them without their rows, and drop them from the manifest;
+3. vacuum: remove the Parquet files the delete replaced, then checkpoint the
+   table and remove the log files before the checkpoint, so no earlier table
+   version (time travel) can bring their rows back;
+4. scan every file of the lake and the datasets, decoded (Parquet columns,
+   typed text rebuilt from key events, JSON and text, compressed or not), for
+   the pseudonyms and any caller-given strings; the request succeeds only if
+   nothing is found.
+
+Datasets are found under ``<data_dir>/datasets`` and the policy's
+``dataset_roots``: a dataset is a folder with a ``manifest.json`` that lists the
+pseudonyms it contains (key ``persons`` or ``pseudonyms``); rows name their
+person in the ``person`` column.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import os
+import secrets
+import hashlib
+import time
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from ..errors import GovernanceError, LakeError
+from .roles import Principal
+
+PERSON_COLUMN = "person"
+_MANIFEST = "manifest.json"
+
+
+# ------------------------------------------------------------------ datasets
+
+
+def dataset_roots(gov) -> list[Path]:
+    """Folders under which datasets live."""
+    roots = [gov.data_dir / "datasets"]
+    for extra in gov.policy().get("dataset_roots", []):
+        p = Path(extra)
+        roots.append(p if p.is_absolute() else gov.data_dir / p)
+    return roots
+
+
+def find_datasets(gov) -> list[Path]:
+    """Every dataset folder (one holding a manifest.json) under the dataset roots."""
+    out = []
+    for root in dataset_roots(gov):
+        if root.is_dir():
+            out.extend(sorted(p.parent for p in root.rglob(_MANIFEST)))
+    return out
+
+
+def manifest_persons(manifest: dict) -> set[str]:
+    """Pseudonyms a dataset manifest lists (list, or dict keyed by pseudonym)."""
+    for key in ("persons", "pseudonyms", "people"):
+        value = manifest.get(key)
+        if isinstance(value, dict):
+            return set(value)
+        if isinstance(value, list):
+            return {v for v in value if isinstance(v, str)}
+    return set()
+
+
+def _read_manifest(folder: Path) -> dict:
+    try:
+        return json.loads((folder / _MANIFEST).read_text())
+    except (OSError, ValueError) as exc:
+        raise GovernanceError(f"{folder / _MANIFEST} is unreadable ({exc})", hint="repair or rebuild the dataset") from None
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+# ------------------------------------------------------------------ access
+
+
+def _lake_rows(gov, pseudonyms: list[str]) -> pa.Table:
+    from ..lake import read_events
+
+    try:
+        return read_events(gov.data_dir, filter=pc.field(PERSON_COLUMN).isin(pseudonyms))
+    except LakeError:
+        raise
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise GovernanceError(f"reading the lake failed: {exc}") from None
+
+
+def access_archive(gov, principal: Principal, person_id: str, request_id: str | None = None) -> bytes:
+    """A zip (bytes) with everything held about ``person_id``; audited."""
+    gov.authorize(principal, "data.own" if principal.role == "person" else "requests.handle", person_id)
+    record = gov.person(person_id)
+    subject = gov.audit_subject(person_id)
+    request_id = gov.claim_request(request_id, "access", subject, principal)
+    pseudonyms = gov.pseudonyms(person_id)
+    buf = io.BytesIO()
+    manifest: dict = {"format": "tracework.access/1", "generated_ns": time.time_ns(), "pseudonyms": pseudonyms, "files": {}}
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        devices = []
+        if gov.devices is not None:
+            devices = [
+                {"device_id": d.device_id, "name": d.name, "enrolled_ns": d.enrolled_ns, "revoked_ns": d.revoked_ns}
+                for d in gov.devices.list(person_id)
+            ]
+        person_doc = {"person": record, "devices": devices, "consent_history": gov._history(person_id)}
+        zf.writestr("person.json", json.dumps(person_doc, indent=2))
+        manifest["files"]["person.json"] = {"what": "your record, devices and every consent grant and withdrawal"}
+
+        raw = _lake_rows(gov, pseudonyms)
+        sink = io.BytesIO()
+        pq.write_table(raw, sink)
+        zf.writestr("raw/events.parquet", sink.getvalue())
+        zf.writestr("raw/events.ndjson", "".join(json.dumps(r, default=str) + "\n" for r in raw.to_pylist()))
+        manifest["files"]["raw/events.parquet"] = {"what": "your raw events in the lake", "rows": raw.num_rows}
+        manifest["files"]["raw/events.ndjson"] = {"what": "the same rows as JSON lines", "rows": raw.num_rows}
+
+        for folder in find_datasets(gov):
+            m = _read_manifest(folder)
+            listed = manifest_persons(m) & set(pseudonyms)
+            for f in sorted(folder.rglob("*.parquet")):
+                table = pq.read_table(f)
+                if PERSON_COLUMN not in table.column_names:
+                    continue
+                mine = table.filter(pc.is_in(table[PERSON_COLUMN], pa.array(pseudonyms)))
+                if mine.num_rows == 0:
+                    continue
+                name = f"datasets/{folder.name}/{f.relative_to(folder)}"
+                sink = io.BytesIO()
+                pq.write_table(mine, sink)
+                zf.writestr(name, sink.getvalue())
+                manifest["files"][name] = {"what": f"your rows in dataset {folder.name}", "rows": mine.num_rows, "listed_in_manifest": bool(listed)}
+
+        entries = [e.to_dict() for e in gov.audit.entries(subject=subject, limit=100000)]
+        zf.writestr("audit.json", json.dumps(entries, indent=2))
+        manifest["files"]["audit.json"] = {"what": "audit entries about you (reads, exports, consent changes)", "rows": len(entries)}
+        zf.writestr("manifest.json", json.dumps(manifest, indent=2))
+    data = buf.getvalue()
+    result = {"raw_rows": raw.num_rows, "files": len(manifest["files"]), "bytes": len(data)}
+    gov.finish_request(request_id, "done", result)
+    gov.audit.append(gov.actor(principal), "data.export", subject, {"request_id": request_id, **result})
+    return data
+
+
+# ------------------------------------------------------------------ erasure
+
+
+@dataclass
+class ErasureReport:
+    request_id: str
+    raw_rows_deleted: int = 0
+    dataset_rows_deleted: int = 0
+    datasets_touched: list[str] = field(default_factory=list)
+    files_removed: int = 0
+    remaining: list[str] = field(default_factory=list)
+
+    @property
+    def verified(self) -> bool:
+        return not self.remaining
+
+    def as_dict(self) -> dict:
+        return {
+            "request_id": self.request_id,
+            "raw_rows_deleted": self.raw_rows_deleted,
+            "dataset_rows_deleted": self.dataset_rows_deleted,
+            "datasets_touched": self.datasets_touched,
+            "files_removed": self.files_removed,
+            "verified": self.verified,
+            "remaining": self.remaining,
+        }
+
+
+#: The stages of an erasure, in order (for progress display).
+ERASURE_STEPS = ("deleting raw rows", "rewriting datasets", "vacuuming old files and versions", "scanning for remains")
+
+
+def _salted_predicate(pseudonyms: list[str]) -> str:
+    salt = secrets.token_hex(16)
+    digests = ", ".join(f"'{hashlib.sha256((p + salt).encode()).hexdigest()}'" for p in pseudonyms)
+    return f"encode(sha256(concat({PERSON_COLUMN}, '{salt}')), 'hex') IN ({digests})"
+
+
+def _drop_old_table_versions(data_dir: Path) -> int:
+    """Checkpoint the events table and delete the log files before the
+    checkpoint, so no earlier version can be read any more. The table's own
+    log retention is restored afterwards."""
+    from ..lake import lake_lock, open_table
+
+    dt = open_table(data_dir)
+    if dt is None:
+        return 0
+    with lake_lock(data_dir, exclusive=True):
+        dt.update_incremental()
+        previous = dt.metadata().configuration.get("delta.logRetentionDuration")
+        dt.alter.set_table_properties({"delta.logRetentionDuration": "interval 0 seconds"})
+        dt.create_checkpoint()
+        removed = int(dt.cleanup_metadata() or 0)
+        dt.alter.set_table_properties({"delta.logRetentionDuration": previous or "interval 30 days"})
+    return removed
+
+
+def _erase_from_dataset(folder: Path, pseudonyms: set[str]) -> int:
+    """Rewrite the dataset's Parquet files without the pseudonyms' rows; returns rows removed."""
+    removed = 0
+    needle = pa.array(sorted(pseudonyms))
+    for f in sorted(folder.rglob("*.parquet")):
+        table = pq.read_table(f)
+        if PERSON_COLUMN not in table.column_names:
+            continue
+        keep = pc.invert(pc.fill_null(pc.is_in(table[PERSON_COLUMN], needle), False))
+        kept = table.filter(keep)
+        if kept.num_rows == table.num_rows:
+            continue
+        removed += table.num_rows - kept.num_rows
+        sink = io.BytesIO()
+        pq.write_table(kept, sink, compression="zstd")
+        # Replace by rename: the old file's data is unlinked at once.
+        _write_atomic(f, sink.getvalue())
+    manifest = _read_manifest(folder)
+    for key in ("persons", "pseudonyms", "people"):
+        value = manifest.get(key)
+        if isinstance(value, list):
+            manifest[key] = [v for v in value if v not in pseudonyms]
+        elif isinstance(value, dict):
+            manifest[key] = {k: v for k, v in value.items() if k not in pseudonyms}
+    manifest.setdefault("erasures", []).append({"at_ns": time.time_ns(), "rows_removed": removed})
+    _write_atomic(folder / _MANIFEST, json.dumps(manifest, indent=2).encode())
+    return removed
+
+
+def erase_person(
+    gov,
+    principal: Principal,
+    person_id: str,
+    request_id: str | None = None,
+    extra_needles: Iterable[str] = (),
+    on_step: Callable[[str], None] | None = None,
+) -> ErasureReport:
+    """Erase everything held about ``person_id`` in the lake and datasets,
+    then verify by scanning. ``extra_needles`` are further strings that must not
+    remain (for example text only this person typed). ``on_step`` is called
+    with the name of each of the :data:`ERASURE_STEPS` as it starts."""
+    from ..lake import delete_where, vacuum
+
+    gov.authorize(principal, "data.own" if principal.role == "person" else "requests.handle", person_id)
+    gov.person(person_id)
+    subject = gov.audit_subject(person_id)
+    request_id = gov.claim_request(request_id, "erase", subject, principal)
+    pseudonyms = gov.pseudonyms(person_id)
+    report = ErasureReport(request_id=request_id)
+    step = on_step or (lambda name: None)
+    try:
+        step(ERASURE_STEPS[0])
+        report.raw_rows_deleted = delete_where(gov.data_dir, _salted_predicate(pseudonyms))
+        step(ERASURE_STEPS[1])
+        for folder in find_datasets(gov):
+            if manifest_persons(_read_manifest(folder)) & set(pseudonyms):
+                report.dataset_rows_deleted += _erase_from_dataset(folder, set(pseudonyms))
+                report.datasets_touched.append(folder.name)
+        step(ERASURE_STEPS[2])
+        report.files_removed = len(vacuum(gov.data_dir))
+        _drop_old_table_versions(gov.data_dir)
+        step(ERASURE_STEPS[3])
+        report.remaining = scan_for(gov, list(pseudonyms) + [n for n in extra_needles if n])
+    except (LakeError, GovernanceError) as exc:
+        gov.finish_request(request_id, "failed", {"error": str(exc)})
+        gov.audit.append(gov.actor(principal), "data.erase", subject, {"request_id": request_id, "status": "failed"})
+        raise
+    status = "done" if report.verified else "incomplete"
+    details = report.as_dict()
+    # The scan's findings name files, not people; they are safe to keep.
+    gov.finish_request(request_id, status, details)
+    gov.audit.append(
+        gov.actor(principal),
+        "data.erase",
+        subject,
+        {k: v for k, v in details.items() if k != "remaining"} | {"status": status, "remaining_count": len(report.remaining)},
+    )
+    return report
+
+
+# ------------------------------------------------------------------ scanning
+
+
+def _decode_bytes(data: bytes) -> bytes:
+    if data[:4] == b"\x28\xb5\x2f\xfd":
+        import zstandard
+
+        try:
+            return zstandard.ZstdDecompressor().decompress(data, max_output_size=1 << 30)
+        except zstandard.ZstdError:
+            return data
+    if data[:2] == b"\x1f\x8b":
+        try:
+            return gzip.decompress(data)
+        except OSError:
+            return data
+    return data
+
+
+def _typed_text(table: pa.Table) -> list[str]:
+    """Text rebuilt from key events (chars of key_down rows in order, BackSpace
+    applied), one string per session, so a typed sentence is found even though
+    each row holds one character."""
+    cols = set(table.column_names)
+    if not {"type", "char"} <= cols:
+        return []
+    rows = table.select([c for c in ("type", "char", "key_sym", "session", "seq", "t_ns") if c in cols]).to_pylist()
+    rows.sort(key=lambda r: (r.get("session") or "", r.get("t_ns") or 0, r.get("seq") or 0))
+    texts: dict[str, list[str]] = {}
+    for r in rows:
+        if r.get("type") != "key_down":
+            continue
+        buf = texts.setdefault(r.get("session") or "", [])
+        if r.get("key_sym") == "BackSpace":
+            if buf:
+                buf.pop()
+        elif r.get("char"):
+            buf.append(r["char"])
+    return ["".join(v) for v in texts.values()]
+
+
+def _scan_parquet(path: Path, needles: list[str]) -> list[str]:
+    found = []
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        return [f"{path}: unreadable Parquet file ({exc}); cannot prove it is clean"]
+    for name in table.column_names:
+        col = table[name]
+        if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
+            continue
+        for n in needles:
+            if pc.any(pc.match_substring(col, n)).as_py():
+                found.append(f"{path}: column {name} holds {n!r}")
+    for text in _typed_text(table):
+        for n in needles:
+            if n in text:
+                found.append(f"{path}: typed text rebuilt from key events holds {n!r}")
+    return found
+
+
+def scan_for(gov, needles: list[str], roots: list[Path] | None = None) -> list[str]:
+    """Every place under the lake and dataset folders where a needle remains
+    (decoded: Parquet columns, rebuilt typed text, text/JSON, zstd or gzip)."""
+    from ..lake import lake_root
+
+    needles = [n for n in needles if n]
+    roots = roots or [lake_root(gov.data_dir)] + dataset_roots(gov)
+    found: list[str] = []
+    for root in roots:
+        if not root.exists():
+            continue
+        for path in sorted(p for p in root.rglob("*") if p.is_file()):
+            if path.suffix == ".parquet":
+                found.extend(_scan_parquet(path, needles))
+                continue
+            if path.name.endswith(".lock"):
+                continue
+            data = _decode_bytes(path.read_bytes())
+            for n in needles:
+                if n.encode() in data:
+                    found.append(f"{path}: holds {n!r}")
+    return found
