@@ -355,13 +355,15 @@ class PopulationRetimer:
                 else:
                     drawn[:] = target / len(drawn)
                 new[fluent] = drawn
-            out = start + np.concatenate([[0.0], np.cumsum(new)])
-            out = np.round(out).astype(np.int64)
-            if out[-1] > limit:
-                # Only a jittered speed-up of the pause/hesitation rounding can
-                # get here; squeeze the run to fit before the next event.
-                span = max(limit - start, 0)
-                out = start + np.round((out - start) * (span / max(out[-1] - start, 1))).astype(np.int64)
+            # Offsets are summed in float but added to the int64 start, since
+            # epoch nanoseconds do not fit a float's 53-bit mantissa.
+            offs = np.round(np.concatenate([[0.0], np.cumsum(new)])).astype(np.int64)
+            span = max(limit - start, 0)
+            if offs[-1] > span:
+                # A jittered slow-down ran past the next event: squeeze the run
+                # so it still ends before that event.
+                offs = np.floor(offs * (span / offs[-1])).astype(np.int64)
+            out = start + offs
             out = np.maximum.accumulate(out)
         self._prev_in_end = orig_end
         self._prev_out_end = int(out[-1])
