@@ -7,7 +7,10 @@ field added there appears here without a second definition.
 
 from __future__ import annotations
 
+import operator
+
 import msgspec
+import numpy as np
 import pyarrow as pa
 
 from .model import EVENT_TYPES, Transform
@@ -58,7 +61,87 @@ _json = msgspec.json.Encoder()
 
 
 def events_to_table(events: list) -> pa.Table:
-    """Arrow table of decoded event Structs (one column per model field)."""
+    """Arrow table of decoded event Structs (one column per model field).
+
+    This is the collector's hot path, so it works per event type rather than
+    per event: events are grouped by class, each class's fields are pulled out
+    with one ``attrgetter`` pass and converted to Arrow arrays in bulk, the
+    per-class tables are concatenated and put back in the original order with
+    one ``take``. The result equals :func:`_events_to_table_reference` (a test
+    checks this on random events) at roughly half the cost.
+    """
+    n = len(events)
+    if n == 0:
+        return EVENT_SCHEMA.empty_table()
+    groups: dict[type, tuple[list[int], list]] = {}
+    for i, ev in enumerate(events):
+        group = groups.get(ev.__class__)
+        if group is None:
+            group = groups[ev.__class__] = ([], [])
+        group[0].append(i)
+        group[1].append(ev)
+    tables = []
+    positions: list[int] = []
+    for cls, (index, members) in groups.items():
+        tables.append(_class_table(cls, members))
+        positions.extend(index)
+    if len(tables) == 1:
+        return tables[0]
+    table = pa.concat_tables(tables)
+    # positions[k] is the original index of row k; the inverse permutation
+    # puts rows back in arrival order.
+    order = np.empty(n, dtype=np.int64)
+    order[np.asarray(positions, dtype=np.int64)] = np.arange(n, dtype=np.int64)
+    return table.take(order).combine_chunks()
+
+
+def _class_plan(cls: type) -> tuple:
+    plan = _CLASS_PLANS.get(cls)
+    if plan is None:
+        names = cls.__struct_fields__
+        plan = (cls.__struct_config__.tag, names, operator.attrgetter(*names))
+        _CLASS_PLANS[cls] = plan
+    return plan
+
+
+_CLASS_PLANS: dict[type, tuple] = {}
+
+
+def _to_array(column: tuple, arrow_type: pa.DataType) -> pa.Array:
+    # Bulk conversions measured about twice as fast as pa.array on Python
+    # objects: numpy for integers (None makes fromiter raise: fall back), and
+    # a repeat for a string column with one value (the session of a batch).
+    if arrow_type == pa.int64():
+        try:
+            return pa.array(np.fromiter(column, dtype=np.int64, count=len(column)))
+        except (TypeError, OverflowError):
+            return pa.array(column, type=arrow_type)
+    if arrow_type == pa.string() and column and column[0] is not None and column.count(column[0]) == len(column):
+        return pa.repeat(pa.scalar(column[0], arrow_type), len(column))
+    return pa.array(column, type=arrow_type)
+
+
+def _class_table(cls: type, members: list) -> pa.Table:
+    tag, names, getter = _class_plan(cls)
+    m = len(members)
+    values = dict(zip(names, zip(*map(getter, members))))
+    arrays = []
+    for name, arrow_type in EVENT_FIELDS.items():
+        if name == "type":
+            arrays.append(pa.repeat(pa.scalar(tag, pa.string()), m))
+        elif name in values:
+            column = values[name]
+            if name in JSON_FIELDS:
+                column = [_json.encode(v).decode() for v in column]
+            arrays.append(_to_array(column, arrow_type))
+        else:
+            arrays.append(pa.nulls(m, arrow_type))
+    return pa.Table.from_arrays(arrays, schema=EVENT_SCHEMA)
+
+
+def _events_to_table_reference(events: list) -> pa.Table:
+    """The straightforward per-event version of :func:`events_to_table`, kept
+    as the definition its output is tested against."""
     columns: dict[str, list] = {name: [None] * len(events) for name in EVENT_FIELDS}
     type_col = columns["type"]
     for i, ev in enumerate(events):

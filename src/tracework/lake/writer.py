@@ -21,8 +21,13 @@ import time
 from pathlib import Path
 from urllib.parse import unquote
 
+import uuid
+
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from deltalake import CommitProperties, DeltaTable, WriterProperties, write_deltalake
+from deltalake.transaction import AddAction
 from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
 
 from ..errors import LakeError
@@ -119,14 +124,7 @@ class LakeWriter:
                     self._dt = DeltaTable(str(self.path))
                 else:
                     self._dt.update_incremental()
-                    write_deltalake(
-                        self._dt,
-                        table,
-                        mode="append",
-                        partition_by=PARTITION_BY,
-                        writer_properties=self._writer_properties,
-                        commit_properties=props,
-                    )
+                    self._append_files(table, props)
             except CommitFailedError as exc:
                 raise LakeError(f"the lake commit failed after {COMMIT_RETRIES} retries: {exc}") from None
             except (DeltaError, OSError) as exc:
@@ -135,6 +133,37 @@ class LakeWriter:
             if self.fsync:
                 self._sync_commit(version)
         return version
+
+    def _append_files(self, table: pa.Table, props: CommitProperties) -> None:
+        """Write one Parquet file per day with pyarrow and commit them as one
+        Delta transaction. Measured at about half the CPU of write_deltalake
+        for the collector's wide, mostly-null rows; the table's first commit
+        still goes through write_deltalake, which creates the table metadata."""
+        actions = []
+        day_col = table.column("day")
+        days = pc.unique(day_col).to_pylist()
+        data = table.drop_columns(PARTITION_BY)
+        for day in days:
+            part = data if len(days) == 1 else data.filter(pc.equal(day_col, day))
+            rel = f"day={day}/part-00000-{uuid.uuid4()}-c000.zstd.parquet"
+            path = self.path / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            pq.write_table(part, path, compression="zstd", compression_level=1)
+            actions.append(
+                AddAction(
+                    path=rel,
+                    size=path.stat().st_size,
+                    partition_values={"day": day},
+                    modification_time=int(time.time() * 1000),
+                    data_change=True,
+                    stats=json.dumps(_file_stats(part)),
+                )
+            )
+        self._dt.create_write_transaction(
+            actions, mode="append", schema=RAW_EVENTS_SCHEMA, partition_by=PARTITION_BY, commit_properties=props
+        )
+        # The transaction does not refresh this object's view of the table.
+        self._dt.update_incremental()
 
     def _sync_commit(self, version: int) -> None:
         """fsync the files added by commit ``version``, its log entry and their folders."""
@@ -150,6 +179,22 @@ class LakeWriter:
         _fsync_path(log_file)
         for folder in folders:
             _fsync_path(folder)
+
+
+#: Columns whose min/max go into each file's Delta statistics, so readers
+#: can skip files by time.
+_STATS_COLUMNS = ("t_ns", "seq", "received_ns")
+
+
+def _file_stats(table: pa.Table) -> dict:
+    mins, maxs, nulls = {}, {}, {}
+    for name in _STATS_COLUMNS:
+        col = table.column(name)
+        bounds = pc.min_max(col).as_py()
+        if bounds["min"] is not None:
+            mins[name], maxs[name] = bounds["min"], bounds["max"]
+        nulls[name] = col.null_count
+    return {"numRecords": table.num_rows, "minValues": mins, "maxValues": maxs, "nullCount": nulls}
 
 
 def commit_metadata(data_dir: str | Path, first_version: int, table: str = EVENTS_TABLE) -> list[dict] | None:
