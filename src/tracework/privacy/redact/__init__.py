@@ -1,0 +1,289 @@
+"""Detectors for secrets and personal identifiers in text.
+
+``Redactor.find(text)`` returns non-overlapping :class:`Span` objects, each
+with the placeholder type that replaces it (``EMAIL``, ``CARD``, ``AWS_KEY``...).
+Detector families live in ``pii`` (personal identifiers) and ``secrets``
+(credentials); checksums in ``checks``.
+
+Work is bounded: every pattern has bounded quantifiers, tokens are capped
+(``secrets.MAX_TOKEN``, ``MAX_PEM``), and ``find`` scans at most
+``MAX_SCAN_CHARS`` per call (callers pass a window, the stream stage never
+holds more). See docs/privacy-redaction.md, "Bounded work".
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Iterator
+
+from . import pii, secrets
+from .checks import char_classes, shannon_entropy
+
+MAX_SCAN_CHARS = 1 << 20  # longest text one find() call looks at
+
+# Placeholder types of the personal-identifier detectors.
+EMAIL = "EMAIL"
+PHONE = "PHONE"
+CARD = "CARD"
+IBAN = "IBAN"
+SSN = "SSN"
+NATIONAL_ID = "NATIONAL_ID"
+IP_ADDRESS = "IP_ADDRESS"
+URL_CREDENTIALS = "URL_CREDENTIALS"
+PRIVATE_KEY = "PRIVATE_KEY"
+JWT = "JWT"
+PASSWORD = "PASSWORD"
+SECRET = "SECRET"
+OVERSIZE_TOKEN = "OVERSIZE_TOKEN"
+
+# Lower number wins when spans overlap (then the longer span).
+_PRIORITY = {
+    PRIVATE_KEY: 0,
+    URL_CREDENTIALS: 2,
+    JWT: 3,
+    CARD: 4,
+    IBAN: 5,
+    SSN: 6,
+    NATIONAL_ID: 7,
+    EMAIL: 8,
+    IP_ADDRESS: 9,
+    PHONE: 10,
+    PASSWORD: 11,
+    SECRET: 12,
+    OVERSIZE_TOKEN: 13,
+}
+_TOKEN_PRIORITY = 1  # provider tokens: precise formats, after PEM blocks
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Span:
+    """Characters ``text[start:end]`` are a ``placeholder`` found by ``rule``."""
+
+    start: int
+    end: int
+    placeholder: str
+    rule: str
+
+
+@dataclass(frozen=True, slots=True)
+class CustomRule:
+    """A rule from the policy file: a name (the placeholder) and a regex."""
+
+    name: str
+    pattern: re.Pattern
+
+
+# Detector names usable in the policy's ``disabled`` list.
+DETECTORS = (
+    "email", "phone", "card", "iban", "ssn", "national_id", "ip", "url_credentials",
+    "private_key", "jwt", "provider_tokens", "generic_secret",
+)
+
+
+@dataclass
+class Redactor:
+    """All detectors, configured by the policy. Pure: no I/O, no state between calls."""
+
+    disabled: frozenset[str] = frozenset()
+    allow_values: frozenset[str] = frozenset()
+    allow_patterns: tuple[re.Pattern, ...] = ()
+    custom_rules: tuple[CustomRule, ...] = ()
+    phone_regions: tuple[str, ...] = pii.DEFAULT_PHONE_REGIONS
+    _token_rules: list = field(default_factory=list, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        unknown = set(self.disabled) - set(DETECTORS)
+        if unknown:
+            raise ValueError(f"unknown detectors {sorted(unknown)}; known: {', '.join(DETECTORS)}")
+        self._token_scan = _CombinedTokenScan(secrets.TOKEN_RULES)
+
+    def find(self, text: str) -> list[Span]:
+        """Non-overlapping spans of ``text`` to redact, in order."""
+        if len(text) > MAX_SCAN_CHARS:
+            # Callers window their input; a longer text is scanned in
+            # overlapping pieces so each call stays bounded.
+            return _merge_windows(self, text)
+        found = list(self._candidates(text))
+        return self._resolve(text, found)
+
+    def _candidates(self, text: str) -> Iterator[Span]:
+        on = lambda name: name not in self.disabled  # noqa: E731
+        if on("private_key"):
+            yield from _private_keys(text)
+        tokens = on("provider_tokens") or on("jwt")
+        for m in secrets.LONG_TOKEN.finditer(text) if tokens else ():
+            start, end = m.span()
+            if end - start > secrets.MAX_TOKEN_SCAN:
+                # No typed secret is this long; scanning inside it is where
+                # bounded patterns get expensive, so the whole run goes.
+                yield Span(start, end, OVERSIZE_TOKEN, "oversize-token")
+                continue
+            # Context rules (``aws_secret = ...``) need the name before the value.
+            lo = max(0, start - secrets.CONTEXT_BEFORE)
+            if on("provider_tokens"):
+                yield from self._token_scan.scan(text, lo, end)
+            if on("jwt") and "eyJ" in m.group():
+                for jm in secrets.JWT_PATTERN.finditer(text, start, end):
+                    yield Span(jm.start(), jm.end(), JWT, "jwt")
+        if on("url_credentials") and "://" in text:
+            for m in secrets.URL_CREDENTIALS_PATTERN.finditer(text):
+                yield Span(m.start(1), m.end(1), URL_CREDENTIALS, "url-credentials")
+        if on("email"):
+            for s, e in pii.find_emails(text):
+                yield Span(s, e, EMAIL, "email")
+        if on("card"):
+            for s, e in pii.find_cards(text):
+                yield Span(s, e, CARD, "card-luhn")
+        if on("iban"):
+            for s, e in pii.find_ibans(text):
+                yield Span(s, e, IBAN, "iban-mod97")
+        if on("ssn"):
+            for s, e in pii.find_ssns(text):
+                yield Span(s, e, SSN, "us-ssn")
+        if on("national_id"):
+            for s, e in pii.find_national_ids(text):
+                yield Span(s, e, NATIONAL_ID, "national-id")
+        if on("ip"):
+            for s, e in pii.find_ips(text):
+                yield Span(s, e, IP_ADDRESS, "ip")
+        if on("phone"):
+            for s, e in pii.find_phones(text, self.phone_regions):
+                yield Span(s, e, PHONE, "phonenumbers")
+        if on("generic_secret"):
+            yield from _generic_assignments(text)
+        for rule in self.custom_rules:
+            for m in rule.pattern.finditer(text):
+                if m.end() > m.start():
+                    yield Span(m.start(), m.end(), rule.name, "custom")
+
+    def _resolve(self, text: str, found: list[Span]) -> list[Span]:
+        if not found:
+            return []
+        if self.allow_values or self.allow_patterns:
+            found = [s for s in found if not self._allowed(text[s.start : s.end])]
+        found.sort(key=lambda s: (_priority(s.placeholder), s.start - s.end, s.start))
+        # Accepted spans never overlap, so their starts and ends interleave in
+        # one sorted list: a new span is free iff it falls into one gap.
+        starts: list[int] = []
+        ends: list[int] = []
+        taken: list[Span] = []
+        for span in found:
+            i = bisect.bisect_right(starts, span.start)
+            if i > 0 and ends[i - 1] > span.start:
+                continue
+            if i < len(starts) and starts[i] < span.end:
+                continue
+            starts.insert(i, span.start)
+            ends.insert(i, span.end)
+            taken.insert(i, span)
+        return taken
+
+    def _allowed(self, value: str) -> bool:
+        if value in self.allow_values:
+            return True
+        return any(p.fullmatch(value) for p in self.allow_patterns)
+
+
+class _CombinedTokenScan:
+    """Provider rules run over one candidate window: only the rules whose hint
+    literal occurs in the window (see ``secrets.RULE_HINTS``)."""
+
+    def __init__(self, rules) -> None:
+        self._rules = []
+        for rule in rules:
+            hints = secrets.RULE_HINTS[rule.provider]
+            self._rules.append((rule, re.compile(rule.pattern), hints, rule.provider in secrets.LOWER_HINT_RULES))
+
+    def scan(self, text: str, lo: int, hi: int) -> Iterator[Span]:
+        window = text[lo:hi]
+        lower = None
+        for rule, rx, hints, use_lower in self._rules:
+            if use_lower:
+                if lower is None:
+                    lower = window.lower()
+                hay = lower
+            else:
+                hay = window
+            if not any(h in hay for h in hints):
+                continue
+            for m in rx.finditer(text, lo, hi):
+                yield Span(m.start(rule.group), m.end(rule.group), rule.placeholder, rule.provider)
+
+
+def _priority(placeholder: str) -> int:
+    return _PRIORITY.get(placeholder, _TOKEN_PRIORITY)
+
+
+def _private_keys(text: str) -> Iterator[Span]:
+    """PEM private key blocks, BEGIN to END (or to MAX_PEM chars when the END
+    line is missing: a key cut short is still a key)."""
+    if "-----BEGIN" not in text:
+        return
+    for m in secrets.PEM_BEGIN.finditer(text):
+        end_m = secrets.PEM_END.search(text, m.end(), m.end() + secrets.MAX_PEM)
+        end = end_m.end() if end_m else min(len(text), m.end() + secrets.MAX_PEM)
+        yield Span(m.start(), end, PRIVATE_KEY, "pem-private-key")
+
+
+_PLACEHOLDER_VALUES = {"none", "null", "true", "false", "required", "optional", "changeme", "xxx", "xxxx", "****", "redacted", "undefined"}
+
+
+def _generic_assignments(text: str) -> Iterator[Span]:
+    for m in secrets.GENERIC_ASSIGNMENT.finditer(text):
+        value = m.group(3)
+        if value.lower() in _PLACEHOLDER_VALUES or value.startswith(("$", "{", "%", "<", "(")):
+            continue  # a template variable or a placeholder, not a secret
+        if m.group(1):  # password-like name: any non-trivial value is a password
+            if len(value) >= 4:
+                yield Span(m.start(3), m.end(3), PASSWORD, "password-assignment")
+        elif len(value) >= 12 and char_classes(value) >= 2 and shannon_entropy(value) >= 3.0:
+            yield Span(m.start(3), m.end(3), SECRET, "secret-assignment")
+
+
+def _merge_windows(redactor: Redactor, text: str) -> list[Span]:
+    # Windows overlap by more than the longest token so no span is cut in two.
+    step = MAX_SCAN_CHARS - 2 * secrets.MAX_PEM
+    spans: list[Span] = []
+    for base in range(0, len(text), step):
+        piece = text[base : base + MAX_SCAN_CHARS]
+        spans.extend(Span(s.start + base, s.end + base, s.placeholder, s.rule) for s in redactor._candidates(piece))
+        if base + MAX_SCAN_CHARS >= len(text):
+            break
+    return redactor._resolve(text, list(set(spans)))
+
+
+_DEFAULT: Redactor | None = None
+
+
+def default_redactor() -> Redactor:
+    """A Redactor with every detector on and no allow-list (built once)."""
+    global _DEFAULT
+    if _DEFAULT is None:
+        _DEFAULT = Redactor()
+    return _DEFAULT
+
+
+def find_spans(text: str) -> list[Span]:
+    """Spans to redact in ``text`` with the default detectors."""
+    return default_redactor().find(text)
+
+
+def redact_text(text: str, spans: Iterable[Span] | None = None) -> str:
+    """``text`` with each span replaced by ``[PLACEHOLDER]`` (for display and tests)."""
+    out, pos = [], 0
+    for span in sorted(find_spans(text) if spans is None else spans):
+        out.append(text[pos : span.start])
+        out.append(f"[{span.placeholder}]")
+        pos = span.end
+    out.append(text[pos:])
+    return "".join(out)
+
+
+PLACEHOLDERS = tuple(sorted(set(_PRIORITY) | {r.placeholder for r in secrets.TOKEN_RULES}))
+
+__all__ = [
+    "Span", "Redactor", "CustomRule", "DETECTORS", "PLACEHOLDERS", "MAX_SCAN_CHARS",
+    "default_redactor", "find_spans", "redact_text",
+]

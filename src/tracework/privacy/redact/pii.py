@@ -1,0 +1,225 @@
+"""Personal-identifier detectors: emails, phone numbers (via ``phonenumbers``),
+payment cards (Luhn), IBANs (mod 97), US SSNs, UK National Insurance numbers,
+Canadian SINs (Luhn), Indian Aadhaar numbers (Verhoeff) and IP addresses
+(validated by ``ipaddress``).
+
+Patterns follow the same linear-time rules as ``secrets``: bounded
+quantifiers, no nested quantifiers over overlapping characters. Email search
+is anchored on ``@`` so that text without one costs a single ``str.find``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+
+import phonenumbers
+
+from .checks import iban_ok, luhn_ok, verhoeff_ok
+
+# Email: the local part is matched backwards from the '@' with a bounded
+# class, the domain forwards. RFC 5321 caps: local 64, label 63.
+EMAIL_LOCAL_TAIL = re.compile(r"[A-Za-z0-9._%+\-']{1,64}$")
+EMAIL_DOMAIN_HEAD = re.compile(r"@((?:[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?\.){1,8}[A-Za-z]{2,24})(?![A-Za-z0-9\-])")
+
+# Card: 12-19 digits, optionally grouped by single spaces or dashes.
+CARD_CANDIDATE = re.compile(r"(?<![\w\-+])\d[\d \-]{10,21}\d(?![\d])")
+
+# IBAN: country, check digits, then up to 30 alphanumerics, optionally in
+# groups of four separated by one space.
+IBAN_CANDIDATE = re.compile(
+    r"(?<![A-Za-z0-9])[A-Za-z]{2}\d{2}(?:[A-Za-z0-9]{11,30}|(?: [A-Za-z0-9]{4}){2,7}(?: [A-Za-z0-9]{1,3})?)(?![A-Za-z0-9])"
+)
+
+# US SSN: area 001-899 except 666, group 01-99, serial 0001-9999, with the
+# same separator twice (or none when the word SSN is near, see below).
+SSN_PATTERN = re.compile(r"(?<![\d\-])(?!000|666|9)\d{3}([\- ])(?!00)\d{2}\1(?!0000)\d{4}(?![\d\-])")
+SSN_CONTEXT = re.compile(r"(?i:ssn|social security)[^0-9]{0,20}((?!000|666|9)\d{3}(?!00)\d{2}(?!0000)\d{4})(?!\d)")
+
+# UK National Insurance number (HMRC format): two prefix letters (not D, F,
+# I, Q, U, V; second not O; excluded pairs checked in code), six digits, A-D.
+NINO_PATTERN = re.compile(
+    r"(?<![A-Za-z0-9])([A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z]) ?\d{2} ?\d{2} ?\d{2} ?[A-D](?![A-Za-z0-9])"
+)
+NINO_EXCLUDED = {"BG", "GB", "NK", "KN", "TN", "NT", "ZZ"}
+
+# Canadian SIN: 9 digits in 3-3-3 groups, Luhn-valid; first digit not 8 (0 is
+# unissued but appears in the CRA's own examples, so it is kept).
+SIN_PATTERN = re.compile(r"(?<![\d\-])([0-79]\d{2})([\- ])(\d{3})\2(\d{3})(?![\d\-])")
+
+# Aadhaar: 12 digits in 4-4-4, first digit 2-9, Verhoeff-valid.
+AADHAAR_PATTERN = re.compile(r"(?<![\d\-])([2-9]\d{3})([ \-]?)(\d{4})\2(\d{4})(?![\d\-])")
+
+IPV4_PATTERN = re.compile(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?![\d]|\.\d)")
+# IPv6: a run of hex groups and colons with at least two colons; validated by
+# ipaddress. The class is bounded so a long hex run cannot cost more than 45
+# characters per start position.
+IPV6_CANDIDATE = re.compile(r"(?<![A-Za-z0-9:.])[0-9A-Fa-f:.]{3,45}(?![A-Za-z0-9:.])")
+
+# Phone candidates: digits with common separators, optional leading + or (
+# and an extension. phonenumbers decides; this only keeps it off prose.
+PHONE_CANDIDATE = re.compile(
+    r"(?<![\w+])(?:\+|\(\+?)?\d[\d \-.()/]{4,24}\d(?:\s{0,2}(?:x|ext\.?|#)\s{0,2}\d{1,6})?(?![\d])"
+)
+
+# Regions tried, in order, for numbers written without a country code. The
+# defaults cover the policy's default locales; a policy file can change them.
+DEFAULT_PHONE_REGIONS = ("US", "GB", "DE", "FR", "IN", "CA", "AU", "BR", "IL", "ES", "IT", "NL", "SE", "CH", "BE")
+
+
+def find_emails(text: str):
+    """Yield (start, end) of email addresses."""
+    pos = text.find("@")
+    while pos != -1:
+        left = EMAIL_LOCAL_TAIL.search(text, max(0, pos - 64), pos)
+        if left is not None:
+            m = EMAIL_DOMAIN_HEAD.match(text, pos)
+            if m is not None:
+                start = left.start()
+                # Local part may not start or end with a dot.
+                while start < pos and text[start] in ".'":
+                    start += 1
+                if start < pos and text[pos - 1] != ".":
+                    yield start, m.end()
+        pos = text.find("@", pos + 1)
+
+
+def find_cards(text: str):
+    """Yield (start, end) of Luhn-valid payment card numbers (12-19 digits)."""
+    for m in CARD_CANDIDATE.finditer(text):
+        raw = m.group()
+        # Separators must be single and consistent-ish: no "  " or "--".
+        if "  " in raw or "--" in raw or " -" in raw or "- " in raw:
+            continue
+        digits = raw.replace(" ", "").replace("-", "")
+        if 12 <= len(digits) <= 19 and luhn_ok(digits) and len(set(digits)) > 1:
+            yield m.start(), m.end()
+
+
+def find_ibans(text: str):
+    """Yield (start, end) of IBANs with a valid mod-97 checksum."""
+    for m in IBAN_CANDIDATE.finditer(text):
+        if iban_ok(m.group()):
+            yield m.start(), m.end()
+
+
+def find_ssns(text: str):
+    """Yield (start, end) of US social security numbers."""
+    for m in SSN_PATTERN.finditer(text):
+        yield m.start(), m.end()
+    for m in SSN_CONTEXT.finditer(text):
+        yield m.start(1), m.end(1)
+
+
+def find_national_ids(text: str):
+    """Yield (start, end) of UK NINOs, Luhn-valid Canadian SINs and Verhoeff-valid Aadhaar numbers."""
+    for m in NINO_PATTERN.finditer(text):
+        if m.group(1).upper() not in NINO_EXCLUDED:
+            yield m.start(), m.end()
+    for m in SIN_PATTERN.finditer(text):
+        if luhn_ok(m.group(1) + m.group(3) + m.group(4)):
+            yield m.start(), m.end()
+    for m in AADHAAR_PATTERN.finditer(text):
+        if verhoeff_ok(m.group(1) + m.group(3) + m.group(4)):
+            yield m.start(), m.end()
+
+
+def find_ips(text: str):
+    """Yield (start, end) of valid IPv4 and IPv6 addresses."""
+    for m in IPV4_PATTERN.finditer(text):
+        try:
+            ipaddress.IPv4Address(m.group())
+        except ValueError:
+            continue
+        yield m.start(), m.end()
+    if text.count(":") >= 2:
+        for m in IPV6_CANDIDATE.finditer(text):
+            cand = m.group().rstrip(".")
+            if cand.count(":") < 2:
+                continue
+            try:
+                ipaddress.IPv6Address(cand)
+            except ValueError:
+                continue
+            yield m.start(), m.start() + len(cand)
+
+
+def find_phones(text: str, regions=DEFAULT_PHONE_REGIONS):
+    """Yield (start, end) of phone numbers that ``phonenumbers`` accepts as
+    possible in one of ``regions`` (or anywhere, when written with +)."""
+    for m in PHONE_CANDIDATE.finditer(text):
+        raw = m.group()
+        digits = sum(ch.isdigit() for ch in raw)
+        if digits < 7 or digits > 17:
+            continue
+        # Short numbers (8 digits or fewer, no country code) look like house
+        # numbers, postcodes and ids; they count only next to a phone word.
+        # Three or more groups ("60-56-85-91") is a phone number's shape.
+        groups = len(_GROUPS.findall(raw))
+        if digits <= 8 and groups < 3 and not raw.startswith(("+", "(+")) and not _phone_context(text, m.start(), m.end()):
+            continue
+        if _phone_ok(raw, regions):
+            yield m.start(), m.end()
+
+
+PHONE_CONTEXT = re.compile(
+    r"(?i:phone|tel|mobile|cell|call|fax|office|number|contact|reach|whatsapp|sms|text me|ph\b|☎|home|work)"
+)
+PHONE_CONTEXT_CHARS = 40
+
+
+def _phone_context(text: str, start: int, end: int) -> bool:
+    return PHONE_CONTEXT.search(text, max(0, start - PHONE_CONTEXT_CHARS), min(len(text), end + PHONE_CONTEXT_CHARS)) is not None
+
+
+def _region_lengths(region: str) -> tuple[str, frozenset[int]]:
+    """National prefix and possible national-number lengths from phonenumbers' metadata."""
+    meta = phonenumbers.PhoneMetadata.metadata_for_region(region)
+    if meta is None:
+        raise ValueError(f"unknown phone region {region!r}")
+    desc = meta.general_desc
+    lengths = set(desc.possible_length or ()) | set(desc.possible_length_local_only or ())
+    return meta.national_prefix or "", frozenset(lengths)
+
+
+_REGION_CACHE: dict[str, tuple[str, frozenset[int]]] = {}
+
+# Dates look like phone numbers to a length check; they are not phone numbers.
+_DATE_LIKE = re.compile(
+    r"(?:19|20)\d\d([\-./])(?:0?[1-9]|1[0-2])\1(?:0?[1-9]|[12]\d|3[01])(?!\d)"
+    r"|(?:0?[1-9]|[12]\d|3[01])([\-./])(?:0?[1-9]|1[0-2])\2(?:19|20)?\d\d(?!\d)"
+    r"|(?:0?[1-9]|1[0-2])([\-./])(?:0?[1-9]|[12]\d|3[01])\3(?:19|20)?\d\d(?!\d)"
+)
+_GROUPS = re.compile(r"\d{1,6}")
+
+
+def _phone_ok(raw: str, regions) -> bool:
+    if _DATE_LIKE.match(raw):
+        return False
+    cands = [raw]
+    # "+46 (0)8 ..." writes the trunk prefix in brackets; drop it for parsing.
+    if "(0)" in raw:
+        cands.append(raw.replace("(0)", ""))
+    for cand in cands:
+        if cand.lstrip("(").startswith("+"):
+            try:
+                return phonenumbers.is_possible_number(phonenumbers.parse(cand, None))
+            except phonenumbers.NumberParseException:
+                continue
+        digits = "".join(ch for ch in cand if ch.isdigit())
+        for region in regions:
+            info = _REGION_CACHE.get(region)
+            if info is None:
+                info = _REGION_CACHE[region] = _region_lengths(region)
+            prefix, lengths = info
+            nsn = digits[len(prefix):] if prefix and digits.startswith(prefix) else digits
+            # Only a length that fits the region is worth a full parse.
+            if len(nsn) not in lengths and len(digits) not in lengths:
+                continue
+            try:
+                num = phonenumbers.parse(cand, region)
+            except phonenumbers.NumberParseException:
+                continue
+            if phonenumbers.is_possible_number(num):
+                return True
+    return False
