@@ -1,0 +1,537 @@
+"""Action reduction: raw events become computer-use actions in the vocabulary
+of PyAutoGUI-style agent datasets.
+
+    click, double_click, triple_click, right_click, middle_click
+    drag (with the path while the button was held)
+    scroll (amount in notches and direction)
+    type (the text that ended up typed), press (a named key, with a count),
+    hotkey (modifiers + key), move (pointer motion not followed by a pointer action)
+
+Everything here is vectorised Polars (window expressions, cumulative sums
+over runs); there is no loop over events, so a build scales with the lake.
+The input is the frame from :func:`tracework.builder.sessions.sessionize`.
+
+How rows become actions: every key-down, button, scroll and context row gets
+a *unit* (what action it could belong to); consecutive rows with the same unit
+form one action. Pointer moves are not units: moves while a button is held
+belong to that press (the drag path); free moves belong to the next action as
+the path that led to it, or become a ``move`` action of their own when the next
+action is not a pointer action (or there is none).
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from ..events import MOD_ALT, MOD_ALTGR, MOD_CTRL, MOD_META, MOD_SHIFT
+from .sessions import MODIFIER_KEYS
+from .settings import BuildSettings
+
+# Modifiers that turn a key into a hotkey (shift alone only changes the character).
+HOTKEY_MASK = MOD_CTRL | MOD_ALT | MOD_META
+
+TRAJECTORY_COLUMNS = [
+    "person",
+    "device",
+    "session",
+    "work_session",
+    "task",
+    "action_index",
+    "action",
+    "x",
+    "y",
+    "x_norm",
+    "y_norm",
+    "end_x",
+    "end_y",
+    "end_x_norm",
+    "end_y_norm",
+    "button",
+    "clicks",
+    "text",
+    "keys",
+    "presses",
+    "scroll_amount",
+    "scroll_direction",
+    "start_ns",
+    "end_ns",
+    "duration_ms",
+    "path",
+    "app",
+    "title",
+    "url",
+    "screen_w",
+    "screen_h",
+    "seq_first",
+    "seq_last",
+    "event_count",
+    "command",
+]
+
+
+def _is_typing_char() -> pl.Expr:
+    # A printable character typed without ctrl/alt/meta; control characters
+    # (Return as "\r", Tab as "\t", Escape) are named keys, not text.
+    ch = pl.col("char")
+    return (
+        ch.is_not_null()
+        & (ch.str.len_chars() >= 1)
+        & ~ch.str.contains(r"^[\x00-\x1f\x7f]")
+        & ((pl.col("modifiers") & HOTKEY_MASK) == 0)
+    )
+
+
+def key_token() -> pl.Expr:
+    """The text a typing key contributes: its character, or ⟨TYPE⟩ for a key
+    whose identity was redacted on the device."""
+    return (
+        pl.when(pl.col("redacted").is_not_null())
+        .then(pl.lit("⟨") + pl.col("redacted") + pl.lit("⟩"))
+        .otherwise(pl.col("char"))
+    )
+
+
+def classify_keys() -> list[pl.Expr]:
+    """Columns ``kcat`` (type, backspace, key, hotkey, modifier or null) for key-down rows."""
+    is_down = pl.col("type") == "key_down"
+    hot = (pl.col("modifiers") & HOTKEY_MASK) != 0
+    kcat = (
+        pl.when(~is_down)
+        .then(None)
+        .when(pl.col("redacted").is_not_null())
+        .then(pl.lit("type"))
+        .when(pl.col("key").is_in(MODIFIER_KEYS))
+        .then(pl.lit("modifier"))
+        .when((pl.col("key") == "backspace") & ~hot)
+        .then(pl.lit("backspace"))
+        .when(_is_typing_char())
+        .then(pl.lit("type"))
+        .when(hot)
+        .then(pl.lit("hotkey"))
+        .when(pl.col("key").is_not_null())
+        .then(pl.lit("key"))
+        .otherwise(None)
+    )
+    return [kcat.alias("kcat")]
+
+
+def typing_depth(group: str) -> list[pl.Expr]:
+    """Clamped cursor depth of a sequence of insertions (+1) and backspaces (-1)
+    within ``group``: the length of the typed text after each key, where a
+    backspace on empty text does nothing. ``D_i = S_i - min(0, min_{j<=i} S_j)``
+    (the reflection formula), so it is a cumulative sum, not a loop.
+    ``underflow``: a backspace that deleted text typed before this group.
+    ``survives``: an inserted character still present at the end (no later
+    depth falls below its own)."""
+    s = pl.col("_delta").cum_sum().over(group)
+    return [s.alias("_S")]
+
+
+def typing_depth_finish(group: str) -> list[pl.Expr]:
+    """Second step of :func:`typing_depth` (needs ``_S``)."""
+    m = pl.min_horizontal(pl.col("_S").cum_min().over(group), pl.lit(0))
+    return [m.alias("_M")]
+
+
+def typing_depth_final(group: str) -> list[pl.Expr]:
+    """Third step of :func:`typing_depth`: depth, underflow and survival."""
+    depth = pl.col("_S") - pl.col("_M")
+    prev_m = pl.col("_M").shift(1).over(group).fill_null(0)
+    underflow = (pl.col("_delta") < 0) & (pl.col("_S") < prev_m)
+    return [depth.alias("depth"), underflow.alias("underflow")]
+
+
+def survival(group: str) -> pl.Expr:
+    """An inserted token survives when no later depth in the group is lower."""
+    later_min = pl.col("depth").reverse().cum_min().reverse().over(group)
+    return ((pl.col("_delta") > 0) & (later_min >= pl.col("depth"))).alias("survives")
+
+
+def _apply_depth(lf: pl.LazyFrame, group: str) -> pl.LazyFrame:
+    lf = lf.with_columns(typing_depth(group))
+    lf = lf.with_columns(typing_depth_finish(group))
+    lf = lf.with_columns(typing_depth_final(group))
+    return lf.with_columns(survival(group)).drop(["_S", "_M"])
+
+
+def joined_text(lf: pl.LazyFrame, group: str) -> pl.LazyFrame:
+    """Final text per ``group`` from surviving tokens; consecutive placeholder
+    tokens of one redacted span collapse into a single ⟨TYPE⟩."""
+    kept = lf.filter(pl.col("survives")).select([group, "seq", "_token", "redacted"])
+    kept = kept.with_columns(
+        (pl.col("redacted").is_not_null() & (pl.col("redacted") == pl.col("redacted").shift(1).over(group)))
+        .fill_null(False)
+        .alias("_dup")
+    )
+    return kept.filter(~pl.col("_dup")).group_by(group).agg(pl.col("_token").sort_by("seq").str.join("").alias("text"))
+
+
+def _units(lf: pl.LazyFrame, settings: BuildSettings) -> pl.LazyFrame:
+    """Assign ``aid`` (global action id, increasing in session/seq order) to unit rows.
+
+    "The previous unit row" is found with shift + forward fill instead of a
+    filter and join, so the frame is never copied or re-joined."""
+    scroll_gap = int(settings.scroll_gap_ms * 1e6)
+    typ = pl.col("type")
+    ucat = (
+        pl.when(typ == "button_down")
+        .then(pl.lit("press"))
+        .when(typ == "scroll")
+        .then(pl.lit("scroll"))
+        .when(pl.col("kcat") == "backspace")
+        .then(pl.when(pl.col("underflow")).then(pl.lit("key")).otherwise(pl.lit("type")))
+        .when(pl.col("kcat").is_in(["type", "key", "hotkey"]))
+        .then(pl.col("kcat"))
+        .when(typ.is_in(["focus_change", "idle", "active", "pause", "resume", "session_start", "session_end"]))
+        .then(pl.lit("break"))
+        .otherwise(None)
+    )
+    lf = lf.with_columns(ucat.alias("ucat"))
+    unit = pl.col("ucat").is_not_null()
+    sdir = pl.when(pl.col("dy") != 0).then(pl.col("dy").sign() * 2).otherwise(pl.col("dx").sign())
+
+    def prev(c: str | pl.Expr) -> pl.Expr:
+        e = pl.col(c) if isinstance(c, str) else c
+        return pl.when(unit).then(e).otherwise(None).shift(1).forward_fill()
+
+    lf = lf.with_columns(sdir.alias("_sdir"))
+    new = (
+        (pl.col("session") != prev("session"))
+        | (pl.col("work_session") != prev("work_session"))
+        | (pl.col("task") != prev("task"))
+        | (pl.col("ucat") != prev("ucat"))
+        | pl.col("ucat").is_in(["press", "hotkey", "break"])
+        | ((pl.col("ucat") == "key") & (pl.col("key") != prev("key")))
+        | ((pl.col("ucat") == "scroll") & ((pl.col("_sdir") != prev("_sdir")) | ((pl.col("t_ns") - prev("t_ns")) > scroll_gap)))
+    ).fill_null(True)
+    aid = (new & unit).cast(pl.Int64).cum_sum()
+    return lf.with_columns(pl.when(unit).then(aid).otherwise(None).alias("aid")).drop("_sdir")
+
+
+def reduce_actions(lf: pl.LazyFrame, settings: BuildSettings) -> pl.LazyFrame:
+    """Actions from sessionized rows: one row per action (see ``TRAJECTORY_COLUMNS``)."""
+    lf = lf.filter(~pl.col("excluded") & (pl.col("type") != "key_up"))
+    lf = lf.with_columns(classify_keys())
+    typ = pl.col("type")
+
+    # Button state: depth of held buttons (clamped like the typing depth) so
+    # moves and the button-up between a down and its up join that press.
+    bdelta = pl.when(typ == "button_down").then(1).when(typ == "button_up").then(-1).otherwise(0)
+    lf = lf.with_columns(bdelta.alias("_b"))
+    bs = pl.col("_b").cum_sum().over("session")
+    lf = lf.with_columns(bs.alias("_bs"))
+    lf = lf.with_columns((pl.col("_bs") - pl.min_horizontal(pl.col("_bs").cum_min().over("session"), pl.lit(0))).alias("held"))
+    in_press = (typ == "button_up") | ((typ == "mouse_move") & (pl.col("held") > 0))
+    # Where the pointer was before each row: a move action's net motion is
+    # measured from there, not from its own first sample.
+    lf = lf.with_columns(
+        pl.col("x").shift(1).forward_fill().over("session").alias("_bx"),
+        pl.col("y").shift(1).forward_fill().over("session").alias("_by"),
+    )
+
+    # Typing runs first pass: key rows in a run of type/backspace keys.
+    lf = lf.with_columns(
+        pl.when(pl.col("kcat") == "type").then(1).when(pl.col("kcat") == "backspace").then(-1).otherwise(0).alias("_delta"),
+        pl.lit(False).alias("underflow"),
+    )
+    lf = _units(lf, settings)
+    # Within a first-pass typing action, a backspace on empty text edits text
+    # typed earlier: it is a ``press('backspace')``, not part of the text.
+    lf = lf.with_columns(pl.when(pl.col("ucat") == "type").then(pl.col("aid")).otherwise(None).alias("_tg"))
+    lf = _apply_depth(lf.with_columns(pl.when(pl.col("_tg").is_null()).then(0).otherwise(pl.col("_delta")).alias("_delta")), "_tg")
+    lf = lf.drop(["ucat", "aid"])
+    lf = _units(lf, settings)
+
+    # Held moves and button-ups carry the id of their press; free moves the
+    # id of the next unit (their target), or of the last one (trailing motion).
+    aid_fwd = pl.col("aid").forward_fill().over("session")
+    aid_bwd = pl.col("aid").backward_fill().over("session")
+    is_move = typ == "mouse_move"
+    lf = lf.with_columns(
+        pl.when(in_press).then(aid_fwd).otherwise(pl.col("aid")).alias("aid"),
+        (is_move & ~in_press).alias("free_move"),
+    )
+    lf = lf.with_columns(
+        pl.when(pl.col("free_move")).then(aid_bwd).otherwise(pl.col("aid")).alias("_next"),
+        pl.when(pl.col("free_move")).then(aid_fwd).otherwise(pl.col("aid")).alias("_prev"),
+    )
+    # Category of the action a free move leads into.
+    lf = lf.with_columns(pl.col("ucat").backward_fill().over("session").alias("_next_cat"))
+    pointer_next = pl.col("_next_cat").is_in(["press", "scroll"]).fill_null(False)
+    # Sort key: 3*aid+1 for the action's own rows; 3*aid for a move action before
+    # it; 3*aid+2 for trailing motion after the last action of a session.
+    key = (
+        pl.when(~pl.col("free_move"))
+        .then(pl.col("aid") * 3 + 1)
+        .when(pl.col("_next").is_not_null() & pointer_next)
+        .then(pl.col("_next") * 3 + 1)
+        .when(pl.col("_next").is_not_null())
+        .then(pl.col("_next") * 3)
+        .when(pl.col("_prev").is_not_null())
+        .then(pl.col("_prev") * 3 + 2)
+        .otherwise(pl.lit(-1))  # a session of nothing but motion
+    )
+    lf = lf.with_columns(key.alias("akey"), pl.col("_next").is_null().alias("_tail"))
+    lf = lf.filter(pl.col("akey").is_not_null())
+
+    # Typed text per typing action.
+    lf = lf.with_columns(key_token().alias("_token"))
+    texts = joined_text(lf.filter(pl.col("ucat") == "type"), "akey")
+
+    pt = pl.struct(
+        pl.col("x").cast(pl.Int32).alias("x"),
+        pl.col("y").cast(pl.Int32).alias("y"),
+        ((pl.col("t_ns") - pl.col("t_ns").min()) // 1_000_000).cast(pl.Int32).alias("t_ms"),
+    )
+    own = ~pl.col("free_move")
+    first_own = lambda c: pl.col(c).filter(own).first()  # noqa: E731
+    down = typ == "button_down"
+    up = typ == "button_up"
+    moved = ((pl.col("x") - pl.col("x").filter(down).first()).abs() + (pl.col("y") - pl.col("y").filter(down).first()).abs())
+    agg = lf.group_by("akey").agg(
+        pl.col("person").first(),
+        pl.col("device").first(),
+        pl.col("session").first(),
+        first_own("work_session").alias("work_session"),
+        first_own("task").alias("task"),
+        first_own("ucat").alias("ucat"),
+        pl.col("free_move").all().alias("_all_free"),
+        pl.col("_tail").all().alias("_tail"),
+        pl.col("button").filter(down).first().alias("button"),
+        pl.col("x").filter(down | (typ == "scroll")).first().alias("_px"),
+        pl.col("y").filter(down | (typ == "scroll")).first().alias("_py"),
+        pl.col("x").filter(up).last().alias("_ux"),
+        pl.col("y").filter(up).last().alias("_uy"),
+        pl.col("x").filter(is_move).last().alias("_mx"),
+        pl.col("y").filter(is_move).last().alias("_my"),
+        pl.col("_bx").filter(is_move).first().fill_null(pl.col("x").filter(is_move).first()).alias("_m0x"),
+        pl.col("_by").filter(is_move).first().fill_null(pl.col("y").filter(is_move).first()).alias("_m0y"),
+        pl.col("t_ns").filter(down).first().alias("_down_ns"),
+        pl.col("t_ns").filter(up).last().alias("_up_ns"),
+        moved.filter(in_press | down).max().alias("_moved"),
+        pl.col("key").filter(own).first().alias("key"),
+        pl.col("modifiers").filter(own).first().alias("modifiers"),
+        (typ == "key_down").filter(own).sum().alias("_keys"),
+        pl.col("dy").filter(typ == "scroll").sum().alias("_sdy"),
+        pl.col("dx").filter(typ == "scroll").sum().alias("_sdx"),
+        pl.col("t_ns").min().alias("_path_start"),
+        pl.col("t_ns").filter(own).min().alias("start_ns"),
+        pl.col("t_ns").max().alias("end_ns"),
+        pl.col("t_ns").min().alias("_first_ns"),
+        pt.filter(is_move | down | up).alias("path"),
+        pl.col("app").last(),
+        pl.col("title").last(),
+        pl.col("url").last(),
+        pl.col("screen_w").last(),
+        pl.col("screen_h").last(),
+        pl.col("seq").min().alias("seq_first"),
+        pl.col("seq").max().alias("seq_last"),
+        pl.len().alias("event_count"),
+    )
+    agg = agg.join(texts, on="akey", how="left")
+    return _finish(agg, settings)
+
+
+def _finish(agg: pl.LazyFrame, settings: BuildSettings) -> pl.LazyFrame:
+    """Name each action, merge click chains, add coordinates and the command."""
+    ucat = pl.col("ucat")
+    is_move_action = pl.col("_all_free")
+    agg = agg.filter(
+        (~is_move_action & ucat.is_in(["press", "scroll", "type", "key", "hotkey"]))
+        | (is_move_action & pl.col("_mx").is_not_null())
+    )
+    # Moves: drop jitter below move_min_px (net displacement over the path).
+    net = ((pl.col("_mx") - pl.col("_m0x")).pow(2) + (pl.col("_my") - pl.col("_m0y")).pow(2)).sqrt()
+    agg = agg.filter(~is_move_action | (net >= settings.move_min_px))
+    # Typing actions whose text was entirely deleted within the run changed nothing.
+    agg = agg.filter(~((ucat == "type") & ~is_move_action & pl.col("text").fill_null("").eq("")))
+
+    is_press = (ucat == "press") & ~is_move_action
+    is_drag = is_press & (pl.col("_moved") > settings.drag_px).fill_null(False)
+    agg = agg.with_columns(is_drag.alias("_drag"), is_press.alias("_press"))
+    agg = agg.sort(["session", "akey"])
+
+    # Click chains: presses of the same button, not drags, close in time and
+    # space, with nothing else between them, chain; every third starts anew.
+    same_session = pl.col("session") == pl.col("session").shift(1)
+    click = pl.col("_press") & ~pl.col("_drag")
+    chained = (
+        click
+        & click.shift(1)
+        & same_session
+        & (pl.col("button") == pl.col("button").shift(1))
+        & ((pl.col("_down_ns") - pl.col("_down_ns").shift(1)) <= int(settings.multi_click_ms * 1e6))
+        & ((pl.col("_px") - pl.col("_px").shift(1)).abs() <= settings.multi_click_px)
+        & ((pl.col("_py") - pl.col("_py").shift(1)).abs() <= settings.multi_click_px)
+    ).fill_null(False)
+    agg = agg.with_columns((~chained).cum_sum().alias("_chain"))
+    agg = agg.with_columns(pl.int_range(pl.len()).over("_chain").alias("_k"))
+    agg = agg.with_columns((pl.col("_chain") * 1000 + pl.col("_k") // 3).alias("_group"))
+    chain_agg = [
+        pl.col(c).first()
+        for c in agg.collect_schema().names()
+        if c not in {"_group", "end_ns", "seq_last", "event_count", "path", "_up_ns", "_ux", "_uy"}
+    ]
+    agg = agg.group_by("_group", maintain_order=True).agg(
+        *chain_agg,
+        pl.col("end_ns").last(),
+        pl.col("seq_last").last(),
+        pl.col("event_count").sum(),
+        pl.col("path").first(),
+        pl.col("_up_ns").last(),
+        pl.col("_ux").last(),
+        pl.col("_uy").last(),
+        pl.len().alias("clicks"),
+    )
+    button = pl.col("button")
+    action = (
+        pl.when(is_move_action)
+        .then(pl.lit("move"))
+        .when(pl.col("_drag"))
+        .then(pl.lit("drag"))
+        .when(is_press & (button == "right"))
+        .then(pl.lit("right_click"))
+        .when(is_press & (button == "middle"))
+        .then(pl.lit("middle_click"))
+        .when(is_press & (pl.col("clicks") == 2))
+        .then(pl.lit("double_click"))
+        .when(is_press & (pl.col("clicks") == 3))
+        .then(pl.lit("triple_click"))
+        .when(is_press)
+        .then(pl.lit("click"))
+        .when(ucat == "scroll")
+        .then(pl.lit("scroll"))
+        .when(ucat == "type")
+        .then(pl.lit("type"))
+        .when(ucat == "key")
+        .then(pl.lit("press"))
+        .otherwise(pl.lit("hotkey"))
+    )
+    agg = agg.with_columns(action.alias("action"))
+    act = pl.col("action")
+    x = pl.when(act == "move").then(pl.col("_mx")).otherwise(pl.col("_px"))
+    y = pl.when(act == "move").then(pl.col("_my")).otherwise(pl.col("_py"))
+    end_x = pl.when(act == "drag").then(pl.col("_ux").fill_null(pl.col("_mx"))).otherwise(None)
+    end_y = pl.when(act == "drag").then(pl.col("_uy").fill_null(pl.col("_my"))).otherwise(None)
+    mods = pl.col("modifiers")
+    mod_names = pl.concat_list(
+        pl.when((mods & MOD_CTRL) != 0).then(pl.lit("ctrl")).otherwise(None),
+        pl.when((mods & MOD_ALT) != 0).then(pl.lit("alt")).otherwise(None),
+        pl.when((mods & MOD_META) != 0).then(pl.lit("win")).otherwise(None),
+        pl.when((mods & MOD_SHIFT) != 0).then(pl.lit("shift")).otherwise(None),
+        pl.when((mods & MOD_ALTGR) != 0).then(pl.lit("altgr")).otherwise(None),
+    ).list.drop_nulls()
+    keys = (
+        pl.when(act == "hotkey")
+        .then(pl.concat_list(mod_names, pl.concat_list(pl.col("key").str.to_lowercase())))
+        .when(act == "press")
+        .then(pl.concat_list(pl.col("key")))
+        .otherwise(None)
+    )
+    scroll_dir = (
+        pl.when(act != "scroll")
+        .then(None)
+        .when(pl.col("_sdy") > 0)
+        .then(pl.lit("up"))
+        .when(pl.col("_sdy") < 0)
+        .then(pl.lit("down"))
+        .when(pl.col("_sdx") > 0)
+        .then(pl.lit("right"))
+        .otherwise(pl.lit("left"))
+    )
+    amount = pl.when(act == "scroll").then(pl.max_horizontal(pl.col("_sdy").abs(), pl.col("_sdx").abs())).otherwise(None)
+    sw = pl.col("screen_w").cast(pl.Float64)
+    sh = pl.col("screen_h").cast(pl.Float64)
+    agg = agg.with_columns(
+        x.alias("x"),
+        y.alias("y"),
+        end_x.alias("end_x"),
+        end_y.alias("end_y"),
+        keys.alias("keys"),
+        pl.when(act == "press").then(pl.col("_keys")).otherwise(None).alias("presses"),
+        amount.alias("scroll_amount"),
+        scroll_dir.alias("scroll_direction"),
+        pl.when(act.is_in(["click", "double_click", "triple_click", "right_click", "middle_click"]))
+        .then(pl.col("clicks"))
+        .otherwise(None)
+        .alias("clicks"),
+        pl.when(act.is_in(["move", "scroll", "type", "press", "hotkey"])).then(None).otherwise(pl.col("button")).alias("button"),
+        pl.when(act == "type").then(pl.col("text")).otherwise(None).alias("text"),
+        pl.when(act == "move").then(pl.col("_first_ns")).otherwise(pl.col("start_ns")).alias("start_ns"),
+    )
+    agg = agg.with_columns(
+        (pl.col("x") / sw).alias("x_norm"),
+        (pl.col("y") / sh).alias("y_norm"),
+        (pl.col("end_x") / sw).alias("end_x_norm"),
+        (pl.col("end_y") / sh).alias("end_y_norm"),
+        ((pl.col("end_ns") - pl.col("start_ns")) / 1e6).alias("duration_ms"),
+        pl.int_range(pl.len()).over("session").alias("action_index"),
+    )
+    agg = agg.with_columns(command_expr().alias("command"))
+    return agg.select(TRAJECTORY_COLUMNS)
+
+
+def command_expr() -> pl.Expr:
+    """The action as a PyAutoGUI call (what agent datasets train on)."""
+    act = pl.col("action")
+    xs = pl.col("x").cast(pl.String)
+    ys = pl.col("y").cast(pl.String)
+    at = pl.lit("(x=") + xs + pl.lit(", y=") + ys
+    keys_repr = pl.col("keys").list.eval(pl.lit("'") + pl.element() + pl.lit("'")).list.join(", ")
+    text_repr = pl.col("text").str.replace_all("\\", "\\\\", literal=True).str.replace_all("'", "\\'", literal=True).str.replace_all(
+        "\n", "\\n", literal=True
+    )
+    amount = pl.col("scroll_amount").cast(pl.String)
+    return (
+        pl.when(act == "click")
+        .then(pl.lit("pyautogui.click") + at + pl.lit(")"))
+        .when(act == "double_click")
+        .then(pl.lit("pyautogui.doubleClick") + at + pl.lit(")"))
+        .when(act == "triple_click")
+        .then(pl.lit("pyautogui.tripleClick") + at + pl.lit(")"))
+        .when(act == "right_click")
+        .then(pl.lit("pyautogui.rightClick") + at + pl.lit(")"))
+        .when(act == "middle_click")
+        .then(pl.lit("pyautogui.middleClick") + at + pl.lit(")"))
+        .when(act == "move")
+        .then(pl.lit("pyautogui.moveTo") + at + pl.lit(")"))
+        .when(act == "drag")
+        .then(
+            pl.lit("pyautogui.moveTo")
+            + at
+            + pl.lit("); pyautogui.dragTo(x=")
+            + pl.col("end_x").cast(pl.String)
+            + pl.lit(", y=")
+            + pl.col("end_y").cast(pl.String)
+            + pl.lit(", button='")
+            + pl.col("button")
+            + pl.lit("')")
+        )
+        .when((act == "scroll") & pl.col("scroll_direction").is_in(["up", "down"]))
+        .then(
+            pl.lit("pyautogui.scroll(")
+            + pl.when(pl.col("scroll_direction") == "down").then(pl.lit("-")).otherwise(pl.lit(""))
+            + amount
+            + pl.lit(", x=")
+            + xs
+            + pl.lit(", y=")
+            + ys
+            + pl.lit(")")
+        )
+        .when(act == "scroll")
+        .then(
+            pl.lit("pyautogui.hscroll(")
+            + pl.when(pl.col("scroll_direction") == "left").then(pl.lit("-")).otherwise(pl.lit(""))
+            + amount
+            + pl.lit(", x=")
+            + xs
+            + pl.lit(", y=")
+            + ys
+            + pl.lit(")")
+        )
+        .when(act == "type")
+        .then(pl.lit("pyautogui.write('") + text_repr + pl.lit("')"))
+        .when(act == "press")
+        .then(pl.lit("pyautogui.press(") + keys_repr + pl.lit(", presses=") + pl.col("presses").cast(pl.String) + pl.lit(")"))
+        .otherwise(pl.lit("pyautogui.hotkey(") + keys_repr + pl.lit(")"))
+    )

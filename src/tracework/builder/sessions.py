@@ -1,0 +1,188 @@
+"""Normalising raw lake rows and cutting them into work sessions and tasks.
+
+Pure functions over Polars frames: no I/O and no state, so the same code runs
+in the local engine and, later, per partition on Ray.
+
+A capture session (the agent's ``session`` id) is split into *work sessions*
+at long gaps without events, after idle and pause periods, around locked
+screens and windows the app policy denied, and where the clock jumps backwards.
+A work session is split into *tasks* at application or window switches and at
+shorter pauses. Events in denied or locked windows and while paused are
+excluded from every dataset.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from .settings import BuildSettings
+
+# Columns the builder reads from the lake, with the type it works in.
+SOURCE_COLUMNS: dict[str, pl.DataType] = {
+    "type": pl.String,
+    "session": pl.String,
+    "seq": pl.Int64,
+    "t_ns": pl.Int64,
+    "x": pl.Int64,
+    "y": pl.Int64,
+    "button": pl.String,
+    "dx": pl.Int64,
+    "dy": pl.Int64,
+    "key_sym": pl.String,
+    "char": pl.String,
+    "modifiers": pl.Int64,
+    "key_class": pl.String,
+    "redacted": pl.String,
+    "app": pl.String,
+    "title": pl.String,
+    "url": pl.String,
+    "denied": pl.Boolean,
+    "screen_w": pl.Int64,
+    "screen_h": pl.Int64,
+    "person": pl.String,
+    "device": pl.String,
+}
+
+# pyautogui key names for the X11 / pynput / browser names agents record.
+KEY_NAMES = {
+    "return": "enter",
+    "kp_enter": "enter",
+    "enter": "enter",
+    "backspace": "backspace",
+    "escape": "esc",
+    "prior": "pageup",
+    "next": "pagedown",
+    "page_up": "pageup",
+    "page_down": "pagedown",
+    "iso_left_tab": "tab",
+    "control_l": "ctrl",
+    "control_r": "ctrl",
+    "control": "ctrl",
+    "ctrl_l": "ctrl",
+    "ctrl_r": "ctrl",
+    "shift_l": "shift",
+    "shift_r": "shift",
+    "alt_l": "alt",
+    "alt_r": "alt",
+    "alt_gr": "altgr",
+    "iso_level3_shift": "altgr",
+    "super_l": "win",
+    "super_r": "win",
+    "meta_l": "win",
+    "meta_r": "win",
+    "cmd": "command",
+    "cmd_l": "command",
+    "cmd_r": "command",
+    "caps_lock": "capslock",
+    "num_lock": "numlock",
+    "arrowleft": "left",
+    "arrowright": "right",
+    "arrowup": "up",
+    "arrowdown": "down",
+}
+
+MODIFIER_KEYS = ["shift", "ctrl", "alt", "altgr", "win", "command", "super", "meta", "capslock", "numlock", "fn"]
+
+
+def normalize(frame: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
+    """Select and type the columns the builder uses (missing ones become null),
+    sort each capture session by sequence number, and name keys the pyautogui way."""
+    lf = frame.lazy()
+    names = lf.collect_schema().names()
+    exprs = []
+    for name, dtype in SOURCE_COLUMNS.items():
+        if name in names:
+            exprs.append(pl.col(name).cast(dtype))
+        else:
+            exprs.append(pl.lit(None, dtype=dtype).alias(name))
+    lf = lf.select(exprs)
+    lf = lf.with_columns(
+        pl.col("person").fill_null("unknown"),
+        pl.col("device").fill_null("unknown"),
+        pl.col("modifiers").fill_null(0),
+        pl.col("denied").fill_null(False),
+        pl.col("key_sym")
+        .str.to_lowercase()
+        .replace(KEY_NAMES)
+        .alias("key"),
+    )
+    # Events can reach the lake out of order (batches retried, several
+    # collectors); the agent's sequence number is the order of capture.
+    return lf.sort(["session", "seq"])
+
+
+def sessionize(lf: pl.LazyFrame, settings: BuildSettings) -> pl.LazyFrame:
+    """Add ``work_session`` and ``task`` (0-based within the capture session),
+    ``excluded`` (locked, denied or paused), ``screen_w``/``screen_h`` and the
+    focused ``app``/``title``/``url`` on every row. Rows must be sorted by
+    (session, seq), as :func:`normalize` leaves them."""
+    gap_ns = int(settings.session_gap_s * 1e9)
+    task_ns = int(settings.task_pause_s * 1e9)
+    typ = pl.col("type")
+    is_focus = typ == "focus_change"
+    blocked_focus = pl.col("denied") | pl.col("app").is_in(list(settings.lock_apps))
+    first = pl.col("session") != pl.col("session").shift(1)
+    dt = pl.col("t_ns") - pl.col("t_ns").shift(1)
+    lf = lf.with_columns(
+        first.fill_null(True).alias("_first"),
+        dt.alias("_dt"),
+        # State carried forward from the last focus change / pause event.
+        pl.when(is_focus).then(blocked_focus).otherwise(None).forward_fill().over("session").fill_null(False).alias("_blocked"),
+        pl.when(typ == "pause")
+        .then(True)
+        .when(typ.is_in(["resume", "session_start"]))
+        .then(False)
+        .otherwise(None)
+        .forward_fill()
+        .over("session")
+        .fill_null(False)
+        .alias("_paused"),
+        pl.when(is_focus & ~pl.col("denied")).then(pl.col("app")).otherwise(None).forward_fill().over("session").alias("app"),
+        pl.when(is_focus & ~pl.col("denied")).then(pl.col("title")).otherwise(None).forward_fill().over("session").alias("title"),
+        pl.when(is_focus & ~pl.col("denied")).then(pl.col("url")).otherwise(None).forward_fill().over("session").alias("url"),
+        pl.col("screen_w").forward_fill().over("session").alias("screen_w"),
+        pl.col("screen_h").forward_fill().over("session").alias("screen_h"),
+    )
+    excluded = pl.col("_blocked") | pl.col("_paused") | typ.is_in(["idle", "pause"])
+    lf = lf.with_columns(excluded.alias("excluded"))
+    # A clock that jumps backwards (or forwards past the gap) cannot be
+    # trusted across the jump, so the work session is cut there.
+    clock_jump = (pl.col("_dt") < 0).fill_null(False)
+    new_ws = (
+        pl.col("_first")
+        | clock_jump
+        | (pl.col("_dt") > gap_ns).fill_null(False)
+        | typ.is_in(["session_start", "resume", "active"])
+        | (pl.col("excluded").shift(1).fill_null(False) & ~pl.col("excluded"))
+    )
+    prev_app = pl.col("app").shift(1)
+    prev_title = pl.col("title").shift(1)
+    switched = is_focus & ((pl.col("app").ne_missing(prev_app)) | (pl.col("title").ne_missing(prev_title)))
+    new_task = new_ws | switched.fill_null(False) | (pl.col("_dt") > task_ns).fill_null(False)
+    lf = lf.with_columns(
+        new_ws.alias("_new_ws"),
+        new_task.alias("_new_task"),
+        clock_jump.alias("clock_jump"),
+    )
+    lf = lf.with_columns(
+        (pl.col("_new_ws").cast(pl.Int32).cum_sum().over("session") - 1).alias("work_session"),
+        (pl.col("_new_task").cast(pl.Int32).cum_sum().over("session") - 1).alias("task"),
+    )
+    return lf.drop(["_first", "_dt", "_blocked", "_paused", "_new_ws", "_new_task"])
+
+
+def session_summary(lf: pl.LazyFrame) -> pl.LazyFrame:
+    """One row per work session: span, event count, apps (for the report timeline)."""
+    return (
+        lf.filter(~pl.col("excluded"))
+        .group_by(["person", "session", "work_session"])
+        .agg(
+            pl.col("t_ns").min().alias("start_ns"),
+            pl.col("t_ns").max().alias("end_ns"),
+            pl.len().alias("events"),
+            pl.col("task").n_unique().alias("tasks"),
+            pl.col("seq").min().alias("seq_first"),
+            pl.col("seq").max().alias("seq_last"),
+        )
+        .sort(["session", "work_session"])
+    )
