@@ -37,23 +37,39 @@ def serve(data_dir: str | None, host: str | None, port: int | None, log_level: s
 
     settings = _settings(**{"data_dir": data_dir, "collector.host": host, "collector.port": port})
     service = IngestService.from_settings(settings)
-    app = create_app(service)
+    app = create_app(
+        service, on_shutdown=lambda: click.echo("collector stopped; every accepted batch is committed")
+    )
     host, port = settings["collector.host"], settings["collector.port"]
-    server = uvicorn.Server(
+
+    class Server(uvicorn.Server):
+        async def startup(self, sockets=None):
+            await super().startup(sockets)
+            if self.started:  # only once the port is really listening
+                click.echo(f"tracework collector serving http://{host}:{port} (data in {settings['data_dir']}); Ctrl-C to stop")
+
+    server = Server(
         uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False, lifespan="on", workers=1)
     )
-    click.echo(f"tracework collector serving http://{host}:{port} (data in {settings['data_dir']}); Ctrl-C to stop", err=False)
     if service.reconciled_at_start:
         click.echo(f"reconciled {service.reconciled_at_start} batch ids from the lake into the ledger")
     try:
         server.run()
+    except SystemExit:
+        # uvicorn exits this way when it cannot bind; explained below.
+        pass
+    except KeyboardInterrupt:
+        # uvicorn re-raises Ctrl-C after its graceful shutdown has completed
+        # (the service is closed by then): a normal, successful stop.
+        return
     finally:
-        # uvicorn runs the app's shutdown (which closes the service) on a clean
-        # stop; this covers a failed start, and close() is idempotent.
+        # A clean stop already closed the service in the app's shutdown;
+        # this covers a failed start. close() is idempotent.
         service.writer.close()
     if not server.started:
-        raise click.ClickException(f"could not listen on {host}:{port}; is another collector running there? use --port")
-    click.echo("collector stopped; every accepted batch is committed")
+        raise click.ClickException(
+            f"could not listen on {host}:{port}; is another collector running there? choose another --port"
+        )
 
 
 @click.group("devices")

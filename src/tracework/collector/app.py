@@ -58,9 +58,9 @@ async def _read_capped(request: Request, limit: int, too_large: IngestError) -> 
     return b"".join(chunks)
 
 
-def create_app(service: IngestService, *, tune_gc: bool = True) -> Starlette:
+def create_app(service: IngestService, *, tune_gc: bool = True, on_shutdown=None) -> Starlette:
     """The ASGI app serving ``service``. The service is closed (queued batches
-    committed) when the app shuts down."""
+    committed) when the app shuts down; ``on_shutdown()`` is called after that."""
 
     async def post_batch(request: Request) -> Response:
         try:
@@ -113,6 +113,8 @@ def create_app(service: IngestService, *, tune_gc: bool = True) -> Starlette:
             yield
         finally:
             await run_in_threadpool(service.close)
+            if on_shutdown is not None:
+                on_shutdown()
 
     routes = [
         Route("/v1/batches", post_batch, methods=["POST"]),

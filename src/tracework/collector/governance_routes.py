@@ -310,3 +310,29 @@ def governance_routes(gov, device_registry=None) -> list[Route]:
 
         routes.append(Route(path, dispatch, methods=sorted(handlers)))
     return routes
+
+
+class _LazyGovernance:
+    """Opens the governance service on first use, so a collector that never
+    serves a governance request creates no governance state."""
+
+    def __init__(self, data_dir):
+        self._data_dir = data_dir
+        self._gov = None
+        self._lock = __import__("threading").Lock()
+
+    def __getattr__(self, name):
+        if self._gov is None:
+            with self._lock:
+                if self._gov is None:
+                    from ..governance import open_governance
+
+                    self._gov = open_governance(self._data_dir)
+        return getattr(self._gov, name)
+
+
+def governance_routes_for(service) -> list[Route]:
+    """The governance routes for a collector's :class:`IngestService` (same
+    data folder, same device registry). The collector app mounts them with
+    ``routes += governance_routes_for(service)``."""
+    return governance_routes(_LazyGovernance(service.data_dir), device_registry=service.registry)

@@ -14,8 +14,6 @@ import json
 import time
 from pathlib import Path
 
-import duckdb
-
 from ..governance.db import ThreadLocalConnections, ensure_schema, transaction
 from ..lake import commit_metadata, open_table
 from ..lake.read import table_dataset
@@ -103,6 +101,8 @@ class BatchLedger:
             self.record([], lake_version)
         else:
             # The log files were cleaned up: fall back to scanning the lake.
+            import duckdb
+
             con = duckdb.connect()
             try:
                 con.register("events", table_dataset(dt, table_path(self.data_dir)))

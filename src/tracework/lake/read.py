@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import duckdb
 import pyarrow as pa
 import pyarrow.dataset as pads
 from deltalake.exceptions import DeltaError
@@ -73,6 +72,8 @@ def read_events(
 
 def query(data_dir: str | Path, sql: str) -> pa.Table:
     """Run DuckDB ``sql`` over the raw events (view ``events``); returns Arrow."""
+    import duckdb  # imported on use: the collector never needs it
+
     con = duckdb.connect()
     try:
         con.register("events", _dataset(data_dir))
@@ -93,6 +94,8 @@ def lake_stats(data_dir: str | Path) -> dict:
     path = str(table_path(data_dir))
     if dt is None:
         return {"path": path, "exists": False, "version": None, "files": 0, "bytes": 0, "rows": 0, "by_type": {}, "by_day": {}}
+    import duckdb
+
     actions = pa.table(dt.get_add_actions(flatten=True))
     sizes = actions.column("size_bytes").to_pylist() if actions.num_rows else []
     con = duckdb.connect()
