@@ -28,6 +28,7 @@ Keys already marked by the app policy (``redacted`` set) pass untouched.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from typing import Sequence
 
@@ -46,7 +47,8 @@ from ..events.model import (
     SessionStart,
 )
 from .policy import Policy, default_policy
-from .redact import PRIVATE_KEY, Redactor, secrets
+from .redact import PRIVATE_KEY, SECRET, Redactor, secrets
+from .redact.checks import char_classes, shannon_entropy
 from .textstream import CONTEXT_BREAK, PASTE, Cell, TypedText
 
 MAX_HELD = 8192  # held characters before the zone is forced out (after a scan)
@@ -104,6 +106,7 @@ class RedactionStage:
         if self._dirty:
             self._scan_and_release(final=False)
         if self._unreleased() and now_ns - self._last_key_ns >= self.hold_ns:
+            self._label_suspect_token()
             self._scan_and_release(final=True)
         return self._emit()
 
@@ -194,6 +197,9 @@ class RedactionStage:
         cells = buf.cells
         first = self._first_unreleased()
         lo = max(0, first - SCAN_CONTEXT)
+        block = _open_block(cells)
+        if block is not None:
+            lo = min(lo, block)  # the BEGIN line must be in view for the block to be found
         if not sticky:
             for c in cells[first:]:
                 if not c.released and not c.sticky:
@@ -220,6 +226,26 @@ class RedactionStage:
                 if 0 <= j < len(cells) and cells[j].label:
                     dead.label, dead.span_key = cells[j].label, cells[j].span_key
                     break
+
+    def _label_suspect_token(self) -> None:
+        """On timeout the token at the caret may be a secret cut short (the
+        typist paused mid-key). A complete one is found by the scan; a prefix
+        is not, so a token that looks like the start of one is labelled
+        SECRET: it starts with a provider prefix, or mixes three character
+        classes with high entropy, or is a long digit run."""
+        buf = self._buf
+        cells = buf.cells
+        end = buf.cursor
+        start = end
+        while start > 0 and not cells[start - 1].ch.isspace() and end - start < secrets.MAX_TOKEN_SCAN:
+            start -= 1
+        token_cells = [c for c in cells[start:end] if not c.released and not c.label]
+        token = "".join(c.ch for c in cells[start:end])
+        if len(token_cells) < 6 or not _looks_secret(token):
+            return
+        key = (SECRET, id(cells[start]))
+        for c in token_cells:
+            c.label, c.span_key, c.sticky = SECRET, key, True
 
     def _scan_and_release(self, *, final: bool) -> None:
         self._dirty = False
@@ -281,12 +307,11 @@ class RedactionStage:
             i = j
         # Keys typed to the right of the caret (after moving left) are held too.
         hold = min(i, pos)
-        first = self._first_unreleased()
-        if first < len(cells):
-            text = "".join(c.ch for c in cells[first:])
-            begin = text.rfind("-----BEGIN")
-            if begin != -1 and text.find("-----END", begin) == -1 and "PRIVATE KEY" in text[begin : begin + 80] + "PRIVATE KEY":
-                hold = min(hold, first + begin)
+        # Inside an unfinished BEGIN ... block every line is held: a private
+        # key's lines are only recognisable as a whole.
+        block = _open_block(cells)
+        if block is not None:
+            hold = min(hold, max(block, self._first_unreleased()))
         return hold
 
     # -- output ------------------------------------------------------------
@@ -306,6 +331,42 @@ class RedactionStage:
                 )
             out.append(ev)
         return out
+
+
+# Literal prefixes that start provider tokens (context keywords excluded).
+_PREFIXES = tuple(
+    sorted(
+        h
+        for provider, hints in secrets.RULE_HINTS.items()
+        if provider not in secrets.LOWER_HINT_RULES
+        for h in hints
+        if len(h) >= 3 and h[0].isalnum() and "/" not in h
+    )
+)
+
+
+def _looks_secret(token: str) -> bool:
+    core = token.split("=", 1)[-1].strip("\"'`:")
+    if len(core) < 6:
+        return False
+    if core.startswith(_PREFIXES) or token.startswith(_PREFIXES):
+        return True
+    if sum(ch.isdigit() for ch in core) >= 6:
+        return True
+    # Short values cannot reach 3 bits/char; ask for near-maximal entropy instead.
+    return char_classes(core) >= 3 and any(ch.isdigit() for ch in core) and shannon_entropy(core) >= min(3.0, math.log2(len(core)) - 0.3)
+
+
+def _open_block(cells: list[Cell]) -> int | None:
+    """Index of the last ``-----BEGIN`` with no ``-----END`` after it, when
+    it is less than MAX_PEM characters back; else None."""
+    n = len(cells)
+    lo = max(0, n - secrets.MAX_PEM)
+    text = "".join(c.ch for c in cells[lo:])
+    begin = text.rfind("-----BEGIN")
+    if begin == -1 or text.find("-----END", begin) != -1:
+        return None
+    return lo + begin
 
 
 def _live_anchor(cell: Cell) -> Cell | None:
