@@ -1,0 +1,225 @@
+"""The uploader: moves batches from the spool to the collector.
+
+Contract with the collector (``POST {url}/v1/batches``): bearer device token,
+``Content-Type: application/x-ndjson``, ``Content-Encoding: zstd``, body =
+batch header line + one event per line. Outcomes:
+
+* 2xx: the batch is durable at the collector; its events leave the spool.
+* 401 / 403: the token or the consent was refused; uploading stops (nothing
+  is deleted) and the reason is reported in ``agent status``.
+* any other 4xx: this batch will never be accepted as it is; it moves to the
+  spool's dead-letter table and is reported; the uploader goes on.
+* network error, timeout, 5xx: transient; retried with exponential backoff
+  and full jitter (sleep a random time in [0, min(cap, base * 2**attempt)]).
+
+A batch's id and seq range are stored before the first send, so a resend
+after a crash carries the same id and the collector stores it once.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from dataclasses import dataclass
+
+import httpx
+import msgspec
+import zstandard
+
+from .. import __version__
+from ..errors import AuthError, BatchRejected, CollectorUnavailable
+from ..events import CONTENT_ENCODING, CONTENT_TYPE, SCHEMA_VERSION, BatchHeader, encode_batch_lines
+from .spool import Batch, Spool
+
+log = logging.getLogger("tracework.agent")
+
+
+@dataclass
+class UploadSettings:
+    collector_url: str
+    token: str
+    batch_events: int = 2000
+    interval_s: float = 1.0
+    backoff_base_s: float = 0.5
+    backoff_cap_s: float = 60.0
+    timeout_s: float = 30.0
+
+
+class _KeyDownRedactions(msgspec.Struct):
+    type: str
+    redacted: str | None = None
+
+
+_redaction_decoder = msgspec.json.Decoder(_KeyDownRedactions)
+
+
+def redaction_counts(lines: list[bytes]) -> dict[str, int]:
+    """Redacted spans in a batch, by placeholder type.
+
+    A span is a run of consecutive key downs carrying the same ``redacted``
+    placeholder (the redactor marks each key of a redacted token).
+    """
+    counts: dict[str, int] = {}
+    previous = None
+    for line in lines:
+        if b'"redacted"' not in line:
+            if b'"key_down"' in line:
+                previous = None
+            continue
+        ev = _redaction_decoder.decode(line)
+        if ev.type != "key_down":
+            continue
+        if ev.redacted and ev.redacted != previous:
+            counts[ev.redacted] = counts.get(ev.redacted, 0) + 1
+        previous = ev.redacted
+    return counts
+
+
+def encode_body(batch: Batch) -> bytes:
+    header = BatchHeader(batch_id=batch.batch_id, schema_version=SCHEMA_VERSION, event_count=len(batch.lines),
+                         agent_version=__version__, redaction_counts=redaction_counts(batch.lines))
+    return zstandard.ZstdCompressor(level=3).compress(encode_batch_lines(header, batch.lines))
+
+
+class Uploader:
+    """Sends spool batches until stopped. One thread; its own spool connection."""
+
+    def __init__(self, spool: Spool, settings: UploadSettings, *, rng: random.Random | None = None):
+        self.spool = spool
+        self.settings = settings
+        self.rng = rng or random.Random()
+        self.client = httpx.Client(timeout=settings.timeout_s)
+        self.stopped_reason: str | None = None  # set on 401/403: uploads stop
+        self._wake = threading.Event()
+
+    def close(self) -> None:
+        self.client.close()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def send(self, batch: Batch) -> dict:
+        """POST one batch. Returns the collector's JSON on 2xx, raises otherwise."""
+        url = self.settings.collector_url.rstrip("/") + "/v1/batches"
+        headers = {
+            "Authorization": f"Bearer {self.settings.token}",
+            "Content-Type": CONTENT_TYPE,
+            "Content-Encoding": CONTENT_ENCODING,
+        }
+        try:
+            response = self.client.post(url, content=encode_body(batch), headers=headers)
+        except httpx.HTTPError as exc:
+            raise CollectorUnavailable(f"the collector at {self.settings.collector_url} is unreachable ({exc})",
+                                       hint="the agent keeps the events and retries") from None
+        if 200 <= response.status_code < 300:
+            try:
+                return response.json()
+            except ValueError:
+                return {}
+        code, message = _error_of(response)
+        if response.status_code >= 500 or response.status_code in (408, 429):
+            raise CollectorUnavailable(f"the collector answered {response.status_code} {code}: {message}",
+                                       hint="the agent keeps the events and retries")
+        if response.status_code in (401, 403):
+            raise AuthError(
+                f"the collector refused this device ({response.status_code} {code}: {message})",
+                hint="uploads are stopped; enroll the device again and run "
+                "`tracework agent configure --token TOKEN`, or check consent",
+            )
+        raise BatchRejected(f"the collector refused batch {batch.batch_id} ({response.status_code} {code}: {message})",
+                            status=response.status_code, code=code,
+                            hint="the batch was moved to the spool's dead-letter table")
+
+    def upload_once(self) -> str:
+        """Try the next batch once. Returns ``idle`` (nothing to send), ``sent``,
+        ``retry`` (transient failure), ``rejected`` (dead-lettered) or ``stopped``."""
+        if self.stopped_reason:
+            return "stopped"
+        batch = self.spool.next_batch(self.settings.batch_events)
+        if batch is None:
+            return "idle"
+        self.spool.record_attempt(batch.batch_id)
+        try:
+            self.send(batch)
+        except CollectorUnavailable as exc:
+            self._note_error(str(exc.message))
+            return "retry"
+        except AuthError as exc:
+            self.stopped_reason = exc.message
+            self._note_error(exc.message, stopped=True)
+            log.error("uploads stopped: %s", exc)
+            return "stopped"
+        except BatchRejected as exc:
+            self.spool.dead_letter(batch, exc.status, exc.code, exc.message)
+            self._note_error(exc.message)
+            log.error("%s", exc)
+            return "rejected"
+        self.spool.ack(batch)
+        self.spool.set_many({"last_error": None})
+        return "sent"
+
+    def _note_error(self, message: str, stopped: bool = False) -> None:
+        values = {"last_error": message, "last_error_ns": time.time_ns()}
+        if stopped:
+            values["uploads_stopped"] = message
+        self.spool.set_many(values)
+
+    def backoff(self, attempt: int) -> float:
+        """Full jitter: a uniform sleep up to the capped exponential."""
+        ceiling = min(self.settings.backoff_cap_s, self.settings.backoff_base_s * (2 ** min(attempt, 30)))
+        return self.rng.uniform(0, ceiling)
+
+    def run(self, stop: threading.Event) -> None:
+        """Upload until ``stop`` is set."""
+        attempt = 0
+        while not stop.is_set():
+            try:
+                outcome = self.upload_once()
+            except Exception as exc:  # keep the agent alive; the spool still holds everything
+                log.exception("upload failed unexpectedly")
+                self._safe_note(f"unexpected upload failure: {exc}")
+                outcome = "retry"
+            if outcome in ("sent", "rejected"):
+                attempt = 0
+                continue  # more may be waiting
+            if outcome == "retry":
+                delay = self.backoff(attempt)
+                attempt += 1
+            else:
+                attempt = 0
+                delay = self.settings.interval_s
+            self._wake.wait(delay)
+            self._wake.clear()
+
+    def drain(self, deadline_s: float) -> str:
+        """Final upload at shutdown: send what is left, within ``deadline_s``."""
+        end = time.monotonic() + deadline_s
+        attempt = 0
+        outcome = "idle"
+        # A hung connection must not hold shutdown past the deadline.
+        self.client.timeout = httpx.Timeout(max(0.5, min(self.settings.timeout_s, deadline_s)))
+        while time.monotonic() < end:
+            outcome = self.upload_once()
+            if outcome in ("idle", "stopped"):
+                return outcome
+            if outcome == "retry":
+                time.sleep(min(self.backoff(attempt), max(0.0, end - time.monotonic())))
+                attempt += 1
+        return outcome
+
+    def _safe_note(self, message: str) -> None:
+        try:
+            self._note_error(message)
+        except Exception:
+            pass
+
+
+def _error_of(response: httpx.Response) -> tuple[str, str]:
+    try:
+        body = response.json()
+        err = body.get("error") or {}
+        return str(err.get("code", "error")), str(err.get("message", response.text[:200]))
+    except (ValueError, AttributeError):
+        return "error", response.text[:200] or response.reason_phrase

@@ -1,0 +1,165 @@
+"""``tracework agent …``: run the desktop agent and control it. Thin: the
+logic lives in ``tracework.agent``."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from .. import config
+from ..agent.home import AgentHome
+from ..agent.runner import Agent, RunOptions, request_pause, status
+
+_home_option = click.option(
+    "--home", "home", default=None, metavar="DIR",
+    help="Agent home folder (default: the `home` setting, TRACEWORK_HOME, ~/.tracework).",
+)
+
+
+def _settings(home: str | None, **more) -> dict:
+    overrides = {"home": home}
+    overrides.update(more)
+    return config.load(overrides)
+
+
+@click.group("agent")
+def agent_group() -> None:
+    """The desktop agent: capture input with consent, protect it on this machine, upload it.
+
+    \b
+    First time:
+      tracework agent configure --collector URL --token TOKEN
+      tracework agent consent --accept
+      tracework agent run
+    """
+
+
+@agent_group.command("configure")
+@click.option("--collector", "collector_url", default=None, metavar="URL", help="Collector address, e.g. http://127.0.0.1:8470.")
+@click.option("--token", default=None, metavar="TOKEN", help="Device token printed by `tracework devices enroll`.")
+@_home_option
+def configure_cmd(collector_url: str | None, token: str | None, home: str | None) -> None:
+    """Store the collector address and this device's token (file mode 0600)."""
+    s = _settings(home)
+    record = AgentHome(s["home"]).configure(collector_url, token)
+    click.echo(f"configured: uploads go to {record.get('collector_url', s['collector.url'])}"
+               f"{' with a device token' if record.get('token') else ' (no token yet: add --token)'}")
+
+
+@agent_group.command("consent")
+@click.option("--accept", is_flag=True, help="Opt in to capture on this machine.")
+@click.option("--withdraw", is_flag=True, help="Withdraw the opt-in; a running agent ends its session within a second.")
+@_home_option
+def consent_cmd(accept: bool, withdraw: bool, home: str | None) -> None:
+    """Record, withdraw or show your local opt-in to capture."""
+    s = _settings(home)
+    h = AgentHome(s["home"])
+    if accept and withdraw:
+        raise click.UsageError("give either --accept or --withdraw, not both")
+    if accept or withdraw:
+        record = h.set_consent(accept)
+        click.echo(("You opted in to capture on this machine" if accept else
+                    "You withdrew consent; capture stops and nothing more is recorded") + f" ({record['at']}).")
+        return
+    record = h.consent()
+    if not record:
+        click.echo("No opt-in recorded. Run `tracework agent consent --accept` to opt in.")
+    else:
+        click.echo(f"{'Opted in' if record.get('accepted') else 'Consent withdrawn'} on {record.get('at')}.")
+
+
+@agent_group.command("run")
+@click.option("--duration", type=click.FloatRange(min=0.1), default=None, metavar="SECONDS",
+              help="Stop after this many seconds (default: until SIGTERM/Ctrl-C).")
+@click.option("--collector", "collector_url", default=None, metavar="URL",
+              help="Upload to this collector instead of the configured one.")
+@click.option("--retry-max-seconds", type=click.FloatRange(min=0.1), default=60.0, show_default=True,
+              help="Cap of the exponential backoff between upload retries.")
+@click.option("--final-upload-seconds", type=click.FloatRange(min=0.0), default=10.0, show_default=True,
+              help="How long the final upload at shutdown may take.")
+@click.option("--spool-max-pages", type=click.IntRange(min=1), default=None, hidden=True,
+              help="Test hook: SQLite max_page_count on the spool, to provoke a real disk-full error.")
+@click.option("--quiet", is_flag=True, help="Log warnings and errors only.")
+@_home_option
+def run_cmd(duration, collector_url, retry_max_seconds, final_upload_seconds, spool_max_pages, quiet, home) -> None:
+    """Capture, protect, spool and upload until stopped. Needs `agent consent --accept`."""
+    s = _settings(home)
+    h = AgentHome(s["home"])
+    h.require_consent()  # before touching the display or the spool
+    h.path.mkdir(parents=True, exist_ok=True)
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr), logging.FileHandler(h.log_file)]
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(message)s")
+    for handler in handlers:
+        handler.setFormatter(fmt)
+    logger = logging.getLogger("tracework.agent")
+    logger.setLevel(logging.WARNING if quiet else logging.INFO)
+    for handler in handlers:
+        logger.addHandler(handler)
+    options = RunOptions(duration_s=duration, collector_url=collector_url, backoff_cap_s=retry_max_seconds,
+                         final_upload_s=final_upload_seconds, spool_max_pages=spool_max_pages)
+    summary = Agent(s, options).run()
+    click.echo(json.dumps(summary))
+
+
+@agent_group.command("pause")
+@_home_option
+def pause_cmd(home: str | None) -> None:
+    """Pause capture (the running agent stops within a fraction of a second; also kept for the next start)."""
+    st = request_pause(_settings(home), True)
+    click.echo("Capture paused." if st["running"] else "Capture will start paused (the agent is not running).")
+
+
+@agent_group.command("resume")
+@_home_option
+def resume_cmd(home: str | None) -> None:
+    """Resume capture after `agent pause` or the pause hotkey."""
+    st = request_pause(_settings(home), False)
+    if st["running"] and st.get("spool_full"):
+        click.echo("Resumed by you, but capture stays stopped while the spool is full (it resumes when uploads drain it).")
+    else:
+        click.echo("Capture resumed." if st["running"] else "The agent is not running; it will capture when started.")
+
+
+@agent_group.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+@_home_option
+def status_cmd(as_json: bool, home: str | None) -> None:
+    """Show whether the agent runs, pause state, spool, uploads, errors and redaction counts."""
+    st = status(_settings(home))
+    if as_json:
+        click.echo(json.dumps(st, default=str))
+        return
+    table = Table(show_header=False, box=None)
+    state = "running" if st["running"] else "not running"
+    if st["running"] and st.get("paused"):
+        state += f", paused ({', '.join(st.get('pause_reasons') or ['cli'])})"
+    table.add_row("agent", state)
+    table.add_row("consent", "opted in" if st["consent"] else "not given (run `tracework agent consent --accept`)")
+    table.add_row("collector", f"{st['collector_url']}{'' if st['configured'] else ' (no token: run `tracework agent configure`)'}")
+    if st.get("session"):
+        table.add_row("session", st["session"])
+    table.add_row("spool", f"{st['pending_events']} events pending ({st['pending_bytes']} bytes)")
+    if st.get("spool_full"):
+        table.add_row("[red]spool full[/]", "capture is stopped until uploads drain the spool")
+    table.add_row("uploaded", f"{st['uploaded_events']} events in {st['uploaded_batches']} batches"
+                  + (f", last at {time.strftime('%H:%M:%S', time.localtime(st['last_upload_ns'] / 1e9))}"
+                     if st.get("last_upload_ns") else ""))
+    if st.get("dead_letter_events"):
+        table.add_row("[red]refused[/]", f"{st['dead_letter_events']} events refused by the collector (dead letters)")
+    if st.get("uploads_stopped"):
+        table.add_row("[red]uploads stopped[/]", st["uploads_stopped"])
+    if st.get("last_error"):
+        table.add_row("last error", st["last_error"])
+    if st.get("redaction_counts"):
+        table.add_row("redacted", ", ".join(f"{k}: {v}" for k, v in sorted(st["redaction_counts"].items())))
+    Console().print(table)
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(agent_group)

@@ -1,0 +1,167 @@
+"""Helpers for the agent tests: a real agent subprocess, xdotool, lake reads."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+PYTHON = sys.executable
+
+
+def stop_process(proc: subprocess.Popen, timeout: float = 15.0) -> None:
+    """SIGTERM the process group, then SIGKILL if it does not end in time."""
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=timeout)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait(timeout=5)
+
+
+def run_tracework(*args: str, env: dict | None = None, timeout: float = 120, check: bool = False,
+                  cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """Run the real ``tracework`` command line in a subprocess."""
+    result = subprocess.run([PYTHON, "-m", "tracework", *args], env=env or dict(os.environ), cwd=cwd,
+                            capture_output=True, text=True, timeout=timeout)
+    if check and result.returncode != 0:
+        raise AssertionError(f"tracework {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+MODIFIER_SYMS = {"Shift_L", "Shift_R", "Control_L", "Control_R", "Alt_L", "Alt_R", "Super_L", "Super_R",
+                 "ISO_Level3_Shift", "Meta_L", "Meta_R", "Caps_Lock"}
+
+
+def wait_until(predicate, timeout: float = 60.0, interval: float = 0.05, what: str = "condition"):
+    """Poll ``predicate`` until it returns a truthy value (a deadline, not a
+    timing assertion: it only bounds a hang)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+class AgentProcess:
+    """``tracework agent run`` as a subprocess with its own home."""
+
+    def __init__(self, home: Path, display: str | None, cwd: Path, extra_env: dict | None = None):
+        self.home = home
+        self.cwd = cwd
+        self.env = dict(os.environ, TRACEWORK_HOME=str(home), PYTHONUNBUFFERED="1")
+        self.env.pop("TRACEWORK_CONFIG", None)
+        if display:
+            self.env["DISPLAY"] = display
+        self.env.update(extra_env or {})
+        self.proc: subprocess.Popen | None = None
+        self.runs = 0
+
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        return run_tracework(*args, env=self.env, check=check, cwd=self.cwd)
+
+    def start(self, *args: str) -> "AgentProcess":
+        self.runs += 1
+        out = open(self.home.parent / f"{self.home.name}-run{self.runs}.out", "w")
+        self.stdout_path = Path(out.name)
+        self.proc = subprocess.Popen([sys.executable, "-m", "tracework", "agent", "run", *args], env=self.env,
+                                     cwd=self.cwd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        out.close()
+        sessions_before = self._log().count("started on")
+        wait_until(lambda: self._log().count("started on") > sessions_before or self.proc.poll() is not None,
+                   what="the agent to start")
+        assert self.proc.poll() is None, f"the agent exited: {self.stdout_path.read_text()}"
+        return self
+
+    def _log(self) -> str:
+        log = self.home / "agent.log"
+        return log.read_text() if log.exists() else ""
+
+    def log_text(self) -> str:
+        return self._log()
+
+    def stop(self, timeout: float = 60.0) -> dict:
+        """SIGTERM and wait; returns the run summary the agent prints."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=timeout)
+        text = self.stdout_path.read_text()
+        self.proc = None
+        for line in reversed(text.splitlines()):
+            if line.startswith("{"):
+                return json.loads(line)
+        raise AssertionError(f"the agent printed no summary:\n{text}")
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=10)
+        self.proc = None
+
+    def cleanup(self) -> None:
+        if self.proc is not None:
+            stop_process(self.proc, 30)
+            self.proc = None
+
+    def status(self) -> dict:
+        return json.loads(self.cli("agent", "status", "--json").stdout)
+
+    def spool_rows(self) -> list[dict]:
+        """Events still in the spool (read-only, straight from SQLite)."""
+        db = sqlite3.connect(f"file:{self.home / 'spool.db'}?mode=ro", uri=True)
+        try:
+            return [json.loads(r[0]) for r in db.execute("SELECT data FROM events ORDER BY seq")]
+        finally:
+            db.close()
+
+    def spool_value(self, key: str):
+        db = sqlite3.connect(f"file:{self.home / 'spool.db'}?mode=ro", uri=True)
+        try:
+            row = db.execute("SELECT value FROM kv WHERE key=?", (key,)).fetchone()
+            return json.loads(row[0]) if row else None
+        finally:
+            db.close()
+
+
+def xdo(display: str, *args: str) -> None:
+    subprocess.run(["xdotool", *args], env=dict(os.environ, DISPLAY=display), check=True,
+                   capture_output=True, timeout=120)
+
+
+def lake_rows(data_dir: Path) -> list[dict]:
+    from tracework.lake import read_events
+
+    rows = read_events(data_dir).to_pylist()
+    rows.sort(key=lambda r: r["seq"])
+    return rows
+
+
+def typed_text(rows: list[dict]) -> str:
+    """The text the key downs typed (BackSpace deletes, Return is a newline)."""
+    out: list[str] = []
+    for r in rows:
+        if r["type"] != "key_down":
+            continue
+        if r["key_sym"] == "BackSpace":
+            if out:
+                out.pop()
+        elif r["key_sym"] == "Return":
+            out.append("\n")
+        elif r["char"] and r["modifiers"] in (0, 1) and r["key_sym"] not in MODIFIER_SYMS:
+            out.append(r["char"])
+    return "".join(out)
+
+
+def non_modifier_key_downs(rows: list[dict]) -> int:
+    return sum(1 for r in rows if r["type"] == "key_down" and r["key_sym"] not in MODIFIER_SYMS)

@@ -1,0 +1,201 @@
+"""Shared fixtures with real parts. Every process a fixture starts is stopped in
+its teardown (process group SIGTERM, then SIGKILL).
+
+``xvfb`` (module scope)
+    A private X server: ``Xvfb :N -screen 0 1280x800x24 -nolisten tcp +extension RECORD -noreset``
+    on a free display number. Yields the display string (``":93"``). Skips the
+    test when Xvfb or xdotool is missing (``make test`` installs them).
+
+``x_window`` (function scope, needs ``xvfb``)
+    Factory: ``x_window(title, wm_class, x=0, y=0)`` opens a real tkinter window
+    (``tracework.demo.windows``) on the ``xvfb`` display and returns its info
+    dict (``window_id``, ``x``, ``y``, ``width``, ``height``, ``title``), with
+    ``xid``: the id ``xdotool search`` finds, usable with ``windowfocus``.
+
+``collector`` (function scope)
+    Factory for a real collector subprocess (``tracework serve``) on 127.0.0.1
+    with its own data folder under ``tmp_path``: ``c = collector()`` returns a
+    :class:`CollectorProcess` with ``url``, ``data_dir``, ``enroll(person)`` →
+    token, ``stop()`` and ``start()`` (same port and data, for outage tests).
+
+``run_tracework(*args, env=...)``
+    Helper: runs ``python -m tracework ARGS`` and returns the CompletedProcess.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+PYTHON = sys.executable
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def stop_process(proc: subprocess.Popen, timeout: float = 15.0) -> None:
+    """SIGTERM the process group, then SIGKILL if it does not end in time."""
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=timeout)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait(timeout=5)
+
+
+def run_tracework(*args: str, env: dict | None = None, timeout: float = 120, check: bool = False,
+                  input: str | None = None) -> subprocess.CompletedProcess:
+    """Run the real ``tracework`` command line in a subprocess."""
+    result = subprocess.run([PYTHON, "-m", "tracework", *args], env=env or dict(os.environ),
+                            capture_output=True, text=True, timeout=timeout, input=input)
+    if check and result.returncode != 0:
+        raise AssertionError(f"tracework {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def _free_display_number() -> int:
+    for number in range(90, 500):
+        if not Path(f"/tmp/.X{number}-lock").exists() and not Path(f"/tmp/.X11-unix/X{number}").exists():
+            return number
+    raise RuntimeError("no free X display number between :90 and :499")
+
+
+@pytest.fixture(scope="module")
+def xvfb():
+    """A private Xvfb display string; the server is killed at module teardown."""
+    if shutil.which("Xvfb") is None or shutil.which("xdotool") is None:
+        pytest.skip("Xvfb and xdotool are needed (make test installs them)")
+    for _attempt in range(5):
+        number = _free_display_number()
+        display = f":{number}"
+        proc = subprocess.Popen(
+            # -noreset: without it Xvfb resets whenever its last client
+            # disconnects, and a client connecting at that moment is refused.
+            ["Xvfb", display, "-screen", "0", "1280x800x24", "-nolisten", "tcp", "+extension", "RECORD", "-noreset"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        )
+        deadline = time.monotonic() + 15
+        ready = False
+        while time.monotonic() < deadline and proc.poll() is None:
+            if Path(f"/tmp/.X11-unix/X{number}").exists():
+                probe = subprocess.run(["xdotool", "getmouselocation"], env=dict(os.environ, DISPLAY=display),
+                                       capture_output=True, timeout=5)
+                if probe.returncode == 0:
+                    ready = True
+                    break
+            time.sleep(0.05)
+        if ready:
+            break
+        stop_process(proc)  # lost a race for the display number: try the next one
+    else:
+        pytest.fail("Xvfb did not start")
+    try:
+        yield display
+    finally:
+        stop_process(proc, 5)
+
+
+@pytest.fixture
+def x_window(xvfb):
+    """Factory opening real tkinter windows on the Xvfb display."""
+    procs: list[subprocess.Popen] = []
+
+    def open_window(title: str, wm_class: str = "TraceworkTest", x: int = 0, y: int = 0) -> dict:
+        proc = subprocess.Popen(
+            [PYTHON, "-m", "tracework.demo.windows", "--title", title, "--wm-class", wm_class,
+             "--x", str(x), "--y", str(y)],
+            env=dict(os.environ, DISPLAY=xvfb), stdout=subprocess.PIPE, text=True, start_new_session=True,
+        )
+        procs.append(proc)
+        line = proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"window {title!r} did not open")
+        info = json.loads(line)
+        found = subprocess.run(["xdotool", "search", "--name", f"^{title}$"], env=dict(os.environ, DISPLAY=xvfb),
+                               capture_output=True, text=True, timeout=10)
+        ids = [int(i) for i in found.stdout.split()]
+        info["xid"] = ids[0] if ids else info["window_id"]
+        return info
+
+    try:
+        yield open_window
+    finally:
+        for proc in procs:
+            stop_process(proc, 5)
+
+
+class CollectorProcess:
+    """A real ``tracework serve`` subprocess on 127.0.0.1."""
+
+    def __init__(self, data_dir: Path, log_path: Path):
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        self.proc: subprocess.Popen | None = None
+        self.env = dict(os.environ, TRACEWORK_DATA_DIR=str(data_dir))
+        self.env.pop("TRACEWORK_CONFIG", None)
+
+    def start(self) -> "CollectorProcess":
+        log = open(self.log_path, "a")
+        self.proc = subprocess.Popen(
+            [PYTHON, "-m", "tracework", "serve", "--data-dir", str(self.data_dir), "--port", str(self.port)],
+            env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        log.close()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the collector exited: {self.log_path.read_text()[-2000:]}")
+            try:
+                if httpx.get(self.url + "/healthz", timeout=1.0).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError("the collector did not answer /healthz within 30 s")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop_process(self.proc, 30)
+            self.proc = None
+
+    def enroll(self, person: str = "person-1") -> str:
+        out = run_tracework("devices", "enroll", "--person", person, "--data-dir", str(self.data_dir), "--json",
+                            env=self.env, check=True)
+        return json.loads(out.stdout)["token"]
+
+
+@pytest.fixture
+def collector(tmp_path):
+    """Factory for real collector subprocesses; all are stopped at teardown."""
+    started: list[CollectorProcess] = []
+
+    def make(name: str = "collector") -> CollectorProcess:
+        c = CollectorProcess(tmp_path / f"{name}-data", tmp_path / f"{name}.log")
+        started.append(c)
+        return c.start()
+
+    try:
+        yield make
+    finally:
+        for c in started:
+            c.stop()
