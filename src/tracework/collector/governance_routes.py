@@ -109,16 +109,16 @@ async def _body(request: Request, schema: type) -> Any:
     async for chunk in request.stream():
         data += chunk
         if len(data) > MAX_BODY:
-            raise GovernanceError(f"the request body is larger than {MAX_BODY} bytes")
+            raise GovernanceError(f"the request body is larger than {MAX_BODY} bytes", hint="governance requests are small JSON objects")
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype != "application/json":
-        raise GovernanceError("send the request body as JSON (Content-Type: application/json)")
+        raise GovernanceError("the request body must be JSON", hint="send Content-Type: application/json")
     try:
         return msgspec.json.decode(data, type=schema)
     except msgspec.ValidationError as exc:
-        raise GovernanceError(f"malformed request: {exc}") from None
+        raise GovernanceError(f"malformed request: {exc}", hint="see docs/governance.md for the request fields") from None
     except msgspec.DecodeError as exc:
-        raise GovernanceError(f"the body is not valid JSON: {exc}") from None
+        raise GovernanceError(f"the body is not valid JSON: {exc}", hint="send one JSON object") from None
 
 
 def route_specs(gov) -> list[RouteSpec]:
@@ -144,7 +144,7 @@ def route_specs(gov) -> list[RouteSpec]:
         purpose = request.path_params["purpose"]
         version = request.query_params.get("version")
         if version is not None and not version.isdigit():
-            raise GovernanceError("version must be a whole number")
+            raise GovernanceError("version must be a whole number", hint="omit it for the current notice")
         n = gov.notices.notice(purpose, int(version) if version else None)
         return JSONResponse({"ok": True, "purpose": purpose, "version": n.version, "text": n.text})
 
@@ -162,7 +162,7 @@ def route_specs(gov) -> list[RouteSpec]:
         elif body.action == "withdraw":
             result = await run_in_threadpool(gov.withdraw, principal, principal.person_id, body.purpose, body.request_id)
         else:
-            raise GovernanceError(f"action must be 'grant' or 'withdraw', not {body.action!r}")
+            raise GovernanceError(f"action must be 'grant' or 'withdraw', not {body.action!r}", hint='see docs/governance.md')
         return JSONResponse({"ok": True, "event": result})
 
     async def my_archive(request: Request, principal: Principal) -> Response:
@@ -173,7 +173,7 @@ def route_specs(gov) -> list[RouteSpec]:
     async def my_erasure(request: Request, principal: Principal) -> Response:
         body = await _body(request, OwnErasure)
         if not body.confirm:
-            raise GovernanceError("erasure is permanent: send confirm: true to go ahead")
+            raise GovernanceError("erasure is permanent", hint="send confirm: true to go ahead")
         report = await run_in_threadpool(erase_person, gov, principal, principal.person_id, body.request_id)
         return JSONResponse({"ok": report.verified, **report.as_dict()})
 
@@ -194,7 +194,7 @@ def route_specs(gov) -> list[RouteSpec]:
         after = request.query_params.get("after", "0")
         limit = request.query_params.get("limit", "1000")
         if not after.isdigit() or not limit.isdigit() or not 1 <= int(limit) <= 10000:
-            raise GovernanceError("after must be a whole number and limit between 1 and 10000")
+            raise GovernanceError("after must be a whole number and limit between 1 and 10000", hint="for example ?after=0&limit=100")
         gov.authorize(principal, "audit.read")
         entries = await run_in_threadpool(gov.audit.entries, after=int(after), limit=int(limit))
         await run_in_threadpool(gov.audit.append, gov.actor(principal), "audit.read", "audit", {"after": int(after), "count": len(entries)})

@@ -110,7 +110,7 @@ def _lake_rows(gov, pseudonyms: list[str]) -> pa.Table:
     except LakeError:
         raise
     except (pa.ArrowInvalid, OSError) as exc:
-        raise GovernanceError(f"reading the lake failed: {exc}") from None
+        raise GovernanceError(f"reading the lake failed: {exc}", hint="check the lake with `tracework lake stats`") from None
 
 
 def access_archive(gov, principal: Principal, person_id: str, request_id: str | None = None) -> bytes:

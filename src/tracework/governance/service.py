@@ -76,10 +76,10 @@ def _check_policy_value(name: str, value: Any) -> Any:
             try:
                 value = int(str(value))
             except ValueError:
-                raise GovernanceError(f"{name} must be a whole number, got {value!r}") from None
+                raise GovernanceError(f"{name} must be a whole number, got {value!r}", hint=f"for example: {name} {POLICY_DEFAULTS[name]}") from None
         low = 2 if name == "k_anonymity" else 1
         if not low <= value <= 36500:
-            raise GovernanceError(f"{name} must be between {low} and 36500, got {value}")
+            raise GovernanceError(f"{name} must be between {low} and 36500, got {value}", hint=f"for example: {name} {POLICY_DEFAULTS[name]}")
         return value
     if name == "agent_policy":
         if isinstance(value, str):
@@ -94,7 +94,7 @@ def _check_policy_value(name: str, value: Any) -> Any:
         if isinstance(value, str):
             value = [v for v in value.split(",") if v.strip()]
         if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
-            raise GovernanceError("dataset_roots must be a list of folder paths")
+            raise GovernanceError("dataset_roots must be a list of folder paths", hint="for example: /srv/datasets,/mnt/exports")
         return [v.strip() for v in value]
     return value
 
@@ -167,12 +167,22 @@ class Governance:
                 out.append(_pseudonym(key.key, "person", person_id))
         return out
 
+    def _audit_key(self) -> bytes:
+        # The oldest pseudonym key still held: audit names must not change when
+        # the lake key rotates, or one person's history would split in two.
+        current = self.keyring.current()
+        for key_id in range(1, int(current.key_id) + 1):
+            key = self.keyring.get(key_id)
+            if key is not None:
+                return key.key
+        return current.key
+
     def audit_subject(self, person_id: str) -> str:
         """The name the audit log and request records use for a person: a keyed
         pseudonym distinct from the lake pseudonym (prefix ``a_``), so that after
         an erasure the lake pseudonym is found nowhere on disk while the log
         stays complete and verifiable."""
-        mac = hmac.new(self.keyring.current().key, b"audit\x00" + person_id.encode("utf-8"), hashlib.sha256)
+        mac = hmac.new(self._audit_key(), b"audit\x00" + person_id.encode("utf-8"), hashlib.sha256)
         return "a_" + mac.hexdigest()[:24]
 
     # ------------------------------------------------------------ people
@@ -184,7 +194,7 @@ class Governance:
         if not person_id or len(person_id) > 256:
             raise GovernanceError("a person id is required (at most 256 characters)", hint="for example an e-mail address")
         if len(display_name) > 256 or len(team) > 128:
-            raise GovernanceError("name must be at most 256 and team at most 128 characters")
+            raise GovernanceError("name must be at most 256 and team at most 128 characters", hint="shorten them")
         with self.store.transaction():
             if self.store.query("SELECT 1 FROM gov_people WHERE person_id = ?", (person_id,)):
                 raise GovernanceError(f"person {person_id!r} already exists", hint="list people with `tracework people list`")
@@ -528,9 +538,8 @@ class Governance:
 
     def close(self) -> None:
         self.store.close()
-        close = getattr(self.keyring, "close", None)
-        if close:
-            close()
+        if self.devices is not None:
+            self.devices.close()
 
 
 class Forbidden(AuthError):
@@ -551,76 +560,26 @@ class ReplayedRequest(GovernanceError):
     status = 409
 
 
-class StoreKeyring:
-    """Pseudonym keys kept in a :class:`Store` (the PostgreSQL option; the
-    SQLite default uses :class:`tracework.governance.keys.PseudonymKeyring`
-    in the same file). Same public methods: ``current()``, ``get()``, ``rotate()``."""
-
-    def __init__(self, store: Store):
-        self.store = store
-        store.execute(
-            "CREATE TABLE IF NOT EXISTS gov_pseudonym_keys (key_id BIGINT PRIMARY KEY, key_hex TEXT NOT NULL, "
-            "created_ns BIGINT NOT NULL, is_current INTEGER NOT NULL)"
-        )
-
-    def current(self):
-        from .keys import PseudonymKey
-
-        rows = self.store.query("SELECT key_id, key_hex FROM gov_pseudonym_keys WHERE is_current = 1")
-        if not rows:
-            with self.store.transaction(lock="gov_pseudonym_keys"):
-                rows = self.store.query("SELECT key_id, key_hex FROM gov_pseudonym_keys WHERE is_current = 1")
-                if not rows:
-                    return self._new_key()
-        return PseudonymKey(key_id=int(rows[0][0]), key=bytes.fromhex(rows[0][1]))
-
-    def _new_key(self):
-        import secrets
-
-        from .keys import KEY_BYTES, PseudonymKey
-
-        key_id = next_id(self.store, "gov_pseudonym_keys", "key_id")
-        key = secrets.token_bytes(KEY_BYTES)
-        self.store.execute("UPDATE gov_pseudonym_keys SET is_current = 0 WHERE is_current = 1")
-        self.store.execute(
-            "INSERT INTO gov_pseudonym_keys (key_id, key_hex, created_ns, is_current) VALUES (?, ?, ?, 1)",
-            (key_id, key.hex(), time.time_ns()),
-        )
-        return PseudonymKey(key_id=key_id, key=key)
-
-    def get(self, key_id: int):
-        from .keys import PseudonymKey
-
-        rows = self.store.query("SELECT key_id, key_hex FROM gov_pseudonym_keys WHERE key_id = ?", (int(key_id),))
-        return PseudonymKey(key_id=int(rows[0][0]), key=bytes.fromhex(rows[0][1])) if rows else None
-
-    def rotate(self):
-        with self.store.transaction(lock="gov_pseudonym_keys"):
-            return self._new_key()
-
-
 def open_governance(data_dir: str | Path, store_url: str | None = None, *, notices_dir: str | Path | None = None) -> Governance:
-    """Governance for a data folder. ``store_url`` empty = SQLite
-    ``<data_dir>/governance.db`` (shared with the device registry and its
-    pseudonym keyring); ``postgresql://...`` = PostgreSQL, keys in the same
-    database. The store URL may also come from ``TRACEWORK_GOVERNANCE_STORE``."""
+    """Governance for a data folder.
+
+    ``store_url`` empty = SQLite ``<data_dir>/governance.db``; ``postgresql://...``
+    = PostgreSQL for the governance records (people, consent, tokens, policy,
+    requests, audit log). The store URL may also come from
+    ``TRACEWORK_GOVERNANCE_STORE``. The pseudonym keyring and the device
+    registry are the collector's (``<data_dir>/governance.db``) in both cases,
+    because the collector pseudonymises with that key: governance must
+    compute the very same pseudonyms to find a person's rows.
+    """
     import os
+
+    from .devices import DeviceRegistry
+    from .keys import PseudonymKeyring
 
     store_url = store_url if store_url is not None else os.environ.get("TRACEWORK_GOVERNANCE_STORE", "")
     store = open_store(store_url, data_dir)
-    devices = None
-    if store.backend == "sqlite":
-        from .devices import DeviceRegistry
-        from .keys import PseudonymKeyring
-
-        keyring = PseudonymKeyring(data_dir)
-        try:
-            devices = DeviceRegistry(data_dir)
-        except Exception:  # noqa: BLE001 - registry unavailable must not block governance
-            devices = None
-    else:
-        keyring = StoreKeyring(store)
-    return Governance(store, data_dir, keyring, notices_dir=notices_dir, device_registry=devices)
+    devices = DeviceRegistry(data_dir)
+    return Governance(store, data_dir, devices.keyring, notices_dir=notices_dir, device_registry=devices)
 
 
 def operator(name: str = "cli") -> Principal:
