@@ -282,13 +282,24 @@ def default_sweep() -> list[tuple[str, dict, Anonymizer]]:
     rows: list[tuple[str, dict, Anonymizer]] = []
     for ms in (20, 50, 100):
         rows.append(("kloak", {"max_delay_ms": ms}, kloak_anonymizer(ms)))
-    for jit in (0.0, 0.04):
-        for hes in (600.0, 1000.0):
-            p = TypingParams(hesitation_ms=hes, speed_jitter=jit)
-            rows.append(("population", {"hesitation_ms": hes, "speed_jitter": jit,
-                                        "quantum_ms": p.quantum_ms, "pause_ms": p.pause_ms},
-                         population_anonymizer(p)))
+    for hes, jit in ((600.0, 0.0), (1000.0, 0.0), (1000.0, 0.04), (1000.0, 0.08), (600.0, 0.08)):
+        p = TypingParams(hesitation_ms=hes, speed_jitter=jit)
+        rows.append(("population", {"hesitation_ms": hes, "speed_jitter": jit,
+                                    "quantum_ms": p.quantum_ms, "pause_ms": p.pause_ms},
+                     population_anonymizer(p)))
+    # Reference, not an anonymizer to ship: every gap of a sentence made equal
+    # (all timing removed but the speed). What the attacker still gets here
+    # comes from what any order- and text-preserving re-timer must keep: the
+    # press/release interleaving (rollover), corrections, shift use, speed.
+    rows.append(("reference_no_timing", {}, uniform_timing_reference))
     return rows
+
+
+def uniform_timing_reference(s: TypedSentence, rng: np.random.Generator) -> TypedSentence:
+    """Every event gap equal, sentence duration kept (the floor of order-keeping re-timers)."""
+    seq = s.key_sequence()
+    t = seq.t_ns
+    return s.with_event_times(np.linspace(t[0], t[-1], len(t)).round().astype(np.int64))
 
 
 def evaluate(people, sweep=None, enrol: int = 10, seed: int = 0, progress=None) -> list[TypingRow]:
