@@ -293,3 +293,26 @@ def test_real_disk_full_error_stops_capture_with_a_clear_message(xvfb, agent_fac
     assert "is full" in a.log_text()
     assert a.proc.poll() is None  # the agent keeps running, capture stopped
     a.stop()
+
+
+def test_everything_passes_the_privacy_pipeline_before_the_spool(xvfb, x_window, collector, agent_factory):
+    """Invariant 2: what is stored went through policy, redaction and anonymizers."""
+    from tracework.privacy.chain import build_pipeline
+
+    c = collector()
+    w = x_window("Mail draft", "MailTest")
+    a = enrolled_agent(agent_factory, c).start()
+    xdo(xvfb, "windowfocus", "--sync", str(w["xid"]))
+    xdo(xvfb, "type", "--delay", "10", "write to alice.smith@example.com today ")
+    a.stop()
+    rows = lake_rows(c.data_dir)
+    seq_complete(rows)
+    text = typed_text(rows)
+    assert "alice.smith@example.com" not in text and "example" not in text
+    assert any(r["type"] == "key_down" and r["redacted"] for r in rows)
+    start = rows[0]
+    expected = [t.name for t in build_pipeline().describe()]
+    import json as _json
+
+    assert [t["name"] for t in _json.loads(start["transforms"])] == expected and expected
+    assert sum(a.status()["redaction_counts"].values()) >= 1
