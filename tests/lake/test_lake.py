@@ -181,3 +181,49 @@ def test_lake_cli(tmp_path):
     assert r.exit_code != 0 and isinstance(r.exception, LakeError)
     for sub in ([], ["stats"], ["query"]):
         assert runner.invoke(lake_cli, sub + ["--help"]).exit_code == 0
+
+
+def test_many_commits_get_checkpoints_and_stay_readable(tmp_path):
+    from tracework.lake.writer import CHECKPOINT_INTERVAL
+
+    w = LakeWriter(tmp_path, fsync=False)
+    for i in range(CHECKPOINT_INTERVAL + 5):
+        w.append(rows(2, batch=f"b{i}"))
+    log = table_path(tmp_path) / "_delta_log"
+    assert (log / "_last_checkpoint").exists()
+    assert list(log.glob("*.checkpoint.parquet"))
+    dt_ = DeltaTable(str(table_path(tmp_path)))
+    assert dt_.version() == CHECKPOINT_INTERVAL + 4 == w.version
+    assert dt_.to_pyarrow_table().num_rows == 2 * (CHECKPOINT_INTERVAL + 5)
+    assert read_events(tmp_path).num_rows == 2 * (CHECKPOINT_INTERVAL + 5)
+
+
+def test_appends_interleaved_with_deletes_from_another_writer(tmp_path):
+    """An erasure commits between two appends: the next append finds its
+    version taken, moves past it, and both changes hold."""
+    w = LakeWriter(tmp_path)
+    w.append(rows(10, person="p_a", batch="b1"))
+    w.append(rows(10, person="p_b", batch="b2"))
+    assert delete_where(tmp_path, "person = 'p_a'") == 10
+    v = w.append(rows(10, person="p_c", batch="b3"))
+    assert v == DeltaTable(str(table_path(tmp_path))).version()
+    assert sorted(set(read_events(tmp_path).column("person").to_pylist())) == ["p_b", "p_c"]
+    assert DeltaTable(str(table_path(tmp_path))).to_pyarrow_table().num_rows == 20
+    assert vacuum(tmp_path)
+    assert w.append(rows(5, person="p_d", batch="b4")) == DeltaTable(str(table_path(tmp_path))).version()
+    assert read_events(tmp_path).num_rows == 25
+
+
+def test_protocol_upgrade_by_another_writer_hands_commits_to_deltalake(tmp_path):
+    w = LakeWriter(tmp_path)
+    w.append(rows(3, batch="b1"))
+    w.append(rows(3, batch="b2"))
+    # Another tool enables a table feature that needs a newer writer protocol.
+    DeltaTable(str(table_path(tmp_path))).alter.set_table_properties({"delta.enableChangeDataFeed": "true"})
+    v = w.append(rows(3, batch="b3"), {"tracework.batches": "x"})
+    dt_ = DeltaTable(str(table_path(tmp_path)))
+    assert v == dt_.version()
+    assert dt_.protocol().min_writer_version > 2
+    assert dt_.to_pyarrow_table().num_rows == 9
+    assert w.append(rows(3, batch="b4")) == v + 1
+    assert read_events(tmp_path).num_rows == 12
