@@ -11,7 +11,7 @@ The per-session transforms (``sessionize``, ``reduce_actions``,
 
 from .actions import TRAJECTORY_COLUMNS, reduce_actions
 from .cursor import CURSOR_COLUMNS, cursor_segments
-from .engine import BuildResult, build_datasets, build_frames, load_split, read_lake, split_of
+from .engine import BuildResult, build_datasets, build_frames, load_split, plan_chunks, read_chunk, split_of
 from .keystrokes import TYPING_COLUMNS, typing_fields
 from .sessions import normalize, sessionize
 from .settings import KINDS, BuildSettings
@@ -28,7 +28,8 @@ __all__ = [
     "cursor_segments",
     "load_split",
     "normalize",
-    "read_lake",
+    "plan_chunks",
+    "read_chunk",
     "reduce_actions",
     "sessionize",
     "split_of",

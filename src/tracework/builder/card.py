@@ -32,7 +32,7 @@ def _yaml_str(s: str) -> str:
     return json.dumps(s)  # JSON strings are valid YAML scalars
 
 
-def write_card(folder: Path, manifest: dict, frames: dict[str, pl.DataFrame], *, license: str = "other") -> Path:
+def write_card(folder: Path, manifest: dict, schemas: dict[str, pl.Schema], *, license: str = "other") -> Path:
     """Write ``folder/README.md`` for the build described by ``manifest``."""
     counts = manifest["counts"]
     lines = ["---", f"license: {license}", "pretty_name: Tracework computer-work datasets"]
@@ -131,7 +131,10 @@ def write_card(folder: Path, manifest: dict, frames: dict[str, pl.DataFrame], *,
         lines.append("")
         lines.append("| column | type |")
         lines.append("|---|---|")
-        for name, dtype in frames[kind].schema.items():
+        if kind not in schemas:
+            lines.append("| (no rows) | |")
+            continue
+        for name, dtype in schemas[kind].items():
             note = f" — {DOC_COLUMNS[name]}" if name in DOC_COLUMNS else ""
             lines.append(f"| {name} | {dtype}{note} |")
     lines.append("")

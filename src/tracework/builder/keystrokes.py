@@ -137,9 +137,9 @@ def typing_fields(lf: pl.LazyFrame, settings: BuildSettings) -> pl.DataFrame:
         pl.lit(False).alias("caret_moved"),
     )
     agg = agg.join(texts, on="field", how="left").join(runs, on="field", how="left")
-    result = agg.collect()
+    result = agg.collect(engine="in-memory")
 
-    caret_rows = keys.filter(pl.col("caret_moved")).with_columns(key_token().alias("_token")).collect()
+    caret_rows = keys.filter(pl.col("caret_moved")).with_columns(key_token().alias("_token")).collect(engine="in-memory")
     if caret_rows.height:
         replayed = _replay_fields(caret_rows)
         result = pl.concat([result, replayed.select(result.columns)], how="vertical_relaxed")

@@ -49,6 +49,8 @@ class BuildSettings:
     )
     # Rows per Parquet shard.
     shard_rows: int = 500_000
+    # Raw events processed at a time (whole sessions are kept together); bounds memory.
+    chunk_events: int = 1_000_000
     # Share of people (by hashed pseudonym) in each split; the rest is test.
     train_share: float = 0.8
     validation_share: float = 0.1
@@ -87,6 +89,6 @@ class BuildSettings:
         new = replace(self, **changes)
         if new.train_share + new.validation_share > 1.0:
             raise BuildError("train_share + validation_share must be at most 1", hint="lower one of them")
-        if new.shard_rows < 1:
-            raise BuildError("shard_rows must be at least 1")
+        if new.shard_rows < 1 or new.chunk_events < 1:
+            raise BuildError("shard_rows and chunk_events must be at least 1")
         return new
