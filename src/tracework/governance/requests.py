@@ -225,30 +225,39 @@ def _drop_old_table_versions(data_dir: Path) -> int:
     return removed
 
 
+def _scrub(value, remove: set[str]):
+    """``value`` with every string in ``remove`` dropped from lists and dict keys."""
+    if isinstance(value, list):
+        return [_scrub(v, remove) for v in value if not (isinstance(v, str) and v in remove)]
+    if isinstance(value, dict):
+        return {k: _scrub(v, remove) for k, v in value.items() if k not in remove}
+    return value
+
+
 def _erase_from_dataset(folder: Path, pseudonyms: set[str]) -> int:
-    """Rewrite the dataset's Parquet files without the pseudonyms' rows; returns rows removed."""
+    """Rewrite the dataset's Parquet files without the pseudonyms' rows and
+    scrub them (and their capture sessions) from the manifest; returns rows removed."""
     removed = 0
+    sessions: set[str] = set()
     needle = pa.array(sorted(pseudonyms))
     for f in sorted(folder.rglob("*.parquet")):
         table = pq.read_table(f)
         if PERSON_COLUMN not in table.column_names:
             continue
-        keep = pc.invert(pc.fill_null(pc.is_in(table[PERSON_COLUMN], needle), False))
-        kept = table.filter(keep)
+        theirs = pc.fill_null(pc.is_in(table[PERSON_COLUMN], needle), False)
+        kept = table.filter(pc.invert(theirs))
         if kept.num_rows == table.num_rows:
             continue
+        if "session" in table.column_names:
+            sessions.update(s for s in table.filter(theirs)["session"].to_pylist() if isinstance(s, str))
         removed += table.num_rows - kept.num_rows
         sink = io.BytesIO()
         pq.write_table(kept, sink, compression="zstd")
         # Replace by rename: the old file's data is unlinked at once.
         _write_atomic(f, sink.getvalue())
-    manifest = _read_manifest(folder)
-    for key in ("persons", "pseudonyms", "people"):
-        value = manifest.get(key)
-        if isinstance(value, list):
-            manifest[key] = [v for v in value if v not in pseudonyms]
-        elif isinstance(value, dict):
-            manifest[key] = {k: v for k, v in value.items() if k not in pseudonyms}
+    # Capture-session ids of the erased person go too: they are lineage that
+    # would otherwise point at rows that no longer exist.
+    manifest = _scrub(_read_manifest(folder), set(pseudonyms) | sessions)
     manifest.setdefault("erasures", []).append({"at_ns": time.time_ns(), "rows_removed": removed})
     _write_atomic(folder / _MANIFEST, json.dumps(manifest, indent=2).encode())
     return removed
@@ -273,6 +282,7 @@ def erase_person(
     subject = gov.audit_subject(person_id)
     request_id = gov.claim_request(request_id, "erase", subject, principal)
     pseudonyms = gov.pseudonyms(person_id)
+    extra_needles = [n for n in extra_needles if n]
     report = ErasureReport(request_id=request_id)
     step = on_step or (lambda name: None)
     try:
@@ -294,7 +304,17 @@ def erase_person(
         raise
     status = "done" if report.verified else "incomplete"
     details = report.as_dict()
-    # The scan's findings name files, not people; they are safe to keep.
+    # The request record must not itself keep what was erased: findings are
+    # stored with the searched values masked.
+    masked = []
+    for finding in report.remaining:
+        for p in pseudonyms:
+            finding = finding.replace(p, "<pseudonym>")
+        for n in extra_needles:
+            if n:
+                finding = finding.replace(n, "<erased text>")
+        masked.append(finding)
+    details["remaining"] = masked
     gov.finish_request(request_id, status, details)
     gov.audit.append(
         gov.actor(principal),
@@ -354,11 +374,16 @@ def _scan_parquet(path: Path, needles: list[str]) -> list[str]:
         return [f"{path}: unreadable Parquet file ({exc}); cannot prove it is clean"]
     for name in table.column_names:
         col = table[name]
-        if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
-            continue
-        for n in needles:
-            if pc.any(pc.match_substring(col, n)).as_py():
-                found.append(f"{path}: column {name} holds {n!r}")
+        if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+            for n in needles:
+                if pc.any(pc.match_substring(col, n)).as_py():
+                    found.append(f"{path}: column {name} holds {n!r}")
+        elif pa.types.is_nested(col.type):
+            # Lists and structs (edit histories, transforms): search their text form.
+            text = json.dumps(col.to_pylist(), default=str, ensure_ascii=False)
+            for n in needles:
+                if n in text:
+                    found.append(f"{path}: column {name} holds {n!r}")
     for text in _typed_text(table):
         for n in needles:
             if n in text:
@@ -367,12 +392,12 @@ def _scan_parquet(path: Path, needles: list[str]) -> list[str]:
 
 
 def scan_for(gov, needles: list[str], roots: list[Path] | None = None) -> list[str]:
-    """Every place under the lake and dataset folders where a needle remains
-    (decoded: Parquet columns, rebuilt typed text, text/JSON, zstd or gzip)."""
-    from ..lake import lake_root
-
+    """Every place where a needle remains, searching every file of the data
+    folder (lake, datasets, governance and ledger databases, keys, logs) and of
+    the extra dataset roots, decoded: Parquet columns, typed text rebuilt from
+    key events, text/JSON and SQLite files as bytes, zstd or gzip unpacked."""
     needles = [n for n in needles if n]
-    roots = roots or [lake_root(gov.data_dir)] + dataset_roots(gov)
+    roots = roots or [gov.data_dir] + [r for r in dataset_roots(gov) if gov.data_dir not in r.parents and r != gov.data_dir]
     found: list[str] = []
     for root in roots:
         if not root.exists():

@@ -4,7 +4,7 @@ Raw events are deleted by whole UTC day once the day is entirely older than
 ``retention.raw_days`` (so deletes drop whole partition files instead of
 rewriting them), then the replaced files are vacuumed away. Datasets are
 deleted as a whole folder once their manifest's build time
-(``built_ns``/``created_ns``, else the manifest file's modification time) is
+(``built_ns``/``created_ns``/``built_at``, else the manifest file's modification time) is
 older than ``retention.dataset_days``.
 
 Safe while ingest continues: the lake's delete and vacuum take its exclusive
@@ -41,6 +41,15 @@ def _built_ns(folder) -> int:
         value = manifest.get(key)
         if isinstance(value, int) and value > 0:
             return value
+    built_at = manifest.get("built_at")  # the builder writes an ISO UTC time
+    if isinstance(built_at, str):
+        try:
+            parsed = datetime.fromisoformat(built_at.replace("Z", "+00:00"))
+            if parsed.tzinfo is None:
+                parsed = parsed.replace(tzinfo=timezone.utc)
+            return int(parsed.timestamp() * 1e9)
+        except ValueError:
+            pass
     return int((folder / "manifest.json").stat().st_mtime * 1e9)
 
 
