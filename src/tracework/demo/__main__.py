@@ -29,13 +29,20 @@ from rich.table import Table
 
 from .xdriver import XDriver, start_xvfb
 
-console = Console()
+# Wide enough for the summary table even when stdout is not a terminal (make, CI logs).
+console = Console(width=max(100, shutil.get_terminal_size((100, 24)).columns))
 
 SENTENCES = [
     "the quarterly report is almost done",
     "please check the numbers in column four",
     "we meet again on thursday at ten",
 ]
+
+
+NON_MODIFIER_KEY_DOWNS = (
+    "SELECT count(*) AS n FROM events WHERE type = 'key_down' AND NOT regexp_matches("
+    "coalesce(key_sym, ''), '^(Shift|Control|Alt|Super|Meta|ISO_Level3|Caps_Lock)')"
+)
 
 
 def _free_port() -> int:
@@ -94,8 +101,8 @@ def _open_window(display: str, title: str, wm_class: str, x: int, y: int, stack:
     return json.loads(line)
 
 
-def run_script(x: XDriver, notes: dict, sketch: dict) -> None:
-    """About a minute of scripted work across two windows."""
+def run_script(x: XDriver, notes: dict, sketch: dict, reading_pause: float = 8.0) -> None:
+    """Scripted work across two windows, with reading pauses between steps."""
     def in_text(win: dict) -> tuple[int, int]:
         return win["x"] + 120, win["y"] + 40
 
@@ -113,6 +120,8 @@ def run_script(x: XDriver, notes: dict, sketch: dict) -> None:
     time.sleep(1.5)
     x.type(SENTENCES[1] + ". ", delay_ms=80)
     x.key("ctrl+s")
+    console.print(f"  reading for {reading_pause:.0f} s")
+    time.sleep(reading_pause)
 
     console.print("  switching to [bold]Sketch[/]: clicks, a double click, a drag, scrolling")
     x.focus(sketch["window_id"])
@@ -129,9 +138,10 @@ def run_script(x: XDriver, notes: dict, sketch: dict) -> None:
     x.scroll(2)
     x.move(cx - 50, cy + 50)
     x.click(3)
+    console.print(f"  reading for {reading_pause:.0f} s")
+    time.sleep(reading_pause)
 
     console.print("  back to [bold]Notes[/]")
-    time.sleep(1.0)
     x.focus(notes["window_id"])
     x.move(*in_text(notes))
     x.click(1)
@@ -156,8 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dir", default=".tracework-demo", help="where the demo keeps its data (wiped first)")
     parser.add_argument("--use-current-display", action="store_true",
                         help="drive the X display in $DISPLAY instead of a private Xvfb (it will type into your windows!)")
-    parser.add_argument("--pause-seconds", type=float, default=20.0,
-                        help="idle reading time inside the script, so the session lasts about a minute")
+    parser.add_argument("--seconds", type=float, default=60.0,
+                        help="length of the scripted session; the script pauses to read between its steps")
     args = parser.parse_args(argv)
 
     root = Path(args.dir).resolve()
@@ -211,8 +221,8 @@ def main(argv: list[str] | None = None) -> int:
             raise RuntimeError(f"the agent exited early; see {root / 'agent.log'}")
         x = XDriver(display)
         started = time.monotonic()
-        run_script(x, notes, sketch)
-        remaining = args.pause_seconds - (time.monotonic() - started)
+        run_script(x, notes, sketch, reading_pause=max(0.0, (args.seconds - 20.0) / 3))
+        remaining = args.seconds - (time.monotonic() - started)
         if remaining > 0:
             console.print(f"  reading quietly for {remaining:.0f} s")
             time.sleep(remaining)
@@ -220,9 +230,14 @@ def main(argv: list[str] | None = None) -> int:
         console.print("[bold]5.[/] stopping the agent (it uploads what is left)")
         _stop(agent, 60)
         status = _tracework("agent", "status", "--json", env=env, check=False)
-        stored = json.loads(_tracework("lake", "query", "--data-dir", str(data_dir), "--json",
-                                       "SELECT type, count(*) AS n FROM events GROUP BY type ORDER BY n DESC",
-                                       env=env).stdout)
+        query_out = _tracework("lake", "query", "--data-dir", str(data_dir), "--json",
+                           "SELECT type, count(*) AS n FROM events GROUP BY type ORDER BY n DESC", env=env).stdout
+        stored = [json.loads(line) for line in query_out.splitlines() if line.strip()]
+        # Modifier keys are pressed by xdotool around shifted characters and hotkeys;
+        # the comparison with what the script typed counts the other keys.
+        keys_out = _tracework("lake", "query", "--data-dir", str(data_dir), "--json",
+                              NON_MODIFIER_KEY_DOWNS, env=env).stdout
+        stored.append({"type": "non_modifier_key_down", "n": json.loads(keys_out.splitlines()[0])["n"]})
         _print_summary(x, stored, data_dir, status.stdout, time.monotonic() - started)
     console.print("All demo processes stopped.")
     return 0
@@ -230,6 +245,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _print_summary(x: XDriver, stored_rows: list[dict], data_dir: Path, status_json: str, seconds: float) -> None:
     stored = {row["type"]: row["n"] for row in stored_rows}
+    non_modifier = stored.pop("non_modifier_key_down", 0)
     table = Table(title=f"Scripted session of {seconds:.0f} s: sent by xdotool vs stored in the lake")
     table.add_column("what")
     table.add_column("sent by the script", justify="right")
@@ -238,10 +254,10 @@ def _print_summary(x: XDriver, stored_rows: list[dict], data_dir: Path, status_j
     table.add_row("mouse clicks (button down)", str(clicks_sent), str(stored.get("button_down", 0)))
     table.add_row("scroll notches", str(x.sent["scroll"]), str(stored.get("scroll", 0)))
     table.add_row("characters typed + keys pressed", str(x.sent["key_press"]),
-                  f"{stored.get('key_down', 0)} key downs (incl. shift/ctrl)")
+                  f"{non_modifier} (+{stored.get('key_down', 0) - non_modifier} shift/ctrl presses)")
     table.add_row("window switches", str(x.sent["focus"]), f"{stored.get('focus_change', 0)} focus changes")
-    table.add_row("pointer moves requested", str(x.sent["mouse_move"]),
-                  f"{stored.get('mouse_move', 0)} moves (drag paths included)")
+    table.add_row("pointer moves (incl. drag path)", str(x.sent["mouse_move"]),
+                  str(stored.get("mouse_move", 0)))
     for kind in sorted(set(stored) - {"button_down", "scroll", "key_down", "focus_change", "mouse_move"}):
         table.add_row(f"  {kind}", "", str(stored[kind]))
     table.add_row("[bold]all events[/]", "", f"[bold]{sum(stored.values())}[/]")

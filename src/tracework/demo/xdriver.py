@@ -50,6 +50,7 @@ class XDriver:
         for i in range(1, steps + 1):
             self._run("mousemove", str(x0 + (x1 - x0) * i // steps), str(y0 + (y1 - y0) * i // steps))
             time.sleep(0.02)
+        self.sent["mouse_move"] += steps
         self._run("mouseup", "1")
         self.sent["click_left"] += 1
         self.sent["drag"] += 1
