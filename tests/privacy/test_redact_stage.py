@@ -313,3 +313,30 @@ def test_property_with_idle_pauses_between_batches(seed, cuts, pauses):
     for _, secret, _ in planted:
         assert secret not in text
         assert not any(secret in v for v in all_strings(out))
+
+
+def test_shift_presses_inside_a_secret_are_scrubbed_with_it():
+    events = [focus(0, 0)]
+    seq, t = 1, STEP
+    for ch in "id AKIAIOSFODNN7EXAMPLE ok ":
+        if ch.isupper():
+            events.append(KeyDown(seq=seq, t_ns=t, session="s", key_code=50, key_sym="Shift_L"))
+            seq += 1
+        pair = key_events_for_text(ch, t0_ns=t, step_ns=STEP, seq0=seq)
+        events += pair
+        seq += 2
+        if ch.isupper():
+            events.append(KeyUp(seq=seq, t_ns=t + 1, session="s", key_code=50, key_sym="Shift_L", modifiers=1))
+            seq += 1
+        t += STEP
+    out, _ = run(events, chunk_sizes=[2] * 1000)
+    assert [e.seq for e in out] == [e.seq for e in events]
+    shifts = [e for e in out if isinstance(e, (KeyDown, KeyUp)) and e.key_sym == "Shift_L"]
+    assert shifts == []  # "id" and "ok" have no capitals; every Shift belonged to the key
+    scrubbed = [e for e in out if isinstance(e, (KeyDown, KeyUp)) and e.redacted == "AWS_KEY"]
+    assert all(e.modifiers == 0 and e.key_sym is None for e in scrubbed)
+    assert sum(1 for e in scrubbed if e.key_class == "other") == 2 * sum(c.isupper() for c in "AKIAIOSFODNN7EXAMPLE")
+    # A Shift before an ordinary word passes as it was.
+    events = [focus(0, 0), KeyDown(seq=1, t_ns=1, session="s", key_code=50, key_sym="Shift_L")] + typed("Hi ", t0=2, seq0=2)
+    out, _ = run(events)
+    assert out[1].key_sym == "Shift_L"

@@ -49,7 +49,7 @@ from ..events.model import (
 from .policy import Policy, default_policy
 from .redact import PRIVATE_KEY, SECRET, Redactor, secrets
 from .redact.checks import char_classes, shannon_entropy
-from .textstream import CONTEXT_BREAK, PASTE, Cell, TypedText
+from .textstream import CONTEXT_BREAK, PASTE, Cell, TypedText, is_modifier
 
 MAX_HELD = 8192  # held characters before the zone is forced out (after a scan)
 MAX_CELLS = 16384  # characters of released text kept as context for the next scans
@@ -75,11 +75,17 @@ def key_class(ch: str | None) -> str:
 
 
 class _Held:
-    __slots__ = ("event", "cell")
+    __slots__ = ("event", "cell", "modifier")
 
     def __init__(self, event: Event, cell: Cell | None = None):
         self.event = event
         self.cell = cell
+        self.modifier = False
+
+
+# Stands for "the next typed character" while a modifier press waits to
+# learn which character it was pressed for.
+_NEXT = Cell("")
 
 
 class RedactionStage:
@@ -95,6 +101,7 @@ class RedactionStage:
         self._last_key_ns = 0
         self._counts: dict[str, int] = {}
         self._dirty = False
+        self._pending_mods: list[_Held] = []
         self._counted: set = set()
         self._counted_order: deque = deque()
 
@@ -105,13 +112,16 @@ class RedactionStage:
             self._take(ev)
         if self._dirty:
             self._scan_and_release(final=False)
-        if self._unreleased() and now_ns - self._last_key_ns >= self.hold_ns:
-            self._label_suspect_token()
-            self._scan_and_release(final=True)
+        if now_ns - self._last_key_ns >= self.hold_ns:
+            self._settle_modifiers(None)  # a lone Shift with nothing typed after it
+            if self._unreleased():
+                self._label_suspect_token()
+                self._scan_and_release(final=True)
         return self._emit()
 
     def flush(self, now_ns: int) -> list[Event]:
         """Scan and release everything held."""
+        self._settle_modifiers(None)
         self._scan_and_release(final=True)
         return self._emit()
 
@@ -146,7 +156,14 @@ class RedactionStage:
             self._last_key_ns = ev.t_ns
             if ev.redacted is not None:
                 return
+            if is_modifier(ev.key_sym):
+                # Held until the next key: it shares that key's fate.
+                held.cell, held.modifier = _NEXT, True
+                self._pending_mods.append(held)
+                self._down[_key_id(ev)] = _NEXT
+                return
             result = self._buf.key_down(ev.key_sym, ev.char, ev.modifiers)
+            self._settle_modifiers(result if isinstance(result, Cell) else None)
             if result == CONTEXT_BREAK:
                 self._scan_and_release(final=True)
                 self._reset_buffer()
@@ -164,14 +181,33 @@ class RedactionStage:
             if ev.redacted is not None:
                 return
             cell = self._down.pop(_key_id(ev), None)
-            if cell is not None:
+            if cell is _NEXT:
+                held.cell, held.modifier = _NEXT, True
+                self._pending_mods.append(held)
+            elif cell is not None:
                 cell.keys.append(held)
                 held.cell = cell
+                held.modifier = is_modifier(ev.key_sym)
         elif isinstance(ev, FocusChange) or isinstance(ev, ButtonDown) or isinstance(ev, _BREAKERS):
+            self._settle_modifiers(None)
             # The text being typed is complete: focus moved, the caret moved
             # to an unknown place, or capture stops.
             self._scan_and_release(final=True)
             self._reset_buffer()
+
+    def _settle_modifiers(self, cell: Cell | None) -> None:
+        """Give waiting modifier presses the fate of ``cell`` (None: pass as they are)."""
+        for held in self._pending_mods:
+            held.cell = cell
+            if cell is not None:
+                cell.keys.append(held)
+        self._pending_mods.clear()
+        for k, v in list(self._down.items()):
+            if v is _NEXT:
+                if cell is None:
+                    del self._down[k]
+                else:
+                    self._down[k] = cell
 
     def _reset_buffer(self) -> None:
         self._buf = self._new_buffer()
@@ -326,8 +362,10 @@ class RedactionStage:
             q.popleft()
             ev = held.event
             if cell is not None and cell.label:
+                # Modifiers go too: a Shift bit tells a capital from a small letter.
                 ev = msgspec.structs.replace(
-                    ev, key_code=None, key_sym=None, char=None, key_class=key_class(cell.ch), redacted=cell.label
+                    ev, key_code=None, key_sym=None, char=None, modifiers=0,
+                    key_class="other" if held.modifier else key_class(cell.ch), redacted=cell.label,
                 )
             out.append(ev)
         return out

@@ -36,13 +36,27 @@ _LEFT = {"left", "kp_left"}
 _RIGHT = {"right", "kp_right"}
 _HOME = {"home", "kp_home"}
 _END = {"end", "kp_end"}
-_ENTER = {"return", "enter", "kp_enter"}
+_ENTER = {"return", "enter", "kp_enter", "linefeed"}  # xdotool types "\n" as Linefeed
 _TAB = {"tab"}
 _SPACE = {"space"}
 _INSERT = {"insert", "kp_insert"}
 _BREAKING = {"up", "down", "prior", "next", "page_up", "page_down", "kp_up", "kp_down", "kp_prior", "kp_next"}
 
 _WORD_CHARS_BREAK = " \t\n"
+
+# Modifier keys (X11 and pynput names). They type nothing, but a Shift
+# pressed for a secret's capital says something about the secret.
+MODIFIER_KEYS = frozenset({
+    "shift", "shift_l", "shift_r", "control", "control_l", "control_r", "ctrl", "ctrl_l", "ctrl_r",
+    "alt", "alt_l", "alt_r", "alt_gr", "meta", "meta_l", "meta_r", "super", "super_l", "super_r",
+    "cmd", "cmd_l", "cmd_r", "hyper_l", "hyper_r", "iso_level3_shift", "iso_level5_shift", "mode_switch",
+    "caps_lock", "shift_lock", "num_lock",
+})
+
+
+def is_modifier(key_sym: str | None) -> bool:
+    """True for Shift, Ctrl, Alt, AltGr, Super/Meta/Cmd and lock keys."""
+    return key_name(key_sym) in MODIFIER_KEYS
 
 
 class Cell:
