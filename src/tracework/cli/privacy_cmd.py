@@ -60,7 +60,7 @@ def _prepare_out(out: Path | None) -> Path | None:
 @click.option("--enrol", type=click.IntRange(1, None), default=10, show_default=True,
               help="Sentences per person the attacker enrols on; the rest are test sentences.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the anonymizers' draws.")
-@click.option("--quick", is_flag=True, help="Only kloak 50 ms and the default population setting.")
+@click.option("--quick", is_flag=True, help="Only kloak 50 ms and the default population setting (not the full sweep).")
 def eval_typing(data: Path, out: Path | None, max_people: int | None, enrol: int, seed: int, quick: bool) -> None:
     """Identify typists from held-out sentences, raw and anonymized (adaptive attacker)."""
     from ..privacy.eval import typing_eval as te
@@ -71,8 +71,10 @@ def eval_typing(data: Path, out: Path | None, max_people: int | None, enrol: int
     people = load_aalto(data, max_people=max_people, min_sentences=enrol + 1)
     sweep = te.default_sweep()
     if quick:
+        from ..privacy.anonymize_stage import DEFAULT_TYPING
+
         sweep = [r for r in sweep if r[1] == {"max_delay_ms": 50} or
-                 (r[0] == "population" and r[1].get("hesitation_ms") == 1000.0 and r[1].get("speed_jitter") == 0.08)]
+                 (r[0] == "population" and all(r[1][k] == DEFAULT_TYPING[k] for k in r[1]))]
     with _progress() as prog:
         task = prog.add_task(f"typing: {len(people)} people", total=len(sweep) + 1)
         rows = te.evaluate(people, sweep, enrol=enrol, seed=seed, progress=lambda: prog.advance(task))

@@ -263,14 +263,15 @@ class TypingParams:
         rather than redrawn from the population.
     quantum_ms: hesitations and pauses are rounded down to a multiple of this.
     speed_jitter: each run's duration is multiplied by a random factor in
-        ``[1 - speed_jitter, 1 + speed_jitter]`` (never lengthened past the
-        next event); 0 keeps every run's speed exact.
+        ``[1 - speed_jitter, 1 + speed_jitter]``; a lengthened run is squeezed
+        back so it never ends after the event that follows it (so in practice
+        runs only get faster). 0 keeps every run's speed exact.
     """
 
     pause_ms: float = 2000.0
-    hesitation_ms: float = 600.0
+    hesitation_ms: float = 1000.0
     quantum_ms: float = 200.0
-    speed_jitter: float = 0.04
+    speed_jitter: float = 0.0
 
     def validate(self) -> None:
         """Raise PolicyError if the parameters are inconsistent."""
