@@ -84,30 +84,28 @@ def start_xvfb() -> tuple[subprocess.Popen, str]:
 def drive(display: str, rate: int, seconds: float) -> int:
     """Move the pointer ``rate`` times a second for ``seconds``; returns moves sent.
 
-    One xdotool process per 100 ms slice, each issuing rate/10 moves spread
-    over the slice, paced against the wall clock so the rate holds.
+    One xdotool process per ~100 ms slice issuing the moves due by then,
+    spread over the slice, paced against the wall clock so the rate holds.
     """
     env = dict(os.environ, DISPLAY=display)
-    per_slice = rate // 10
-    gap = 0.1 / per_slice
     sent = 0
     start = time.monotonic()
-    slice_no = 0
-    pause = gap * 0.5  # adapted below so that one slice takes about 100 ms
-    while time.monotonic() - start < seconds:
+    pause = 0.1 / (rate // 10) * 0.5  # adapted so that a slice of rate/10 moves takes about 100 ms
+    while (elapsed := time.monotonic() - start) < seconds:
+        # Send what the target rate asks for by now (catches up after a slow slice).
+        due = min(int((elapsed + 0.1) * rate), int(seconds * rate)) - sent
+        if due <= 0:
+            time.sleep(0.01)
+            continue
         args = []
-        for i in range(per_slice):
+        for i in range(due):
             k = sent + i
             args += ["mousemove", str(100 + k % 1000), str(100 + (k * 7) % 600), "sleep", f"{pause:.5f}"]
         began = time.monotonic()
         subprocess.run(["xdotool", *args], env=env, check=True, capture_output=True)
         took = time.monotonic() - began
-        pause = max(0.0, pause + (0.095 - took) / per_slice)
-        sent += per_slice
-        slice_no += 1
-        behind = start + slice_no * 0.1 - time.monotonic()
-        if behind > 0:
-            time.sleep(behind)
+        pause = max(0.0, pause + (0.095 * due / (rate / 10) - took) / due)
+        sent += due
     return sent
 
 
