@@ -15,6 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from tracework.cli import cli
+from tracework.errors import TraceworkError
 
 GROUPS = [("people",), ("consent",), ("audit",), ("retention",), ("privacy", "request")]
 
@@ -100,11 +101,17 @@ def test_bad_input_explains_what_to_do_and_changes_nothing(tmp_path):
         (("privacy", "request", "erase", "nobody", "--yes"), "unknown person"),
         (("privacy", "request", "access", "nobody", "--out", str(tmp_path / "x.zip")), "unknown person"),
     ]
+    runner = CliRunner()
     for args, message in cases:
+        # In process for speed: the error the command raises, with its hint.
+        r = runner.invoke(cli, list(args) + ["--data-dir", str(data)])
+        assert isinstance(r.exception, TraceworkError), (args, r.output, r.exception)
+        assert message in str(r.exception) and r.exception.hint, (args, str(r.exception))
+    # And through the real command: `error: …` and the hint on stderr, exit 2, no traceback.
+    for args, message in cases[:2]:
         r = _tw(data, *args)
         assert r.returncode == 2, (args, r.stdout, r.stderr)
-        assert message in r.stderr and "→" in r.stderr, (args, r.stderr)
-        assert "Traceback" not in r.stderr
+        assert message in r.stderr and "→" in r.stderr and "Traceback" not in r.stderr
     assert _state(data) == before
     assert not (tmp_path / "x.zip").exists()
     r = _tw(data, "people", "token", "emperor")
