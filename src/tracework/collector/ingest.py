@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -40,6 +41,7 @@ from ..events import (
     decompress_limited,
     events_to_table,
 )
+from ..events.columns import repeat_string
 from ..governance.devices import DeviceIdentity, DeviceRegistry
 from ..lake import LakeWriter, RAW_EVENTS_SCHEMA
 from .ledger import BatchLedger
@@ -320,13 +322,15 @@ class IngestService:
         )
         day = pc.take(names, pc.index_in(day_numbers, value_set=pa.array(distinct, pa.int64())))
         extra = {
-            "person": pa.repeat(pa.scalar(identity.person_pseudonym, pa.string()), n),
-            "device": pa.repeat(pa.scalar(identity.device_pseudonym, pa.string()), n),
-            "batch_id": pa.repeat(pa.scalar(batch_id, pa.string()), n),
-            "received_ns": pa.repeat(pa.scalar(self.clock(), pa.int64()), n),
+            "person": repeat_string(identity.person_pseudonym, n),
+            "device": repeat_string(identity.device_pseudonym, n),
+            "batch_id": repeat_string(batch_id, n),
+            "received_ns": pa.array(np.full(n, self.clock(), dtype=np.int64)),
             "day": day,
         }
-        columns = [table.column(name) if name in table.column_names else extra[name] for name in RAW_EVENTS_SCHEMA.names]
+        # The event columns come first in RAW_EVENTS_SCHEMA, in the same order
+        # as in the events table; the ingest columns follow.
+        columns = table.columns + [extra[name] for name in RAW_EVENTS_SCHEMA.names[table.num_columns :]]
         return pa.Table.from_arrays(columns, schema=RAW_EVENTS_SCHEMA)
 
     def _wait(self, pending: Pending) -> None:

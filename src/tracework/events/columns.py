@@ -64,42 +64,56 @@ def events_to_table(events: list) -> pa.Table:
     """Arrow table of decoded event Structs (one column per model field).
 
     This is the collector's hot path, so it works per event type rather than
-    per event: events are grouped by class, each class's fields are pulled out
-    with one ``attrgetter`` pass and converted to Arrow arrays in bulk, the
-    per-class tables are concatenated and put back in the original order with
-    one ``take``. The result equals :func:`_events_to_table_reference` (a test
-    checks this on random events) at roughly half the cost.
+    per event: events are grouped by class (a stable numpy argsort of class
+    codes), each class's fields are pulled out by a generated function of list
+    comprehensions (about 2.5x faster than attrgetter + zip) and converted to
+    Arrow in bulk, and the per-class tables are put back in arrival order with
+    one ``take``. The result equals :func:`_events_to_table_reference` (a
+    property test checks this).
     """
     n = len(events)
     if n == 0:
         return EVENT_SCHEMA.empty_table()
-    groups: dict[type, tuple[list[int], list]] = {}
-    for i, ev in enumerate(events):
-        group = groups.get(ev.__class__)
-        if group is None:
-            group = groups[ev.__class__] = ([], [])
-        group[0].append(i)
-        group[1].append(ev)
+    classes = list(map(type, events))
+    distinct = set(classes)
+    if len(distinct) == 1:
+        return _class_table(classes[0], events)
+    codes = np.fromiter(map(_CLASS_CODES.__getitem__, classes), dtype=np.int16, count=n)
+    order = np.argsort(codes, kind="stable")
+    in_order = operator.itemgetter(*order.tolist())(events)  # n >= 2 here, so a tuple
+    counts = np.bincount(codes, minlength=len(_CLASS_CODES))
     tables = []
-    positions: list[int] = []
-    for cls, (index, members) in groups.items():
-        tables.append(_class_table(cls, members))
-        positions.extend(index)
-    if len(tables) == 1:
-        return tables[0]
+    start = 0
+    for code, count in enumerate(counts.tolist()):
+        if count:
+            tables.append(_class_table(EVENT_TYPES[code], in_order[start : start + count]))
+            start += count
     table = pa.concat_tables(tables)
-    # positions[k] is the original index of row k; the inverse permutation
+    # Row k of the grouped table is event order[k]; the inverse permutation
     # puts rows back in arrival order.
-    order = np.empty(n, dtype=np.int64)
-    order[np.asarray(positions, dtype=np.int64)] = np.arange(n, dtype=np.int64)
-    return table.take(order).combine_chunks()
+    inverse = pa.array(np.argsort(order, kind="stable"))
+    # Columns no event of the batch has (most of the wide schema) are null
+    # in any order: rebuild them instead of permuting them.
+    columns = [
+        pa.nulls(n, col.type) if col.null_count == n else col.take(inverse).combine_chunks()
+        for col in table.columns
+    ]
+    return pa.Table.from_arrays(columns, schema=EVENT_SCHEMA)
+
+
+_CLASS_CODES: dict[type, int] = {cls: i for i, cls in enumerate(EVENT_TYPES)}
 
 
 def _class_plan(cls: type) -> tuple:
     plan = _CLASS_PLANS.get(cls)
     if plan is None:
         names = cls.__struct_fields__
-        plan = (cls.__struct_config__.tag, names, operator.attrgetter(*names))
+        # Field names come from the event model (Python identifiers), never
+        # from input: generating the extractor is safe.
+        source = "def extract(es):\n    return (" + "".join(f"[e.{name} for e in es], " for name in names) + ")\n"
+        namespace: dict = {}
+        exec(source, namespace)  # noqa: S102
+        plan = (cls.__struct_config__.tag, names, namespace["extract"])
         _CLASS_PLANS[cls] = plan
     return plan
 
@@ -107,7 +121,16 @@ def _class_plan(cls: type) -> tuple:
 _CLASS_PLANS: dict[type, tuple] = {}
 
 
-def _to_array(column: tuple, arrow_type: pa.DataType) -> pa.Array:
+def repeat_string(value: str, n: int) -> pa.Array:
+    """A string array holding ``value`` ``n`` times, built from its buffers
+    (``pa.repeat`` on a string scalar measured ~0.25 us per row, i.e. more
+    than converting the whole event)."""
+    data = value.encode("utf-8")
+    offsets = np.arange(0, (n + 1) * len(data), len(data) or 1, dtype=np.int32)[: n + 1] if data else np.zeros(n + 1, np.int32)
+    return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data * n))
+
+
+def _to_array(column: list, arrow_type: pa.DataType) -> pa.Array:
     # Bulk conversions measured about twice as fast as pa.array on Python
     # objects: numpy for integers (None makes fromiter raise: fall back), and
     # a repeat for a string column with one value (the session of a batch).
@@ -117,18 +140,18 @@ def _to_array(column: tuple, arrow_type: pa.DataType) -> pa.Array:
         except (TypeError, OverflowError):
             return pa.array(column, type=arrow_type)
     if arrow_type == pa.string() and column and column[0] is not None and column.count(column[0]) == len(column):
-        return pa.repeat(pa.scalar(column[0], arrow_type), len(column))
+        return repeat_string(column[0], len(column))
     return pa.array(column, type=arrow_type)
 
 
 def _class_table(cls: type, members: list) -> pa.Table:
-    tag, names, getter = _class_plan(cls)
+    tag, names, extract = _class_plan(cls)
     m = len(members)
-    values = dict(zip(names, zip(*map(getter, members))))
+    values = dict(zip(names, extract(members)))
     arrays = []
     for name, arrow_type in EVENT_FIELDS.items():
         if name == "type":
-            arrays.append(pa.repeat(pa.scalar(tag, pa.string()), m))
+            arrays.append(repeat_string(tag, m))
         elif name in values:
             column = values[name]
             if name in JSON_FIELDS:
