@@ -206,3 +206,26 @@ def test_pseudonyms_survive_key_rotation(gov, op):
     assert gov.pseudonyms("gil") == [gov.pseudonym("gil"), old]
     who = gov.identity_of(op, old)
     assert who["person_id"] == "gil"
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+from tracework.governance.consent import batch_classes  # noqa: E402
+
+_opt = st.one_of(st.none(), st.text(max_size=3))
+_event = st.one_of(
+    st.builds(KeyDown, seq=st.just(0), t_ns=st.just(NOW), session=st.just("s"), key_code=st.one_of(st.none(), st.integers(0, 300)), key_sym=_opt, char=_opt, key_class=_opt),
+    st.builds(MouseMove, seq=st.just(0), t_ns=st.just(NOW), session=st.just("s"), x=st.integers(0, 9), y=st.integers(0, 9)),
+    st.builds(FocusChange, seq=st.just(0), t_ns=st.just(NOW), session=st.just("s"), app=_opt, title=_opt, url=_opt),
+    st.just(CONTROL[0]),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_event, max_size=30))
+def test_fast_batch_scan_agrees_with_the_documented_mapping(events):
+    expected: dict[str, int] = {}
+    for i, ev in enumerate(events):
+        for c in event_classes(ev):
+            expected.setdefault(c, i)
+    assert batch_classes(events) == expected

@@ -106,9 +106,6 @@ class VerifyReport:
     def ok(self) -> bool:
         return not self.problems
 
-    def first_bad_seq(self) -> int | None:
-        return getattr(self, "_first_bad", None)
-
 
 class AuditLog:
     """Append and verify the audit chain in a governance store."""
@@ -183,11 +180,13 @@ class AuditLog:
             out.append(AuditEntry(int(row[0]), int(row[1]), row[2], row[3], row[4], details, row[6], row[7]))
         return out
 
-    def verify(self, public_key=None) -> VerifyReport:
-        """Recompute the chain and check every signed head (and the head file).
+    def verify(self, public_key=None, full: bool = False) -> VerifyReport:
+        """Recompute the chain and check the signed heads (and the head file).
 
         Returns a report whose ``problems`` name the entries where the log
         was edited, deleted, reordered or truncated; an empty list means intact.
+        ``full`` verifies every head's signature even when the log is intact
+        (otherwise done only once a problem is found, to say where it starts).
         """
         public_key = public_key or self.key.public
         rows = self.store.query(
@@ -221,10 +220,10 @@ class AuditLog:
             expected_seq = seq + 1
         last_seq = int(rows[-1][0]) if rows else 0
 
-        def check_head(seq: int, digest: str, signed_ns: int, signature: str, where: str) -> None:
-            if not verify_signature(public_key, head_message(seq, digest, signed_ns), signature):
+        def check_head(seq: int, digest: str, signed_ns: int, signature: str, where: str, check_sig: bool) -> bool:
+            if check_sig and not verify_signature(public_key, head_message(seq, digest, signed_ns), signature):
                 problems.append(f"{where} for entry {seq} has an invalid signature (forged or altered head)")
-                return
+                return False
             if seq > last_seq:
                 problems.append(
                     f"log truncated: it ends at entry {last_seq} but {where} covers entry {seq} "
@@ -232,18 +231,33 @@ class AuditLog:
                 )
             elif seq in by_seq and by_seq[seq] != digest:
                 problems.append(f"entry {seq} differs from what {where} says: the chain was rewritten from there on")
+            return True
 
+        # Signatures are the slow part (Ed25519 verify). A rewritten chain
+        # changes the last hash, so the newest signed head (and the head file)
+        # always catch it; every other head's signature is checked only to
+        # locate where a problem starts, or when ``full`` is asked for.
+        newest = max((int(h[0]) for h in heads), default=None)
+        sigs_ok = True
         for seq, digest, signed_ns, signature in heads:
-            check_head(int(seq), digest, int(signed_ns), signature, "the signed head")
+            if int(seq) == newest or full:
+                sigs_ok &= check_head(int(seq), digest, int(signed_ns), signature, "the signed head", True)
+            else:
+                check_head(int(seq), digest, int(signed_ns), signature, "the signed head", False)
         if self.head_file is not None:
             head = read_head_file(self.head_file)
-            if head is None and last_seq > 0 and self.head_file.exists():
-                problems.append(f"the head file {self.head_file} is unreadable")
+            if head is None and last_seq > 0:
+                problems.append(
+                    f"the head file {self.head_file} is missing or unreadable: truncation of the log "
+                    "together with its heads table could not be ruled out"
+                )
             elif head is not None:
                 try:
-                    check_head(int(head["seq"]), head["hash"], int(head["signed_ns"]), head["signature"], "the head file")
+                    sigs_ok &= check_head(int(head["seq"]), head["hash"], int(head["signed_ns"]), head["signature"], "the head file", True)
                 except (KeyError, TypeError, ValueError):
                     problems.append(f"the head file {self.head_file} is malformed")
+        if (problems or not sigs_ok) and not full:
+            return self.verify(public_key, full=True)
         if rows and not any(int(h[0]) == last_seq for h in heads):
             problems.append(f"entry {last_seq} (the last) has no signed head: entries were appended without the key")
         # Keep the order stable and drop duplicates (one cut can trip several checks).

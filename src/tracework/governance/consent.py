@@ -171,10 +171,34 @@ def event_classes(event) -> set[str]:
     return set()
 
 
+_KEY_TAGS = frozenset({"key_down", "key_up"})
+_MOUSE_TAGS = frozenset({"mouse_move", "button_down", "button_up", "scroll"})
+
+
 def batch_classes(events: Iterable) -> dict[str, int]:
-    """For each data class, the index of the first event carrying it."""
+    """For each data class, the index of the first event carrying it.
+
+    The same mapping as :func:`event_classes`, inlined: the collector runs it
+    on every event of every batch.
+    """
     first: dict[str, int] = {}
     for i, ev in enumerate(events):
-        for c in event_classes(ev):
-            first.setdefault(c, i)
+        tag = ev.__struct_config__.tag
+        if tag in _KEY_TAGS:
+            if "key_timing" not in first:
+                first["key_timing"] = i
+            if "key_text" not in first and (ev.key_code is not None or ev.key_sym is not None or ev.char is not None):
+                first["key_text"] = i
+        elif tag in _MOUSE_TAGS:
+            if "mouse" not in first:
+                first["mouse"] = i
+        elif tag == "focus_change":
+            if "window_titles" not in first and (ev.app is not None or ev.title is not None):
+                first["window_titles"] = i
+            if "web" not in first and ev.url is not None:
+                first["web"] = i
+        else:
+            continue
+        if len(first) == 5:  # every class seen: nothing more to learn
+            break
     return first
