@@ -218,3 +218,57 @@ def test_retention_period_is_policy_and_validated(gov, op):
     gov.set_policy(op, "retention.raw_days", 7)
     assert gov.policy()["retention.raw_days"] == 7
     assert gov.audit.entries(action="policy.change")[-1].details == {"old": 30, "new": 7}
+
+
+def test_erasure_while_ingest_continues_loses_nothing_of_others(gov, op, two_people_lake):
+    pa_, pb = two_people_lake
+    ben_before = _count(read_events(gov.data_dir), pb)
+    appended = []
+    stop = threading.Event()
+    errors = []
+
+    def ingest():
+        # Ben's agent keeps uploading while Ann is erased.
+        try:
+            wr = LakeWriter(gov.data_dir, fsync=False)
+            i = 0
+            while not stop.is_set() or i < 3:
+                rows = _rows(_typed("more", time.time_ns(), f"ben-live-{i}"), pb, "d_b", f"batch-b-live-{i}")
+                wr.append(rows)
+                appended.append(rows.num_rows)
+                i += 1
+        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+
+    t = threading.Thread(target=ingest)
+    t.start()
+    try:
+        report = erase_person(gov, op, "ann@x", extra_needles=[SENT_A])
+    finally:
+        stop.set()
+        t.join(timeout=120)
+    assert not errors and not t.is_alive()
+    assert report.verified, report.remaining
+    lake = read_events(gov.data_dir)
+    assert _count(lake, pa_) == 0
+    assert _count(lake, pb) == ben_before + sum(appended)
+
+
+def test_activity_statistics_release_only_groups_of_k(gov, op):
+    now = time.time_ns()
+    w = LakeWriter(gov.data_dir, fsync=False)
+    people = [(f"e{i}", "eng") for i in range(5)] + [(f"s{i}", "sales") for i in range(2)]
+    for pid, team in people:
+        gov.add_person(op, pid, pid, team)
+        w.append(_rows(_typed("hi", now, f"sess-{pid}"), gov.pseudonym(pid), "d", f"batch-{pid}"))
+    from tracework.governance.stats import activity_stats
+
+    stats = activity_stats(gov, Principal("ml_engineer", "tok_ml"))
+    per_person = len("hi") * 2 + 1
+    assert stats["groups"] == [
+        {"team": "eng", "suppressed": False, "people": 5, "events": 5 * per_person},
+        {"team": "sales", "suppressed": True, "reason": "fewer than 5 people"},
+    ]
+    assert stats["released_total"] == {"people": 5, "events": 5 * per_person}
+    with pytest.raises(Exception, match="may not"):
+        activity_stats(gov, Principal("person", "tok_p", "e0"))
