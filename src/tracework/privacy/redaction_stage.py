@@ -52,7 +52,7 @@ from .redact.checks import char_classes, shannon_entropy
 from .textstream import CONTEXT_BREAK, PASTE, Cell, TypedText, is_modifier
 
 MAX_HELD = 8192  # held characters before the zone is forced out (after a scan)
-MAX_CELLS = 16384  # characters of released text kept as context for the next scans
+KEEP_RELEASED = 1024  # released characters kept before the held ones, as context (more inside an open key block)
 SCAN_CONTEXT = 512  # released characters before the hold zone that scans still see
 _GROUPED_CHARS = frozenset("0123456789 +-()./ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 _GROUPED_MAX = 48  # longest grouped number (IBAN with spaces is 42)
@@ -316,14 +316,18 @@ class RedactionStage:
                 self._counts[key[0]] = self._counts.get(key[0], 0) + 1
         while len(self._counted_order) > 4096:
             self._counted.discard(self._counted_order.popleft())
-        if len(cells) > MAX_CELLS:
-            # Keep recent released text as context; drop the rest.
-            drop = len(cells) - MAX_CELLS
-            if all(c.released for c in cells[:drop]):
-                del cells[:drop]
-                buf.cursor = max(0, buf.cursor - drop)
-                if buf.anchor is not None:
-                    buf.anchor = max(0, buf.anchor - drop)
+        # Keep only recent released text (and an open key block) as context,
+        # so every pass costs O(held + KEEP_RELEASED), not O(all typed text).
+        first = self._first_unreleased()
+        keep_from = max(0, first - KEEP_RELEASED)
+        block = _open_block(cells)
+        if block is not None:
+            keep_from = min(keep_from, block)
+        if keep_from > 0:
+            del cells[:keep_from]
+            buf.cursor = max(0, buf.cursor - keep_from)
+            if buf.anchor is not None:
+                buf.anchor = max(0, buf.anchor - keep_from)
 
     def _hold_from(self, buf: TypedText) -> int:
         """Index of the first cell still held: the token at the caret, the
