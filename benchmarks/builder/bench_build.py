@@ -53,9 +53,11 @@ def generate(data_dir: Path, n_events: int, seed: int = 5) -> None:
     for first in range(0, n_sessions, chunk_sessions):
         sessions = range(first, min(n_sessions, first + chunk_sessions))
         # Units: 0 move, 1 key press (down+up), 2 click (down+up), 3 scroll, 4 focus, 5 drag (down, 4 moves, up)
-        n_units = len(sessions) * EVENTS_PER_SESSION // 2
-        kind = rng.choice(6, size=n_units, p=[0.70, 0.24, 0.02, 0.03, 0.004, 0.006])
-        size = np.array([1, 2, 2, 1, 1, 6])[kind]
+        probs = np.array([0.70, 0.24, 0.02, 0.03, 0.004, 0.006])
+        sizes = np.array([1, 2, 2, 1, 1, 6])
+        n_units = int(len(sessions) * EVENTS_PER_SESSION / float((probs * sizes).sum()))
+        kind = rng.choice(6, size=n_units, p=probs)
+        size = sizes[kind]
         rows_total = int(size.sum())
         unit_of_row = np.repeat(np.arange(n_units), size)
         pos_in_unit = np.arange(rows_total) - np.repeat(np.cumsum(size) - size, size)

@@ -69,6 +69,9 @@ TRAJECTORY_COLUMNS = [
 ]
 
 
+PATH_TYPE = pl.List(pl.Struct({"x": pl.Int32, "y": pl.Int32, "t_ms": pl.Int32}))
+
+
 def _is_typing_char() -> pl.Expr:
     # A printable character typed without ctrl/alt/meta; control characters
     # (Return as "\r", Tab as "\t", Escape) are named keys, not text.
@@ -204,7 +207,8 @@ def _units(lf: pl.LazyFrame, settings: BuildSettings) -> pl.LazyFrame:
         | ((pl.col("ucat") == "key") & (pl.col("key") != prev("key")))
         | ((pl.col("ucat") == "scroll") & ((pl.col("_sdir") != prev("_sdir")) | ((pl.col("t_ns") - prev("t_ns")) > scroll_gap)))
     ).fill_null(True)
-    aid = (new & unit).cast(pl.Int64).cum_sum()
+    lf = lf.with_columns((new & unit).alias("_new"))
+    aid = pl.col("_new").cast(pl.Int64).cum_sum()
     return lf.with_columns(pl.when(unit).then(aid).otherwise(None).alias("aid")).drop("_sdir")
 
 
@@ -218,15 +222,15 @@ def reduce_actions(lf: pl.LazyFrame, settings: BuildSettings) -> pl.LazyFrame:
     # moves and the button-up between a down and its up join that press.
     bdelta = pl.when(typ == "button_down").then(1).when(typ == "button_up").then(-1).otherwise(0)
     lf = lf.with_columns(bdelta.alias("_b"))
-    bs = pl.col("_b").cum_sum().over("session")
+    bs = pl.col("_b").cum_sum().over("_sid")
     lf = lf.with_columns(bs.alias("_bs"))
-    lf = lf.with_columns((pl.col("_bs") - pl.min_horizontal(pl.col("_bs").cum_min().over("session"), pl.lit(0))).alias("held"))
+    lf = lf.with_columns((pl.col("_bs") - pl.min_horizontal(pl.col("_bs").cum_min().over("_sid"), pl.lit(0))).alias("held"))
     in_press = (typ == "button_up") | ((typ == "mouse_move") & (pl.col("held") > 0))
     # Where the pointer was before each row: a move action's net motion is
     # measured from there, not from its own first sample.
     lf = lf.with_columns(
-        pl.col("x").shift(1).forward_fill().over("session").alias("_bx"),
-        pl.col("y").shift(1).forward_fill().over("session").alias("_by"),
+        pl.col("x").shift(1).forward_fill().over("_sid").fill_null(pl.col("x")).alias("_bx"),
+        pl.col("y").shift(1).forward_fill().over("_sid").fill_null(pl.col("y")).alias("_by"),
     )
 
     # Typing runs first pass: key rows in a run of type/backspace keys.
@@ -239,13 +243,13 @@ def reduce_actions(lf: pl.LazyFrame, settings: BuildSettings) -> pl.LazyFrame:
     # typed earlier: it is a ``press('backspace')``, not part of the text.
     lf = lf.with_columns(pl.when(pl.col("ucat") == "type").then(pl.col("aid")).otherwise(None).alias("_tg"))
     lf = _apply_depth(lf.with_columns(pl.when(pl.col("_tg").is_null()).then(0).otherwise(pl.col("_delta")).alias("_delta")), "_tg")
-    lf = lf.drop(["ucat", "aid"])
+    lf = lf.drop(["ucat", "aid", "_new"])
     lf = _units(lf, settings)
 
     # Held moves and button-ups carry the id of their press; free moves the
     # id of the next unit (their target), or of the last one (trailing motion).
-    aid_fwd = pl.col("aid").forward_fill().over("session")
-    aid_bwd = pl.col("aid").backward_fill().over("session")
+    aid_fwd = pl.col("aid").forward_fill().over("_sid")
+    aid_bwd = pl.col("aid").backward_fill().over("_sid")
     is_move = typ == "mouse_move"
     lf = lf.with_columns(
         pl.when(in_press).then(aid_fwd).otherwise(pl.col("aid")).alias("aid"),
@@ -256,7 +260,7 @@ def reduce_actions(lf: pl.LazyFrame, settings: BuildSettings) -> pl.LazyFrame:
         pl.when(pl.col("free_move")).then(aid_fwd).otherwise(pl.col("aid")).alias("_prev"),
     )
     # Category of the action a free move leads into.
-    lf = lf.with_columns(pl.col("ucat").backward_fill().over("session").alias("_next_cat"))
+    lf = lf.with_columns(pl.col("ucat").backward_fill().over("_sid").alias("_next_cat"))
     pointer_next = pl.col("_next_cat").is_in(["press", "scroll"]).fill_null(False)
     # Sort key: 3*aid+1 for the action's own rows; 3*aid for a move action before
     # it; 3*aid+2 for trailing motion after the last action of a session.
@@ -278,47 +282,49 @@ def reduce_actions(lf: pl.LazyFrame, settings: BuildSettings) -> pl.LazyFrame:
     lf = lf.with_columns(key_token().alias("_token"))
     texts = joined_text(lf.filter(pl.col("ucat") == "type"), "akey")
 
-    pt = pl.struct(
-        pl.col("x").cast(pl.Int32).alias("x"),
-        pl.col("y").cast(pl.Int32).alias("y"),
-        ((pl.col("t_ns") - pl.col("t_ns").min()) // 1_000_000).cast(pl.Int32).alias("t_ms"),
-    )
     own = ~pl.col("free_move")
-    first_own = lambda c: pl.col(c).filter(own).first()  # noqa: E731
     down = typ == "button_down"
     up = typ == "button_up"
-    moved = ((pl.col("x") - pl.col("x").filter(down).first()).abs() + (pl.col("y") - pl.col("y").filter(down).first()).abs())
+    scroll = typ == "scroll"
+    # Per-row masked values, so that every aggregation below is a plain
+    # min / max / sum / first / last: Polars runs those as vectorised group
+    # kernels, where a filter inside an aggregation runs group by group.
+    lf = lf.with_columns(
+        pl.when(down).then(pl.col("x")).forward_fill().alias("_fx"),
+        pl.when(down).then(pl.col("y")).forward_fill().alias("_fy"),
+        pl.when(is_move).then(pl.col("x")).forward_fill().alias("_lmx"),
+        pl.when(is_move).then(pl.col("y")).forward_fill().alias("_lmy"),
+    )
+    point = (down | scroll) & pl.col("_new")
     agg = lf.group_by("akey").agg(
         pl.col("person").first(),
         pl.col("device").first(),
         pl.col("session").first(),
-        first_own("work_session").alias("work_session"),
-        first_own("task").alias("task"),
-        first_own("ucat").alias("ucat"),
+        pl.col("work_session").max(),
+        pl.col("task").max(),
+        pl.col("ucat").max(),
         pl.col("free_move").all().alias("_all_free"),
         pl.col("_tail").all().alias("_tail"),
-        pl.col("button").filter(down).first().alias("button"),
-        pl.col("x").filter(down | (typ == "scroll")).first().alias("_px"),
-        pl.col("y").filter(down | (typ == "scroll")).first().alias("_py"),
-        pl.col("x").filter(up).last().alias("_ux"),
-        pl.col("y").filter(up).last().alias("_uy"),
-        pl.col("x").filter(is_move).last().alias("_mx"),
-        pl.col("y").filter(is_move).last().alias("_my"),
-        pl.col("_bx").filter(is_move).first().fill_null(pl.col("x").filter(is_move).first()).alias("_m0x"),
-        pl.col("_by").filter(is_move).first().fill_null(pl.col("y").filter(is_move).first()).alias("_m0y"),
-        pl.col("t_ns").filter(down).first().alias("_down_ns"),
-        pl.col("t_ns").filter(up).last().alias("_up_ns"),
-        moved.filter(in_press | down).max().alias("_moved"),
-        pl.col("key").filter(own).first().alias("key"),
-        pl.col("modifiers").filter(own).first().alias("modifiers"),
-        (typ == "key_down").filter(own).sum().alias("_keys"),
-        pl.col("dy").filter(typ == "scroll").sum().alias("_sdy"),
-        pl.col("dx").filter(typ == "scroll").sum().alias("_sdx"),
-        pl.col("t_ns").min().alias("_path_start"),
-        pl.col("t_ns").filter(own).min().alias("start_ns"),
+        pl.when(down).then(pl.col("button")).max().alias("button"),
+        pl.when(point).then(pl.col("x")).max().alias("_px"),
+        pl.when(point).then(pl.col("y")).max().alias("_py"),
+        pl.when(up).then(pl.col("x")).max().alias("_ux"),
+        pl.when(up).then(pl.col("y")).max().alias("_uy"),
+        pl.col("_lmx").last().alias("_mx"),
+        pl.col("_lmy").last().alias("_my"),
+        pl.col("_bx").first().alias("_m0x"),
+        pl.col("_by").first().alias("_m0y"),
+        pl.when(down).then(pl.col("t_ns")).max().alias("_down_ns"),
+        pl.when(up).then(pl.col("t_ns")).max().alias("_up_ns"),
+        pl.when(in_press).then((pl.col("x") - pl.col("_fx")).abs() + (pl.col("y") - pl.col("_fy")).abs()).max().alias("_moved"),
+        pl.col("key").max(),
+        pl.col("modifiers").max(),
+        ((typ == "key_down") & own).sum().alias("_keys"),
+        pl.when(scroll).then(pl.col("dy")).sum().alias("_sdy"),
+        pl.when(scroll).then(pl.col("dx")).sum().alias("_sdx"),
+        pl.when(own).then(pl.col("t_ns")).min().alias("start_ns"),
         pl.col("t_ns").max().alias("end_ns"),
         pl.col("t_ns").min().alias("_first_ns"),
-        pt.filter(is_move | down | up).alias("path"),
         pl.col("app").last(),
         pl.col("title").last(),
         pl.col("url").last(),
@@ -328,6 +334,16 @@ def reduce_actions(lf: pl.LazyFrame, settings: BuildSettings) -> pl.LazyFrame:
         pl.col("seq").max().alias("seq_last"),
         pl.len().alias("event_count"),
     )
+    # Paths: pointer rows only, time relative to the action's first row.
+    pointer_rows = lf.filter(is_move | down | up)
+    paths = pointer_rows.with_columns(
+        pl.struct(
+            pl.col("x").cast(pl.Int32).alias("x"),
+            pl.col("y").cast(pl.Int32).alias("y"),
+            ((pl.col("t_ns") - pl.col("t_ns").min().over("akey")) // 1_000_000).cast(pl.Int32).alias("t_ms"),
+        ).alias("path")
+    ).group_by("akey").agg(pl.col("path"))
+    agg = agg.join(paths, on="akey", how="left").with_columns(pl.col("path").fill_null(pl.lit([], dtype=PATH_TYPE)))
     agg = agg.join(texts, on="akey", how="left")
     return _finish(agg, settings)
 

@@ -58,8 +58,8 @@ def cursor_segments(lf: pl.LazyFrame, settings: BuildSettings) -> pl.LazyFrame:
     lf = lf.filter(~pl.col("excluded") & typ.is_in(["mouse_move", "button_down", "button_up"]))
     is_btn = typ != "mouse_move"
     bdelta = pl.when(typ == "button_down").then(1).when(typ == "button_up").then(-1).otherwise(0)
-    lf = lf.with_columns(bdelta.cum_sum().over("session").alias("_bs"))
-    lf = lf.with_columns((pl.col("_bs") - pl.min_horizontal(pl.col("_bs").cum_min().over("session"), pl.lit(0))).alias("_held"))
+    lf = lf.with_columns(bdelta.cum_sum().over("_sid").alias("_bs"))
+    lf = lf.with_columns((pl.col("_bs") - pl.min_horizontal(pl.col("_bs").cum_min().over("_sid"), pl.lit(0))).alias("_held"))
     prev_t = pl.col("t_ns").shift(1)
     new = (
         (pl.col("session") != pl.col("session").shift(1))
@@ -76,25 +76,48 @@ def cursor_segments(lf: pl.LazyFrame, settings: BuildSettings) -> pl.LazyFrame:
     )
     lf = lf.with_columns(nxt.alias("_next"))
     moves = lf.filter(~is_btn)
+    # Segments are contiguous runs of rows, so per-segment values come from
+    # global shifts and fills masked at segment edges, not from windows.
+    seg = pl.col("seg")
+    first_row = (seg != seg.shift(1)).fill_null(True)
+    last_row = (seg != seg.shift(-1)).fill_null(True)
+
+    def prev(e: pl.Expr) -> pl.Expr:
+        return pl.when(~first_row).then(e.shift(1))
+
+    def seg_first(e: pl.Expr) -> pl.Expr:
+        return pl.when(first_row).then(e).forward_fill()
+
+    def seg_last(e: pl.Expr) -> pl.Expr:
+        return pl.when(last_row).then(e).backward_fill()
+
     x = pl.col("x").cast(pl.Float64)
     y = pl.col("y").cast(pl.Float64)
-    step = ((x - x.shift(1).over("seg")).pow(2) + (y - y.shift(1).over("seg")).pow(2)).sqrt()
-    dt = (pl.col("t_ns") - pl.col("t_ns").shift(1).over("seg")) / 1e9
-    moves = moves.with_columns(step.alias("_step"), dt.alias("_dt"))
+    moves = moves.with_columns(
+        ((x - prev(x)).pow(2) + (y - prev(y)).pow(2)).sqrt().fill_null(0.0).alias("_step"),
+        seg_first(pl.col("t_ns")).alias("_t0"),
+        seg_first(x).alias("_x0"),
+        seg_first(y).alias("_y0"),
+        seg_last(x).alias("_x1"),
+        seg_last(y).alias("_y1"),
+        seg_first(pl.col("_held")).alias("_held0"),
+    )
     # Speed over a trailing window, not per sample: recorders sample at up to
     # a few kHz with pixel-rounded positions, so per-sample speed is noise.
     win_ns = int(settings.speed_window_ms * 1e6)
+    cum = pl.col("_step").cum_sum()
     moves = moves.with_columns(
-        pl.col("_step").fill_null(0.0).cum_sum().over("seg").alias("_cum"),
+        (cum - seg_first(cum - pl.col("_step"))).alias("_cum"),
         (pl.col("t_ns") - win_ns).alias("_t_back"),
     )
     # Path length covered in the last window = cum(now) - cum(at t - window),
-    # found with an as-of join (sorted search), not a loop.
+    # found with an as-of join (sorted search), not a loop. Both sides are in
+    # time order within each segment, which is all a join "by" segment needs.
     back = moves.select(["seg", pl.col("t_ns").alias("_tb"), pl.col("_cum").alias("_cum_back")])
-    moves = moves.sort("_t_back").join_asof(
-        back.sort("_tb"), left_on="_t_back", right_on="_tb", by="seg", strategy="backward", check_sortedness=False
-    ).sort(["seg", "t_ns", "seq"])
-    elapsed = pl.min_horizontal(pl.lit(win_ns), pl.col("t_ns") - pl.col("t_ns").min().over("seg")) / 1e9
+    moves = moves.join_asof(
+        back, left_on="_t_back", right_on="_tb", by="seg", strategy="backward", check_sortedness=False
+    )
+    elapsed = pl.min_horizontal(pl.lit(win_ns), pl.col("t_ns") - pl.col("_t0")) / 1e9
     speed = pl.when(elapsed > 0).then((pl.col("_cum") - pl.col("_cum_back").fill_null(0.0)) / elapsed).otherwise(None)
     moves = moves.with_columns(speed.alias("_v"))
     peak = pl.col("_v").max().over("seg")
@@ -102,18 +125,19 @@ def cursor_segments(lf: pl.LazyFrame, settings: BuildSettings) -> pl.LazyFrame:
     # submovement_min_ratio of the segment's peak: pulses separated by
     # near-stops, robust to sampling jitter (local maxima are not).
     above = pl.col("_v").fill_null(0.0) >= settings.submovement_min_ratio * peak
-    is_peak = above & (peak > 0) & ~above.shift(1).over("seg").fill_null(False)
-    x0 = x.first().over("seg")
-    y0 = y.first().over("seg")
-    x1 = x.last().over("seg")
-    y1 = y.last().over("seg")
+    is_peak = above & (peak > 0) & ~prev(above).fill_null(False)
+    x0, y0, x1, y1 = pl.col("_x0"), pl.col("_y0"), pl.col("_x1"), pl.col("_y1")
     dist = ((x1 - x0).pow(2) + (y1 - y0).pow(2)).sqrt()
     proj = pl.when(dist > 0).then(((x - x0) * (x1 - x0) + (y - y0) * (y1 - y0)) / dist).otherwise(None)
-    moves = moves.with_columns(is_peak.alias("_peak"), (proj - dist).alias("_beyond"))
-    pt = pl.struct(
-        pl.col("x").cast(pl.Int32).alias("x"),
-        pl.col("y").cast(pl.Int32).alias("y"),
-        ((pl.col("t_ns") - pl.col("t_ns").min()) // 1_000_000).cast(pl.Int32).alias("t_ms"),
+    moves = moves.with_columns(
+        is_peak.alias("_peak"),
+        (proj - dist).alias("_beyond"),
+        pl.struct(
+            pl.col("x").cast(pl.Int32).alias("x"),
+            pl.col("y").cast(pl.Int32).alias("y"),
+            ((pl.col("t_ns") - pl.col("_t0")) // 1_000_000).cast(pl.Int32).alias("t_ms"),
+        ).alias("_pt"),
+        pl.when(pl.col("_held0") > 0).then(pl.lit("drag")).otherwise(pl.col("_next")).alias("_ends"),
     )
     agg = moves.group_by("seg").agg(
         pl.col("person").first(),
@@ -121,7 +145,7 @@ def cursor_segments(lf: pl.LazyFrame, settings: BuildSettings) -> pl.LazyFrame:
         pl.col("session").first(),
         pl.col("work_session").first(),
         pl.col("task").first(),
-        pl.when(pl.col("_held").first() > 0).then(pl.lit("drag")).otherwise(pl.col("_next").last()).alias("ends_with"),
+        pl.col("_ends").last().alias("ends_with"),
         pl.col("x").first().alias("start_x"),
         pl.col("y").first().alias("start_y"),
         pl.col("x").last().alias("end_x"),
@@ -132,7 +156,7 @@ def cursor_segments(lf: pl.LazyFrame, settings: BuildSettings) -> pl.LazyFrame:
         pl.col("_beyond").max().clip(lower_bound=0.0).fill_null(0.0).round(3).alias("overshoot_px"),
         pl.col("_peak").sum().alias("submovements"),
         pl.len().alias("points"),
-        pt.alias("path"),
+        pl.col("_pt").alias("path"),
         pl.col("app").last(),
         pl.col("screen_w").last(),
         pl.col("screen_h").last(),

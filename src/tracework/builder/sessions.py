@@ -108,7 +108,9 @@ def normalize(frame: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
     )
     # Events can reach the lake out of order (batches retried, several
     # collectors); the agent's sequence number is the order of capture.
-    return lf.sort(["session", "seq"])
+    lf = lf.sort(["session", "seq"])
+    # An integer id per session: windows over it hash an int, not a string.
+    return lf.with_columns((pl.col("session") != pl.col("session").shift(1)).fill_null(True).cast(pl.Int64).cum_sum().alias("_sid"))
 
 
 def sessionize(lf: pl.LazyFrame, settings: BuildSettings) -> pl.LazyFrame:
@@ -127,21 +129,21 @@ def sessionize(lf: pl.LazyFrame, settings: BuildSettings) -> pl.LazyFrame:
         first.fill_null(True).alias("_first"),
         dt.alias("_dt"),
         # State carried forward from the last focus change / pause event.
-        pl.when(is_focus).then(blocked_focus).otherwise(None).forward_fill().over("session").fill_null(False).alias("_blocked"),
+        pl.when(is_focus).then(blocked_focus).otherwise(None).forward_fill().over("_sid").fill_null(False).alias("_blocked"),
         pl.when(typ == "pause")
         .then(True)
         .when(typ.is_in(["resume", "session_start"]))
         .then(False)
         .otherwise(None)
         .forward_fill()
-        .over("session")
+        .over("_sid")
         .fill_null(False)
         .alias("_paused"),
-        pl.when(is_focus & ~pl.col("denied")).then(pl.col("app")).otherwise(None).forward_fill().over("session").alias("app"),
-        pl.when(is_focus & ~pl.col("denied")).then(pl.col("title")).otherwise(None).forward_fill().over("session").alias("title"),
-        pl.when(is_focus & ~pl.col("denied")).then(pl.col("url")).otherwise(None).forward_fill().over("session").alias("url"),
-        pl.col("screen_w").forward_fill().over("session").alias("screen_w"),
-        pl.col("screen_h").forward_fill().over("session").alias("screen_h"),
+        pl.when(is_focus & ~pl.col("denied")).then(pl.col("app")).otherwise(None).forward_fill().over("_sid").alias("app"),
+        pl.when(is_focus & ~pl.col("denied")).then(pl.col("title")).otherwise(None).forward_fill().over("_sid").alias("title"),
+        pl.when(is_focus & ~pl.col("denied")).then(pl.col("url")).otherwise(None).forward_fill().over("_sid").alias("url"),
+        pl.col("screen_w").forward_fill().over("_sid").alias("screen_w"),
+        pl.col("screen_h").forward_fill().over("_sid").alias("screen_h"),
     )
     excluded = pl.col("_blocked") | pl.col("_paused") | typ.is_in(["idle", "pause"])
     lf = lf.with_columns(excluded.alias("excluded"))
@@ -165,8 +167,8 @@ def sessionize(lf: pl.LazyFrame, settings: BuildSettings) -> pl.LazyFrame:
         clock_jump.alias("clock_jump"),
     )
     lf = lf.with_columns(
-        (pl.col("_new_ws").cast(pl.Int32).cum_sum().over("session") - 1).alias("work_session"),
-        (pl.col("_new_task").cast(pl.Int32).cum_sum().over("session") - 1).alias("task"),
+        (pl.col("_new_ws").cast(pl.Int32).cum_sum().over("_sid") - 1).alias("work_session"),
+        (pl.col("_new_task").cast(pl.Int32).cum_sum().over("_sid") - 1).alias("task"),
     )
     return lf.drop(["_first", "_dt", "_blocked", "_paused", "_new_ws", "_new_task"])
 
