@@ -153,3 +153,18 @@ def test_allow_list_mode_denies_before_first_focus():
 def test_chain_puts_policy_then_redaction_first():
     names = [s.describe().name for s in build_pipeline().stages]
     assert names[:2] == ["app_policy", "text_redaction"]
+
+
+def test_release_after_leaving_a_denied_window_is_scrubbed_too():
+    stage = PolicyStage()
+    events = [
+        FocusChange(seq=0, t_ns=1, session="s", app="xterm", title="[sudo] password for bob"),
+        KeyDown(seq=1, t_ns=2, session="s", key_code=38, key_sym="a", char="a"),
+        FocusChange(seq=2, t_ns=3, session="s", app="gedit", title="notes"),
+        KeyUp(seq=3, t_ns=4, session="s", key_code=38, key_sym="a", char="a"),
+        KeyDown(seq=4, t_ns=5, session="s", key_code=38, key_sym="a", char="a"),
+        KeyUp(seq=5, t_ns=6, session="s", key_code=38, key_sym="a", char="a"),
+    ]
+    out = stage.process(events, 10)
+    assert out[3].char is None and out[3].redacted == "PASSWORD"
+    assert out[4].char == "a" and out[5].char == "a"  # a new press in the allowed window is recorded

@@ -364,6 +364,9 @@ class PolicyStage:
         self._current = ALLOWED if self.policy.mode == RECORD_ALL else Decision(False, "not_allowed", DENIED_WINDOW)
         self._typed_in_current = False
         self._counts: dict[str, int] = {}
+        # Keys pressed in a denied window and not yet released: their release
+        # is scrubbed too, even when focus has moved on in between.
+        self._denied_down: dict[object, str] = {}
 
     def process(self, events: Sequence[Event], now_ns: int) -> list[Event]:
         """Rewrite focus and key events of denied windows (never holds events)."""
@@ -374,15 +377,27 @@ class PolicyStage:
                 self._typed_in_current = False
                 if not self._current.allowed:
                     ev = msgspec.structs.replace(ev, app=None, title=None, url=None, denied=True)
-            elif isinstance(ev, (KeyDown, KeyUp)) and not self._current.allowed:
-                placeholder = self._current.placeholder or DENIED_WINDOW
-                if isinstance(ev, KeyDown) and not self._typed_in_current:
-                    # One count per visit to a denied window in which keys were typed.
-                    self._typed_in_current = True
-                    self._counts[placeholder] = self._counts.get(placeholder, 0) + 1
-                ev = msgspec.structs.replace(
-                    ev, key_code=None, key_sym=None, char=None, modifiers=0, key_class="other", redacted=placeholder
-                )
+            elif isinstance(ev, (KeyDown, KeyUp)):
+                key = ev.key_code if ev.key_code is not None else ev.key_sym
+                placeholder = None
+                if not self._current.allowed:
+                    placeholder = self._current.placeholder or DENIED_WINDOW
+                elif isinstance(ev, KeyUp) and key in self._denied_down:
+                    placeholder = self._denied_down[key]
+                if isinstance(ev, KeyUp):
+                    self._denied_down.pop(key, None)
+                if placeholder is not None:
+                    if isinstance(ev, KeyDown):
+                        self._denied_down[key] = placeholder
+                        if len(self._denied_down) > 256:  # releases lost: do not grow without bound
+                            self._denied_down.pop(next(iter(self._denied_down)))
+                        if not self._typed_in_current:
+                            # One count per visit to a denied window in which keys were typed.
+                            self._typed_in_current = True
+                            self._counts[placeholder] = self._counts.get(placeholder, 0) + 1
+                    ev = msgspec.structs.replace(
+                        ev, key_code=None, key_sym=None, char=None, modifiers=0, key_class="other", redacted=placeholder
+                    )
             out.append(ev)
         return out
 
