@@ -297,7 +297,7 @@ def erase_person(
         report.files_removed = len(vacuum(gov.data_dir))
         _drop_old_table_versions(gov.data_dir)
         step(ERASURE_STEPS[3])
-        report.remaining = scan_for(gov, list(pseudonyms) + [n for n in extra_needles if n])
+        report.remaining = scan_for(gov, list(pseudonyms) + extra_needles, typed=bool(extra_needles))
     except (LakeError, GovernanceError) as exc:
         gov.finish_request(request_id, "failed", {"error": str(exc)})
         gov.audit.append(gov.actor(principal), "data.erase", subject, {"request_id": request_id, "status": "failed"})
@@ -351,22 +351,25 @@ def _typed_text(table: pa.Table) -> list[str]:
     cols = set(table.column_names)
     if not {"type", "char"} <= cols:
         return []
-    rows = table.select([c for c in ("type", "char", "key_sym", "session", "seq", "t_ns") if c in cols]).to_pylist()
-    rows.sort(key=lambda r: (r.get("session") or "", r.get("t_ns") or 0, r.get("seq") or 0))
+    keys = table.filter(pc.equal(table["type"], "key_down"))
+    if keys.num_rows == 0:
+        return []
+    order = [(c, "ascending") for c in ("session", "t_ns", "seq") if c in cols]
+    keys = keys.sort_by(order) if order else keys
+    sessions = keys["session"].to_pylist() if "session" in cols else [""] * keys.num_rows
+    syms = keys["key_sym"].to_pylist() if "key_sym" in cols else [None] * keys.num_rows
     texts: dict[str, list[str]] = {}
-    for r in rows:
-        if r.get("type") != "key_down":
-            continue
-        buf = texts.setdefault(r.get("session") or "", [])
-        if r.get("key_sym") == "BackSpace":
+    for session, sym, char in zip(sessions, syms, keys["char"].to_pylist()):
+        buf = texts.setdefault(session or "", [])
+        if sym == "BackSpace":
             if buf:
                 buf.pop()
-        elif r.get("char"):
-            buf.append(r["char"])
+        elif char:
+            buf.append(char)
     return ["".join(v) for v in texts.values()]
 
 
-def _scan_parquet(path: Path, needles: list[str]) -> list[str]:
+def _scan_parquet(path: Path, needles: list[str], typed: bool) -> list[str]:
     found = []
     try:
         table = pq.read_table(path)
@@ -384,18 +387,19 @@ def _scan_parquet(path: Path, needles: list[str]) -> list[str]:
             for n in needles:
                 if n in text:
                     found.append(f"{path}: column {name} holds {n!r}")
-    for text in _typed_text(table):
+    for text in _typed_text(table) if typed else ():
         for n in needles:
             if n in text:
                 found.append(f"{path}: typed text rebuilt from key events holds {n!r}")
     return found
 
 
-def scan_for(gov, needles: list[str], roots: list[Path] | None = None) -> list[str]:
+def scan_for(gov, needles: list[str], roots: list[Path] | None = None, typed: bool = True) -> list[str]:
     """Every place where a needle remains, searching every file of the data
     folder (lake, datasets, governance and ledger databases, keys, logs) and of
     the extra dataset roots, decoded: Parquet columns, typed text rebuilt from
-    key events, text/JSON and SQLite files as bytes, zstd or gzip unpacked."""
+    key events (``typed``; only needed when searching for text), text/JSON and
+    SQLite files as bytes, zstd or gzip unpacked."""
     needles = [n for n in needles if n]
     roots = roots or [gov.data_dir] + [r for r in dataset_roots(gov) if gov.data_dir not in r.parents and r != gov.data_dir]
     found: list[str] = []
@@ -404,7 +408,7 @@ def scan_for(gov, needles: list[str], roots: list[Path] | None = None) -> list[s
             continue
         for path in sorted(p for p in root.rglob("*") if p.is_file()):
             if path.suffix == ".parquet":
-                found.extend(_scan_parquet(path, needles))
+                found.extend(_scan_parquet(path, needles, typed))
                 continue
             if path.name.endswith(".lock"):
                 continue
