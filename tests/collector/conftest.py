@@ -65,7 +65,7 @@ class Collector:
         return self.log_path.read_text(errors="replace")
 
 
-def start_collector(data_dir: Path, extra_env: dict | None = None) -> Collector:
+def start_collector(data_dir: Path, extra_env: dict | None = None, args: tuple = ()) -> Collector:
     """Start ``tracework serve`` on a free port and wait until /healthz answers."""
     env = dict(os.environ)
     env.update(TEST_LIMITS)
@@ -80,7 +80,7 @@ def start_collector(data_dir: Path, extra_env: dict | None = None) -> Collector:
             # `python -m tracework.collector` is `tracework serve` without the
             # other areas' CLI modules, so a broken module elsewhere in a shared
             # checkout cannot take these tests down.
-            [sys.executable, "-m", "tracework.collector", "--data-dir", str(data_dir), "--host", "127.0.0.1", "--port", str(port)],
+            [sys.executable, "-m", "tracework.collector", "--data-dir", str(data_dir), "--host", "127.0.0.1", "--port", str(port), *args],
             stdout=log_file,
             stderr=subprocess.STDOUT,
             env=env,

@@ -24,21 +24,34 @@ def _fmt_ns(ns: int | None) -> str:
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None, help="Folder for the lake and governance store [setting data_dir].")
 @click.option("--host", default=None, help="Address to listen on [collector.host, default 127.0.0.1].")
 @click.option("--port", type=int, default=None, help="Port to listen on [collector.port, default 8470].")
+@click.option(
+    "--require-consent",
+    is_flag=True,
+    help="Refuse (403) batches carrying data classes their person has not consented to in governance "
+    "(`tracework consent ...`). Without it only device tokens are checked.",
+)
 @click.option("--log-level", default="warning", show_default=True, type=click.Choice(["debug", "info", "warning", "error"]))
-def serve(data_dir: str | None, host: str | None, port: int | None, log_level: str) -> None:
+def serve(data_dir: str | None, host: str | None, port: int | None, require_consent: bool, log_level: str) -> None:
     """Run the collector: receive batches from agents and store them in the lake.
 
     Stops cleanly on Ctrl-C or SIGTERM, committing every batch already accepted.
     """
     import uvicorn
 
-    from ..collector.app import create_app
+    from ..collector.app import create_app, governance_routes
     from ..collector.ingest import IngestService
 
     settings = _settings(**{"data_dir": data_dir, "collector.host": host, "collector.port": port})
-    service = IngestService.from_settings(settings)
+    hooks = {}
+    if require_consent:
+        from ..governance import open_governance
+
+        hooks["consent_check"] = open_governance(settings["data_dir"]).consent_check
+    service = IngestService.from_settings(settings, **hooks)
     app = create_app(
-        service, on_shutdown=lambda: click.echo("collector stopped; every accepted batch is committed")
+        service,
+        on_shutdown=lambda: click.echo("collector stopped; every accepted batch is committed"),
+        extra_routes=governance_routes(service),
     )
     host, port = settings["collector.host"], settings["collector.port"]
 

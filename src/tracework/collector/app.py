@@ -5,6 +5,7 @@
                        200 {"ok": true, "batch_id": …, "stored": N, "duplicate": false}
     GET  /healthz      200 {"ok": true, "status": "serving"}
     GET  /metrics      Prometheus text format
+    …                  the governance routes (tracework.collector.governance_routes)
 
 Every error, on every route, has one shape:
 ``{"ok": false, "status": 4xx|5xx, "error": {"code": "...", "message": "..."}}``.
@@ -58,8 +59,23 @@ async def _read_capped(request: Request, limit: int, too_large: IngestError) -> 
     return b"".join(chunks)
 
 
-def create_app(service: IngestService, *, tune_gc: bool = True, on_shutdown=None) -> Starlette:
-    """The ASGI app serving ``service``. The service is closed (queued batches
+def governance_routes(service: IngestService) -> list:
+    """The governance area's routes (consent documents, people, requests…),
+    owned by tracework.collector.governance_routes, for ``service``'s data
+    folder; they open the governance store on first use. ``tracework serve``
+    mounts them; apps built directly (tests) mount what they need."""
+    try:
+        from .governance_routes import governance_routes_for
+    except ModuleNotFoundError as exc:
+        if exc.name != f"{__package__}.governance_routes":
+            raise
+        return []
+    return governance_routes_for(service)
+
+
+def create_app(service: IngestService, *, tune_gc: bool = True, on_shutdown=None, extra_routes=None) -> Starlette:
+    """The ASGI app serving ``service`` (plus ``extra_routes``, e.g.
+    :func:`governance_routes`). The service is closed (queued batches
     committed) when the app shuts down; ``on_shutdown()`` is called after that."""
 
     async def post_batch(request: Request) -> Response:
@@ -121,6 +137,7 @@ def create_app(service: IngestService, *, tune_gc: bool = True, on_shutdown=None
         Route("/healthz", healthz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
     ]
+    routes += list(extra_routes or [])
     app = Starlette(
         routes=routes,
         exception_handlers={HTTPException: http_error, Exception: internal_error},

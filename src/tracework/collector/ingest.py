@@ -307,7 +307,7 @@ class IngestService:
             self.metrics.batches_rejected.labels(code=exc.code).inc()
             raise
         except (ConsentError, PermissionError) as exc:
-            raise self._reject(403, "consent_refused", f"{exc}; the person has not consented to this data") from None
+            raise self._reject(403, "consent_refused", str(exc) or "the person has not consented to this data") from None
         except Exception as exc:  # noqa: BLE001 - an unavailable check must not store or drop data
             raise self._reject(503, "consent_unavailable", f"the consent check failed ({exc}); retry later") from None
 
