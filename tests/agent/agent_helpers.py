@@ -115,7 +115,23 @@ class AgentProcess:
             self.proc = None
 
     def status(self) -> dict:
-        return json.loads(self.cli("agent", "status", "--json").stdout)
+        """What `tracework agent status --json` prints (computed in-process:
+        the same function, without a Python start-up per poll)."""
+        from tracework import config
+        from tracework.agent.runner import status
+
+        return json.loads(json.dumps(status(config.load({"home": str(self.home)})), default=str))
+
+    def setup(self, collector_url: str | None = None, token: str | None = None, consent: bool = True) -> None:
+        """What `agent configure` and `agent consent --accept` write (through the
+        same AgentHome calls; test_cli.py covers the commands themselves)."""
+        from tracework.agent.home import AgentHome
+
+        home = AgentHome(self.home)
+        if collector_url or token:
+            home.configure(collector_url, token)
+        if consent:
+            home.set_consent(True)
 
     def spool_rows(self) -> list[dict]:
         """Events still in the spool (read-only, straight from SQLite)."""

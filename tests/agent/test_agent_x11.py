@@ -44,8 +44,7 @@ def agent_factory(tmp_path, xvfb):
 
 def enrolled_agent(agent_factory, c, name="home", **env) -> AgentProcess:
     a = agent_factory(name, **env)
-    a.cli("agent", "configure", "--collector", c.url, "--token", c.enroll())
-    a.cli("agent", "consent", "--accept")
+    a.setup(c.url, c.enroll())
     return a
 
 
@@ -244,8 +243,7 @@ def test_spool_full_stops_capture_says_so_and_resumes_after_draining(xvfb, colle
     token = c.enroll()
     c.stop()  # nothing can drain: the spool fills up
     a = agent_factory("full", TRACEWORK_AGENT_MAX_SPOOL_BYTES=96 * 1024)
-    a.cli("agent", "configure", "--collector", c.url, "--token", token)
-    a.cli("agent", "consent", "--accept")
+    a.setup(c.url, token)
     a.start("--retry-max-seconds", "1")
     path = []
     for i in range(1500):
@@ -277,7 +275,7 @@ def test_spool_full_stops_capture_says_so_and_resumes_after_draining(xvfb, colle
 
 def test_real_disk_full_error_stops_capture_with_a_clear_message(xvfb, agent_factory):
     a = agent_factory("diskfull")
-    a.cli("agent", "consent", "--accept")
+    a.setup()
     # Create the spool, then cap it a few pages above its size: a real SQLITE_FULL.
     a.start("--duration", "2")
     a.proc.wait(timeout=30)

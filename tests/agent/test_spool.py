@@ -99,7 +99,7 @@ def test_spool_file_is_private(tmp_path):
     assert (tmp_path / "spool.db").stat().st_mode & 0o077 == 0
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=15, deadline=None)
 @given(st.lists(st.integers(min_value=1, max_value=40), min_size=1, max_size=8), st.integers(1, 30))
 def test_batches_cover_every_event_once_in_order(tmp_path_factory, flushes, batch_size):
     spool = Spool(tmp_path_factory.mktemp("s") / "spool.db")
