@@ -180,3 +180,11 @@ def test_chunked_build_equals_one_chunk(lake, tmp_path):
         b = pl.read_parquet(tmp_path / "many" / kind / "*.parquet").sort(["session", "seq_first"])
         # Floats may differ in the last bit (vector kernels over other lengths).
         assert_frame_equal(a, b, check_exact=False, rel_tol=1e-12)
+
+
+def test_every_build_setting_is_documented():
+    from dataclasses import fields
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "datasets.md").read_text()
+    missing = [f.name for f in fields(BuildSettings) if f"`{f.name}`" not in doc]
+    assert not missing, f"document these settings in docs/datasets.md: {missing}"
