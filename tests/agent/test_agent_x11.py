@@ -314,3 +314,34 @@ def test_everything_passes_the_privacy_pipeline_before_the_spool(xvfb, x_window,
 
     assert [t["name"] for t in _json.loads(start["transforms"])] == expected and expected
     assert sum(a.status()["redaction_counts"].values()) >= 1
+
+
+def test_policy_file_denies_a_window_before_anything_is_spooled(xvfb, x_window, collector, agent_factory, tmp_path):
+    """agent.policy_file reaches the pipeline: a denied window's title and keys never reach the spool."""
+    policy = tmp_path / "policy.toml"
+    policy.write_text('[deny.test_secret]\nplaceholder = "DENIED_WINDOW"\napps = ["secrettool"]\n')
+    c = collector()
+    secret = x_window("Vault of agent test", "SecretTool", 0, 0)
+    notes = x_window("Notes of agent test", "PlainNotes", 640, 0)
+    a = enrolled_agent(agent_factory, c, TRACEWORK_AGENT_POLICY_FILE=policy).start()
+    xdo(xvfb, "windowfocus", "--sync", str(secret["xid"]))
+    xdo(xvfb, "type", "--delay", "10", "hunter2")
+    xdo(xvfb, "windowfocus", "--sync", str(notes["xid"]))
+    xdo(xvfb, "type", "--delay", "10", "fine")
+    a.stop()
+    rows = lake_rows(c.data_dir)
+    seq_complete(rows)
+    focus = [r for r in rows if r["type"] == "focus_change"]
+    assert [f["denied"] for f in focus] == [True, False]
+    assert focus[0]["title"] is None and focus[0]["app"] is None
+    assert focus[1]["title"] == "Notes of agent test"
+    assert "hunter2" not in typed_text(rows) and typed_text(rows).endswith("fine")
+    assert not any("Vault" in str(v) for r in rows for v in r.values())
+
+
+def test_a_bad_policy_file_is_refused_before_capture(xvfb, agent_factory, tmp_path):
+    a = agent_factory("badpolicy", TRACEWORK_AGENT_POLICY_FILE=tmp_path / "missing.toml")
+    a.setup()
+    result = a.cli("agent", "run", "--duration", "1", check=False)
+    assert result.returncode != 0 and "missing.toml" in result.stderr
+    assert not (a.home / "spool.db").exists()

@@ -154,6 +154,10 @@ class X11Source:
         """
         recorder = self._recorder
         with self._focus_lock:
+            if recorder.paused:
+                # Paused means not even looking: no window query at all.
+                self._was_paused = True
+                return
             try:
                 info = self._tracker.active_window()
             except Exception as exc:  # a window vanishing mid-query is normal on X
