@@ -105,3 +105,11 @@ def test_bad_settings_are_clear_errors(agent):
     result = agent.cli("agent", "run", "--duration", "1", check=False)
     assert result.returncode != 0 and "agent.flush_interval_ms" in result.stderr
     assert not os.path.exists(agent.home / "spool.db")
+
+
+def test_a_bad_policy_file_is_refused_before_capture(agent, tmp_path):
+    agent.cli("agent", "consent", "--accept")
+    agent.env["TRACEWORK_AGENT_POLICY_FILE"] = str(tmp_path / "missing.toml")
+    result = agent.cli("agent", "run", "--duration", "1", check=False)
+    assert result.returncode != 0 and "missing.toml" in result.stderr and "agent.policy_file" in result.stderr
+    assert not (agent.home / "spool.db").exists()
