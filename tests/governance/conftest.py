@@ -13,10 +13,13 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 
+import httpx
 import pytest
+import uvicorn
 
 from tracework.governance import open_governance, operator
 
@@ -117,3 +120,49 @@ def gov(tmp_path, store_url):
 @pytest.fixture
 def op():
     return operator("test")
+
+
+ROLES = ("person", "ml_engineer", "privacy_officer", "admin")
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def served(gov, op):
+    """A real collector (IngestService + the collector app + the governance
+    routes, consent check plugged in) served by uvicorn on 127.0.0.1, with
+    person "pat", one role token per role and an enrolled device."""
+    from tracework.collector.app import create_app
+    from tracework.collector.governance_routes import governance_routes
+    from tracework.collector.ingest import IngestService
+
+    service = IngestService(gov.data_dir, consent_check=gov.consent_check, fsync=False, commit_interval_ms=5)
+    app = create_app(service, tune_gc=False)
+    app.router.routes.extend(governance_routes(gov, device_registry=service.registry))
+    port = _port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error", lifespan="on"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the collector did not start")
+            time.sleep(0.02)
+        gov.add_person(op, "pat", "Pat", "eng")
+        tokens = {}
+        for role in ROLES:
+            tokens[role] = gov.issue_token(op, role, f"test {role}", "pat" if role == "person" else None)[1]
+        device_id, device_token = service.registry.enroll("pat", "laptop")
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+            yield {"client": client, "tokens": tokens, "device": device_token, "service": service, "app": app,
+                   "url": f"http://127.0.0.1:{port}"}
+    finally:
+        server.should_exit = True
+        thread.join(timeout=60)
+
+

@@ -229,3 +229,18 @@ def test_fast_batch_scan_agrees_with_the_documented_mapping(events):
         for c in event_classes(ev):
             expected.setdefault(c, i)
     assert batch_classes(events) == expected
+
+
+def test_collector_hook_opens_governance_of_the_data_folder(tmp_path, op):
+    from tracework.governance import collector_consent_check
+
+    g = open_governance(tmp_path / "data")
+    try:
+        g.add_person(op, "hal", "Hal", "eng")
+        g.grant(op, "hal", "typing_models", ["key_timing"], 1)
+    finally:
+        g.close()
+    check = collector_consent_check(tmp_path / "data")
+    check(Device("hal"), _batch(KEY_CLASS_ONLY))
+    with pytest.raises(ConsentRefused):
+        check(Device("hal"), _batch(MOUSE))

@@ -6,56 +6,14 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import socket
-import threading
 import time
 
-import httpx
-import pytest
-import uvicorn
-
-from tracework.collector.app import create_app
-from tracework.collector.governance_routes import governance_routes, route_specs
-from tracework.collector.ingest import IngestService
+from tracework.collector.governance_routes import route_specs
 from tracework.events import BatchHeader, KeyDown, MouseMove, encode_batch
 from tracework.governance import verify_consent_document
 from tracework.lake import open_table
 
 ROLES = ("person", "ml_engineer", "privacy_officer", "admin")
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def served(gov, op):
-    """A collector with the governance routes, listening on 127.0.0.1."""
-    service = IngestService(gov.data_dir, consent_check=gov.consent_check, fsync=False, commit_interval_ms=5)
-    app = create_app(service, tune_gc=False)
-    app.router.routes.extend(governance_routes(gov, device_registry=service.registry))
-    port = _port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error", lifespan="on"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 30
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the collector did not start")
-            time.sleep(0.02)
-        gov.add_person(op, "pat", "Pat", "eng")
-        tokens = {}
-        for role in ROLES:
-            tokens[role] = gov.issue_token(op, role, f"test {role}", "pat" if role == "person" else None)[1]
-        device_id, device_token = service.registry.enroll("pat", "laptop")
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
-            yield {"client": client, "tokens": tokens, "device": device_token, "service": service, "app": app}
-    finally:
-        server.should_exit = True
-        thread.join(timeout=60)
 
 
 def _rid() -> str:

@@ -20,7 +20,8 @@ from .consent import (
 )
 from .purposes import DATA_CLASSES, PURPOSES, NoticeBook
 from .roles import ROLES, Principal
-from .service import PERMISSIONS, Governance, ReplayedRequest, open_governance, operator
+from .agent_consent import ConsentWatcher
+from .service import PERMISSIONS, Governance, ReplayedRequest, collector_consent_check, open_governance, operator
 
 
 def allowed_persons(data_dir, purpose: str, dataset: str = "") -> set[str]:
@@ -36,6 +37,7 @@ __all__ = [
     "AuditLog",
     "ConsentDocument",
     "ConsentRefused",
+    "ConsentWatcher",
     "DATA_CLASSES",
     "DOCUMENT_TTL_S",
     "Governance",
@@ -48,6 +50,7 @@ __all__ = [
     "ReplayedRequest",
     "VerifyReport",
     "allowed_persons",
+    "collector_consent_check",
     "event_classes",
     "open_governance",
     "operator",

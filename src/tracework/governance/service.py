@@ -582,6 +582,28 @@ def open_governance(data_dir: str | Path, store_url: str | None = None, *, notic
     return Governance(store, data_dir, devices.keyring, notices_dir=notices_dir, device_registry=devices)
 
 
+def collector_consent_check(data_dir: str | Path, store_url: str | None = None):
+    """The ``consent_check`` hook for ``IngestService``, opening governance on
+    the first batch (so a collector with no governance state pays nothing
+    until it ingests)::
+
+        IngestService.from_settings(settings, consent_check=collector_consent_check(settings["data_dir"]))
+    """
+    import threading
+
+    holder: dict = {}
+    lock = threading.Lock()
+
+    def check(identity, decoded_batch) -> None:
+        gov = holder.get("gov")
+        if gov is None:
+            with lock:
+                gov = holder.get("gov") or holder.setdefault("gov", open_governance(data_dir, store_url))
+        gov.consent_check(identity, decoded_batch)
+
+    return check
+
+
 def operator(name: str = "cli") -> Principal:
     """The principal of the local ``tracework`` command (see :data:`OPERATOR_ROLE`)."""
     import getpass
