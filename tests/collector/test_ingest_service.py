@@ -199,3 +199,23 @@ def test_close_commits_what_is_queued(data_dir):
     t.join(30)
     assert done and done[0].stored == 50
     assert read_events(data_dir).num_rows == 50
+
+
+def test_full_writer_queue_answers_503_busy_and_keeps_the_queued_batch(data_dir):
+    s = IngestService(data_dir, commit_interval_ms=10_000)
+    s.writer.max_queued_rows = 60
+    s.writer.queue_wait_seconds = 0.2
+    token = _token(s)
+    results = []
+    first = threading.Thread(target=lambda: results.append(s.ingest(token, make_batch(make_events(50))[1])))
+    first.start()
+    deadline = time.monotonic() + 30
+    while s.metrics.queue_rows._value.get() == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    with pytest.raises(IngestError) as info:
+        s.ingest(token, make_batch(make_events(50))[1])
+    assert (info.value.status, info.value.code) == (503, "collector_busy") and info.value.transient
+    s.close()
+    first.join(30)
+    assert results and results[0].stored == 50
+    assert read_events(data_dir).num_rows == 50

@@ -50,6 +50,12 @@ from .writer import GroupCommitWriter, Pending
 
 NS_PER_DAY = 86_400 * 1_000_000_000
 
+#: Batches decoded and columnarized at once. The work holds the GIL anyway,
+#: so more would not be faster; the bound keeps memory at a few batches'
+#: worth (each may decompress to max_decompressed_bytes) however many
+#: requests arrive together.
+DECODE_SLOTS = 4
+
 #: How long a request waits for its commit before answering 503 (the batch
 #: may still commit; the agent's retry is then acknowledged as a duplicate).
 COMMIT_WAIT_SECONDS = 120.0
@@ -141,6 +147,7 @@ class IngestService:
         self.ledger = BatchLedger(self.data_dir)
         # Close any gap left by a crash between a lake commit and its ledger row.
         self.reconciled_at_start = self.ledger.reconcile()
+        self._decode_slots = threading.BoundedSemaphore(DECODE_SLOTS)
         self._inflight: dict[tuple[str, str], Pending] = {}
         self._inflight_lock = threading.Lock()
         self.writer = GroupCommitWriter(
@@ -212,11 +219,12 @@ class IngestService:
         self.check_headers(content_type, content_encoding)
         if len(body) > self.limits.max_body_bytes:
             raise self.body_too_large()
-        decoded = self._decode(body)
-        header = decoded.header
-        table = events_to_table(decoded.events) if decoded.events else None
-        if table is not None:
-            self._check_time_window(table)
+        with self._decode_slots:
+            decoded = self._decode(body)
+            header = decoded.header
+            table = events_to_table(decoded.events) if decoded.events else None
+            if table is not None:
+                self._check_time_window(table)
         self._check_consent(identity, decoded)
 
         key = (identity.device_pseudonym, header.batch_id)
@@ -242,7 +250,8 @@ class IngestService:
             self.writer.submit(pending)
         except LakeError as exc:
             self._settled([pending])
-            raise self._reject(503, "lake_unavailable", f"{exc.message}; retry later") from None
+            code = "collector_busy" if "busy" in exc.message else "lake_unavailable"
+            raise self._reject(503, code, f"{exc.message}; retry later") from None
         self._wait(pending)
         self.metrics.batches_accepted.inc()
         self.metrics.events_accepted.inc(len(decoded.events))

@@ -54,6 +54,8 @@ class GroupCommitWriter:
         *,
         commit_interval_ms: int,
         max_commit_rows: int = 250_000,
+        max_queued_rows: int = 1_000_000,
+        queue_wait_seconds: float = 30.0,
         on_settled=None,
     ):
         self.lake = lake
@@ -61,6 +63,11 @@ class GroupCommitWriter:
         self.metrics = metrics
         self.interval = commit_interval_ms / 1000
         self.max_commit_rows = max_commit_rows
+        # Backpressure: when the lake falls behind, requests wait for room
+        # and then answer 503 instead of letting the queue (memory) grow.
+        self.max_queued_rows = max_queued_rows
+        self.queue_wait_seconds = queue_wait_seconds
+        self._room = threading.Condition()
         # Called with the list of pendings after they are resolved (the
         # ingest service drops them from its in-flight set there).
         self.on_settled = on_settled
@@ -72,11 +79,19 @@ class GroupCommitWriter:
         self._thread.start()
 
     def submit(self, pending: Pending) -> None:
-        """Queue a batch for the next commit."""
+        """Queue a batch for the next commit (waiting for room if the queue is full)."""
+        rows = pending.table.num_rows
+        with self._room:
+            has_room = self._room.wait_for(
+                lambda: self._rows_waiting == 0 or self._rows_waiting + rows <= self.max_queued_rows,
+                timeout=self.queue_wait_seconds,
+            )
+        if not has_room:
+            raise LakeError("the collector is busy: the lake writer is behind", hint="retry later")
         with self._lock:
             if self._closed:
                 raise LakeError("the collector is shutting down", hint="retry in a moment")
-            self._rows_waiting += pending.table.num_rows
+            self._rows_waiting += rows
             self.metrics.queue_rows.set(self._rows_waiting)
             self._queue.put(pending)
 
@@ -149,6 +164,8 @@ class GroupCommitWriter:
             with self._lock:
                 self._rows_waiting -= rows
                 self.metrics.queue_rows.set(self._rows_waiting)
+            with self._room:
+                self._room.notify_all()
             if self.on_settled is not None:
                 self.on_settled(group)
             for p in group:

@@ -28,6 +28,15 @@ def _dataset(data_dir: str | Path, table: str = EVENTS_TABLE) -> pads.Dataset:
     return table_dataset(dt, table_path(data_dir, table))
 
 
+def _needs_delta_reader(dt) -> bool:
+    """Deletion vectors or column mapping change what a file's rows and
+    columns mean; only deltalake's reader applies them."""
+    protocol = dt.protocol()
+    features = set(protocol.reader_features or [])
+    mapping = (dt.metadata().configuration or {}).get("delta.columnMapping.mode", "none")
+    return protocol.min_reader_version > 1 and bool(features - {"timestampNtz"}) or mapping != "none"
+
+
 def table_dataset(dt, path: Path) -> pads.Dataset:
     """A pyarrow dataset over the current version's files.
 
@@ -38,7 +47,7 @@ def table_dataset(dt, path: Path) -> pads.Dataset:
     after deletes and vacuums; it is still used for non-local tables.
     """
     uris = dt.file_uris()
-    if not all(u.startswith("/") or u.startswith("file://") for u in uris):
+    if not all(u.startswith("/") or u.startswith("file://") for u in uris) or _needs_delta_reader(dt):
         return dt.to_pyarrow_dataset()
     files = [u[len("file://"):] if u.startswith("file://") else u for u in uris]
     schema = RAW_EVENTS_SCHEMA if path.name == EVENTS_TABLE else None
