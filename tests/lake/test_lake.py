@@ -227,3 +227,14 @@ def test_protocol_upgrade_by_another_writer_hands_commits_to_deltalake(tmp_path)
     assert dt_.to_pyarrow_table().num_rows == 9
     assert w.append(rows(3, batch="b4")) == v + 1
     assert read_events(tmp_path).num_rows == 12
+
+
+def test_bad_day_values_are_refused(tmp_path):
+    w = LakeWriter(tmp_path)
+    w.append(rows(3))
+    for bad in ("../../etc", None, "2026-1-1"):
+        table = rows(3)
+        table = table.set_column(table.column_names.index("day"), "day", pa.array([bad] * 3, pa.string()))
+        with pytest.raises(LakeError):
+            w.append(table)
+    assert read_events(tmp_path).num_rows == 3 and open_table(tmp_path).version() == 0

@@ -17,6 +17,7 @@ import contextlib
 import fcntl
 import json
 import os
+import re
 import time
 import uuid
 from pathlib import Path
@@ -109,6 +110,9 @@ class LakeWriter:
             table = table.select(RAW_EVENTS_SCHEMA.names).cast(RAW_EVENTS_SCHEMA)
         except (KeyError, pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
             raise LakeError(f"the rows do not match the raw events schema: {exc}") from None
+        bad_days = [d for d in pc.unique(table.column("day")).to_pylist() if d is None or not _DAY.fullmatch(d)]
+        if bad_days:
+            raise LakeError(f"invalid day partition value(s) {bad_days[:3]}", hint="day must be the UTC date of t_ns, YYYY-MM-DD")
         props = CommitProperties(custom_metadata=custom_metadata or None, max_commit_retries=COMMIT_RETRIES)
         with lake_lock(self.data_dir, exclusive=False, table=self.table):
             try:
@@ -286,6 +290,8 @@ class LakeWriter:
 #: the write time in measurements without making files smaller.
 _DICTIONARY_COLUMNS = [f.name for f in RAW_EVENTS_SCHEMA if f.type == pa.string() and f.name not in PARTITION_BY]
 
+_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+
 #: A Delta checkpoint (Parquet snapshot of the log) every this many versions.
 CHECKPOINT_INTERVAL = 100
 
@@ -361,6 +367,3 @@ def commit_metadata(data_dir: str | Path, first_version: int, table: str = EVENT
             return None
     return out
 
-
-def now_ns() -> int:
-    return time.time_ns()
