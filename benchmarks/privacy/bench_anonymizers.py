@@ -55,9 +55,10 @@ def bench_cursor(root: str, out: Path, block: int) -> None:
     users = load_balabit(root)
     console.print(f"[bold]cursor[/]: {len(users)} users, {sum(len(s) for s in users.values())} sessions, "
                   f"{sum(len(x.t) for s in users.values() for x in s)} records; block = {block} actions")
-    for kind, r in ce.compare_attackers(users, block).items():
+    compared = ce.compare_attackers(users, block)
+    for kind, r in compared.items():
         console.print(f"  attacker {kind:7s} raw: top-1 {r.top1:.3f}, top-5 {r.top5:.3f}, AUC {r.auc:.3f}")
-    rows = ce.evaluate(users, block=block)
+    rows = ce.evaluate(users, block=block, raw=compared["logreg"])
     console.print(cursor_table(rows))
     raw = rows[0].ident
     for r in rows[1:]:

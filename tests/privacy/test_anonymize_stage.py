@@ -77,7 +77,7 @@ def _check_invariants(events, out):
             assert a == b
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(mixed_stream(), st.lists(st.integers(0, 200), max_size=12), st.integers(0, 2**31))
 def test_chunking_never_changes_output(events, cuts, seed):
     cuts = [c for c in cuts if 0 < c < len(events)]
@@ -88,7 +88,7 @@ def test_chunking_never_changes_output(events, cuts, seed):
            [(e.seq, e.t_ns, getattr(e, "x", None), getattr(e, "y", None)) for e in chunked]
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=20, deadline=None)
 @given(mixed_stream(), st.integers(0, 2**31))
 def test_movement_before_click_lands_exactly(events, seed):
     out = _run(events, [], seed)

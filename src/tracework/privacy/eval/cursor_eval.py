@@ -195,13 +195,23 @@ class MouseIdResult:
         return 1.0 / self.n_users
 
 
-def _blocks(sessions, block, rest_ms):
-    xs, ys = [], []
-    for s in sessions:
-        for v in session_blocks(s, block, rest_ms):
-            xs.append(v)
-            ys.append(s.user)
-    return np.array(xs), np.array(ys)
+def _session_blocks_job(args):
+    s, block, rest_ms = args
+    return [(v, s.user) for v in session_blocks(s, block, rest_ms)]
+
+
+def _blocks(sessions, block, rest_ms, workers: int = 2):
+    """Block features of many sessions (in ``workers`` processes: it is the slow part)."""
+    jobs = [(s, block, rest_ms) for s in sessions]
+    if workers > 1 and len(jobs) > 4:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(workers) as ex:
+            parts = list(ex.map(_session_blocks_job, jobs, chunksize=1))
+    else:
+        parts = [_session_blocks_job(j) for j in jobs]
+    pairs = [p for part in parts for p in part]
+    return np.array([v for v, _ in pairs]), np.array([u for _, u in pairs])
 
 
 def _classifier(kind: str, n_train: int = 10**6):
@@ -221,14 +231,16 @@ def _classifier(kind: str, n_train: int = 10**6):
     raise ValueError(f"unknown attacker classifier {kind!r}")
 
 
-def identify(users: dict[str, list[MouseSession]], block: int = 20, rest_ms: float = 300.0,
-             classifier: str = "logreg") -> MouseIdResult:
-    """Identification of the user from held-out session blocks."""
+def block_features(users, block: int = 20, rest_ms: float = 300.0):
+    """(x_train, y_train, x_test, y_test) blocks for the session split."""
+    train, test = split_sessions(users)
+    return (*_blocks(train, block, rest_ms), *_blocks(test, block, rest_ms))
+
+
+def identify_blocks(xtr, ytr, xte, yte, classifier: str = "logreg") -> MouseIdResult:
+    """Fit the attacker on training blocks, score it on test blocks."""
     from sklearn.metrics import roc_auc_score
 
-    train, test = split_sessions(users)
-    xtr, ytr = _blocks(train, block, rest_ms)
-    xte, yte = _blocks(test, block, rest_ms)
     clf = _classifier(classifier, len(ytr))
     clf.fit(xtr, ytr)
     proba = clf.predict_proba(xte)
@@ -246,15 +258,38 @@ def identify(users: dict[str, list[MouseSession]], block: int = 20, rest_ms: flo
     return MouseIdResult(top1, top5, auc, len(classes), len(yte), len(ytr))
 
 
+def identify(users: dict[str, list[MouseSession]], block: int = 20, rest_ms: float = 300.0,
+             classifier: str = "logreg") -> MouseIdResult:
+    """Identification of the user from held-out session blocks."""
+    return identify_blocks(*block_features(users, block, rest_ms), classifier)
+
+
 def compare_attackers(users, block: int = 20, kinds=("logreg", "rf", "et")) -> dict[str, MouseIdResult]:
     """Raw-data accuracy of each classifier, to justify the attacker chosen."""
-    return {k: identify(users, block, classifier=k) for k in kinds}
+    feats = block_features(users, block)
+    return {k: identify_blocks(*feats, k) for k in kinds}
 
 
-def anonymize_users(users, params: CursorParams, seed: int = 0, model: CursorModel | None = None):
-    """Every session through the cursor anonymizer (seeded)."""
-    rng = np.random.default_rng(seed)
-    return {u: [anonymize_session(s, rng, params, model) for s in ss] for u, ss in users.items()}
+def _anonymize_job(args):
+    s, seed, params, model = args
+    return anonymize_session(s, np.random.default_rng(seed), params, model)
+
+
+def anonymize_users(users, params: CursorParams, seed: int = 0, model: CursorModel | None = None,
+                    workers: int = 2):
+    """Every session through the cursor anonymizer (seeded per session, so reproducible)."""
+    jobs = [(s, [seed, k], params, model) for k, s in enumerate(s for ss in users.values() for s in ss)]
+    if workers > 1 and len(jobs) > 4:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(workers) as ex:
+            done = list(ex.map(_anonymize_job, jobs, chunksize=1))
+    else:
+        done = [_anonymize_job(j) for j in jobs]
+    out: dict[str, list[MouseSession]] = {u: [] for u in users}
+    for s in done:
+        out[s.user].append(s)
+    return out
 
 
 @dataclass
@@ -290,12 +325,16 @@ def utility(real, anon, rest_ms: float = 300.0, max_actions: int = 3000, seed: i
                 la = np.hypot(np.diff(aa.x), np.diff(aa.y)).sum()
                 if lr > 0:
                     len_ratio.append(la / lr)
-                f1, f2 = action_features(ar), action_features(aa)
-                if f1 is not None and f2 is not None:
-                    fr.append(f1)
-                    fa.append(f2)
+                fr.append(ar)
+                fa.append(aa)
+    # The realism classifier looks at a random sample of action pairs
+    # (feature extraction is the slow part; the checks above cover all).
     rng = np.random.default_rng(seed)
-    idx = rng.permutation(len(fr))[:max_actions]
+    pairs = [(action_features(fr[i]), action_features(fa[i])) for i in rng.permutation(len(fr))[:max_actions]]
+    pairs = [(a, b) for a, b in pairs if a is not None and b is not None]
+    fr = [a for a, _ in pairs]
+    fa = [b for _, b in pairs]
+    idx = np.arange(len(fr))
     # Shape features only: endpoint- and duration-derived ones are identical by design.
     shape = [i for i, n in enumerate(FEATURE_NAMES) if n not in ("duration", "distance", "dir_sin", "dir_cos", "n", "click")]
     X = _signed_log(np.vstack([np.array(fr)[idx][:, shape], np.array(fa)[idx][:, shape]]))
@@ -321,16 +360,17 @@ class CursorRow:
 def default_sweep() -> list[tuple[str, dict, CursorParams]]:
     """The cursor anonymizer at several strengths, with and without re-timing."""
     rows = []
-    for strength in (0.5, 1.0, 2.0):
+    for strength in (1.0, 2.0):
         rows.append(("synthetic_path", {"strength": strength, "retime": True}, CursorParams(strength=strength)))
     rows.append(("synthetic_path", {"strength": 1.0, "retime": False}, CursorParams(retime=False)))
     return rows
 
 
-def evaluate(users, sweep=None, block: int = 20, seed: int = 0, progress=None) -> list[CursorRow]:
-    """Raw attacker, then each anonymizer setting with an adaptive attacker."""
+def evaluate(users, sweep=None, block: int = 20, seed: int = 0, progress=None,
+             raw: MouseIdResult | None = None) -> list[CursorRow]:
+    """Raw attacker (or ``raw`` if already measured), then each setting with an adaptive attacker."""
     sweep = default_sweep() if sweep is None else sweep
-    rows = [CursorRow("raw", {}, identify(users, block), None)]
+    rows = [CursorRow("raw", {}, raw or identify(users, block), None)]
     if progress:
         progress()
     for name, params_dict, params in sweep:
