@@ -59,25 +59,30 @@ def _state(data):
 
 def test_request_cycle_through_the_command(tmp_path):
     data = tmp_path / "data"
+    runner = CliRunner()
+
+    def tw(*args):
+        # In process (the same click commands `tracework` runs); the first and
+        # the erasure go through the real command line below.
+        r = runner.invoke(cli, list(args) + ["--data-dir", str(data)])
+        assert r.exit_code == 0, (args, r.output, r.exception)
+        return r.output
+
     assert _tw(data, "people", "add", "zoe@example.com", "--name", "Zoe", "--team", "eng").returncode == 0
-    r = _tw(data, "consent", "grant", "zoe@example.com", "--purpose", "typing_models", "--classes", "key_timing", "--notice-version", "1")
-    assert r.returncode == 0 and "granted typing_models" in r.stdout
-    shown = json.loads(_tw(data, "consent", "show", "zoe@example.com").stdout)
+    assert "granted typing_models" in tw("consent", "grant", "zoe@example.com", "--purpose", "typing_models",
+                                         "--classes", "key_timing", "--notice-version", "1")
+    shown = json.loads(tw("consent", "show", "zoe@example.com"))
     assert shown["purposes"]["typing_models"]["state"] == "granted" and len(shown["history"]) == 1
     out = tmp_path / "zoe.zip"
-    r = _tw(data, "privacy", "request", "access", "zoe@example.com", "--out", str(out))
-    assert r.returncode == 0, r.stderr
+    tw("privacy", "request", "access", "zoe@example.com", "--out", str(out))
     z = zipfile.ZipFile(io.BytesIO(out.read_bytes()))
     assert json.loads(z.read("person.json"))["person"]["person_id"] == "zoe@example.com"
     r = _tw(data, "privacy", "request", "erase", "zoe@example.com", "--yes")
     assert r.returncode == 0 and "verified" in r.stdout, r.stderr
-    r = _tw(data, "people", "token", "privacy_officer", "--label", "dpo")
-    assert r.returncode == 0 and r.stdout.strip().splitlines()[-1].startswith("twg_")
-    r = _tw(data, "retention", "run")
-    assert r.returncode == 0 and "deleted 0 raw rows" in r.stdout
-    r = _tw(data, "audit", "verify")
-    assert r.returncode == 0 and "intact" in r.stdout
-    actions = [json.loads(line)["action"] for line in _tw(data, "audit", "show", "--json").stdout.splitlines()]
+    assert tw("people", "token", "privacy_officer", "--label", "dpo").strip().splitlines()[-1].startswith("twg_")
+    assert "deleted 0 raw rows" in tw("retention", "run")
+    assert "intact" in tw("audit", "verify")
+    actions = [json.loads(line)["action"] for line in tw("audit", "show", "--json").splitlines()]
     assert actions == ["person.add", "consent.grant", "data.export", "data.erase", "token.issue", "retention.run"]
 
 
