@@ -24,6 +24,10 @@ def _sample(gov, method: str, path: str) -> dict:
     """A well-formed request for each route (so an allowed role gets a 2xx)."""
     if path == "/v1/notices/{purpose}":
         return {"url": "/v1/notices/typing_models"}
+    if path == "/v1/devices/{device_id}/revoke":
+        # A fresh device to revoke on every allowed call.
+        device_id, _ = gov.devices.enroll("pat", "spare") if gov.devices is not None else (None, None)
+        return {"url": f"/v1/devices/{device_id}/revoke", "json": {}}
     if path == "/v1/identity/{pseudonym}":
         return {"url": f"/v1/identity/{gov.pseudonym('pat')}"}
     bodies = {
@@ -128,6 +132,8 @@ def test_bad_input_on_every_route_gets_a_clear_error_and_changes_nothing(gov, se
         ("admin", "POST", "/v1/people", {"person_id": ""}, 400, "bad_request"),
         ("admin", "POST", "/v1/people", {"person_id": "pat"}, 400, "bad_request"),
         ("admin", "PUT", "/v1/policy", {"name": "retention.raw_days", "value": -1}, 400, "bad_request"),
+        ("admin", "POST", "/v1/devices/dev_nothing/revoke", {}, 404, "unknown_device"),
+        ("admin", "POST", "/v1/devices/dev_nothing/revoke", {"reason": 7}, 400, "bad_request"),
         ("admin", "PUT", "/v1/policy", {"name": "everything", "value": 1}, 400, "bad_request"),
         ("admin", "PUT", "/v1/policy", {"name": "agent_policy", "value": [1]}, 400, "bad_request"),
         # Forged role: a person token with a role header is still a person.

@@ -61,6 +61,10 @@ class NewPerson(msgspec.Struct, forbid_unknown_fields=True):
     team: str = ""
 
 
+class DeviceRevoke(msgspec.Struct, forbid_unknown_fields=True):
+    reason: str = "revoked by an administrator"
+
+
 class PolicyChange(msgspec.Struct, forbid_unknown_fields=True):
     name: str
     value: Any
@@ -97,7 +101,7 @@ def _map_error(exc: Exception) -> JSONResponse:
     if isinstance(exc, ConsentError):
         return _error(403, getattr(exc, "code", "consent_refused"), str(exc))
     if isinstance(exc, GovernanceError):
-        code = {404: "unknown_person", 409: "replayed_request"}.get(status or 400, "bad_request")
+        code = {404: getattr(exc, "code", "unknown_person"), 409: "replayed_request"}.get(status or 400, "bad_request")
         return _error(status or 400, code, str(exc))
     if isinstance(exc, LakeError):
         return _error(503, "lake_unavailable", str(exc))
@@ -217,6 +221,14 @@ def route_specs(gov) -> list[RouteSpec]:
         person = await run_in_threadpool(gov.add_person, principal, body.person_id, body.display_name, body.team)
         return JSONResponse({"ok": True, "person": person}, status_code=201)
 
+    async def devices(request: Request, principal: Principal) -> Response:
+        return JSONResponse({"ok": True, "devices": await run_in_threadpool(gov.list_devices, principal)})
+
+    async def revoke_device(request: Request, principal: Principal) -> Response:
+        body = await _body(request, DeviceRevoke)
+        await run_in_threadpool(gov.revoke_device, principal, request.path_params["device_id"], body.reason)
+        return JSONResponse({"ok": True, "revoked": request.path_params["device_id"]})
+
     async def policy(request: Request, principal: Principal) -> Response:
         return JSONResponse({"ok": True, "policy": await run_in_threadpool(gov.read_policy, principal)})
 
@@ -253,6 +265,8 @@ def route_specs(gov) -> list[RouteSpec]:
         RouteSpec("/v1/identity/{pseudonym}", "GET", "role", P["identity.read"], identity),
         RouteSpec("/v1/people", "GET", "role", P["people.manage"], people),
         RouteSpec("/v1/people", "POST", "role", P["people.manage"], add_person),
+        RouteSpec("/v1/devices", "GET", "role", P["people.manage"], devices),
+        RouteSpec("/v1/devices/{device_id}/revoke", "POST", "role", P["people.manage"], revoke_device),
         RouteSpec("/v1/policy", "GET", "role", P["policy.read"], policy),
         RouteSpec("/v1/policy", "PUT", "role", P["policy.change"], change_policy),
         RouteSpec("/v1/retention/run", "POST", "role", P["retention.run"], retention),

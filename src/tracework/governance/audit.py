@@ -46,6 +46,7 @@ ACTIONS = frozenset(
         "policy.change",
         "token.issue",
         "token.revoke",
+        "device.revoke",
         "data.access",
         "data.export",
         "data.erase",

@@ -505,6 +505,27 @@ class Governance:
         self.tokens.revoke(token_id)
         self.audit.append(self.actor(principal), "token.revoke", token_id, {})
 
+    # ------------------------------------------------------------ devices (fleet)
+
+    def list_devices(self, principal: Principal) -> list[dict]:
+        """Every enrolled device: owner, name, enrolment and revocation (no activity)."""
+        self.authorize(principal, "people.manage")
+        if self.devices is None:
+            return []
+        return [
+            {"device_id": d.device_id, "person_id": d.person_id, "name": d.name, "enrolled_ns": d.enrolled_ns,
+             "revoked_ns": d.revoked_ns, "revoke_reason": d.revoke_reason}
+            for d in self.devices.list()
+        ]
+
+    def revoke_device(self, principal: Principal, device_id: str, reason: str = "revoked by an administrator") -> None:
+        """Revoke a device's upload token at once (its data stays; erasure is separate)."""
+        self.authorize(principal, "people.manage")
+        record = self.devices.get(device_id) if self.devices is not None else None
+        if record is None or not self.devices.revoke(device_id, reason[:200]):
+            raise UnknownDevice(f"no active device {device_id!r}", hint="list devices with `tracework devices list`")
+        self.audit.append(self.actor(principal), "device.revoke", self.audit_subject(record.person_id), {"device_id": device_id})
+
     # ------------------------------------------------------------ statistics
 
     def consent_stats(self, principal: Principal) -> dict:
@@ -552,6 +573,14 @@ class UnknownPerson(GovernanceError):
     """No person with that id is registered (HTTP 404)."""
 
     status = 404
+    code = "unknown_person"
+
+
+class UnknownDevice(GovernanceError):
+    """No active device with that id (HTTP 404)."""
+
+    status = 404
+    code = "unknown_device"
 
 
 class ReplayedRequest(GovernanceError):
