@@ -360,9 +360,12 @@ def request_access(person_id: str, out: str, data_dir, store) -> None:
     target = Path(out)
     if target.exists():
         raise GovernanceError(f"{target} already exists", hint="choose another --out path; nothing was written")
+    from rich.console import Console
+
     gov = _open(data_dir, store)
     try:
-        data = access_archive(gov, _op(), person_id)
+        with Console(stderr=True).status("collecting everything held about this person…"):
+            data = access_archive(gov, _op(), person_id)
     finally:
         gov.close()
     target.write_bytes(data)
