@@ -118,43 +118,43 @@ def classify_keys() -> list[pl.Expr]:
     return [kcat.alias("kcat")]
 
 
-def typing_depth(group: str) -> list[pl.Expr]:
-    """Clamped cursor depth of a sequence of insertions (+1) and backspaces (-1)
-    within ``group``: the length of the typed text after each key, where a
-    backspace on empty text does nothing. ``D_i = S_i - min(0, min_{j<=i} S_j)``
-    (the reflection formula), so it is a cumulative sum, not a loop.
-    ``underflow``: a backspace that deleted text typed before this group.
-    ``survives``: an inserted character still present at the end (no later
-    depth falls below its own)."""
-    s = pl.col("_delta").cum_sum().over(group)
-    return [s.alias("_S")]
-
-
-def typing_depth_finish(group: str) -> list[pl.Expr]:
-    """Second step of :func:`typing_depth` (needs ``_S``)."""
-    m = pl.min_horizontal(pl.col("_S").cum_min().over(group), pl.lit(0))
-    return [m.alias("_M")]
-
-
-def typing_depth_final(group: str) -> list[pl.Expr]:
-    """Third step of :func:`typing_depth`: depth, underflow and survival."""
-    depth = pl.col("_S") - pl.col("_M")
-    prev_m = pl.col("_M").shift(1).over(group).fill_null(0)
-    underflow = (pl.col("_delta") < 0) & (pl.col("_S") < prev_m)
-    return [depth.alias("depth"), underflow.alias("underflow")]
-
-
-def survival(group: str) -> pl.Expr:
-    """An inserted token survives when no later depth in the group is lower."""
-    later_min = pl.col("depth").reverse().cum_min().reverse().over(group)
-    return ((pl.col("_delta") > 0) & (later_min >= pl.col("depth"))).alias("survives")
+# Offset per group for cumulative minima over many groups in one global scan:
+# larger than twice any depth, and group ids stay below 2**30.
+_GROUP_OFFSET = 1 << 32
 
 
 def _apply_depth(lf: pl.LazyFrame, group: str) -> pl.LazyFrame:
-    lf = lf.with_columns(typing_depth(group))
-    lf = lf.with_columns(typing_depth_finish(group))
-    lf = lf.with_columns(typing_depth_final(group))
-    return lf.with_columns(survival(group)).drop(["_S", "_M"])
+    """Clamped text depth of insertions (``_delta`` +1) and backspaces (-1)
+    within ``group``: the text length after each key, where a backspace on
+    empty text does nothing. ``D_i = S_i - min(0, min_{j<=i} S_j)`` (the
+    reflection formula), a cumulative sum rather than a loop.
+
+    Adds ``depth``; ``underflow`` (a backspace that deleted text typed before
+    the group); ``survives`` (an inserted token still present at the end: no
+    later depth in the group falls below its own).
+
+    ``group`` must be an integer column, non-decreasing in row order (groups
+    are contiguous). Per-group cumulative minima then come from one global
+    scan: subtracting ``group * OFFSET`` makes every earlier group's values
+    larger than the current group's, so they never win the minimum.
+    """
+    g = pl.col(group)
+    first = (g != g.shift(1)).fill_null(True)
+    delta = pl.col("_delta")
+    cs = delta.cum_sum()
+    lf = lf.with_columns((cs - pl.when(first).then(cs - delta).forward_fill()).alias("_S"))
+    offset = g.cast(pl.Int64) * _GROUP_OFFSET
+    lf = lf.with_columns(
+        pl.min_horizontal((pl.col("_S") - offset).cum_min() + offset, pl.lit(0)).alias("_M"),
+    )
+    prev_m = pl.when(~first).then(pl.col("_M").shift(1)).fill_null(0)
+    lf = lf.with_columns(
+        (pl.col("_S") - pl.col("_M")).alias("depth"),
+        ((delta < 0) & (pl.col("_S") < prev_m)).alias("underflow"),
+    )
+    later_min = (pl.col("depth") + offset).reverse().cum_min().reverse() - offset
+    lf = lf.with_columns(((delta > 0) & (later_min >= pl.col("depth"))).alias("survives"))
+    return lf.drop(["_S", "_M"])
 
 
 def joined_text(lf: pl.LazyFrame, group: str) -> pl.LazyFrame:
@@ -199,7 +199,7 @@ def _units(lf: pl.LazyFrame, settings: BuildSettings) -> pl.LazyFrame:
 
     lf = lf.with_columns(sdir.alias("_sdir"))
     new = (
-        (pl.col("session") != prev("session"))
+        (pl.col("_sid") != prev("_sid"))
         | (pl.col("work_session") != prev("work_session"))
         | (pl.col("task") != prev("task"))
         | (pl.col("ucat") != prev("ucat"))
@@ -241,8 +241,13 @@ def reduce_actions(lf: pl.LazyFrame, settings: BuildSettings) -> pl.LazyFrame:
     lf = _units(lf, settings)
     # Within a first-pass typing action, a backspace on empty text edits text
     # typed earlier: it is a ``press('backspace')``, not part of the text.
-    lf = lf.with_columns(pl.when(pl.col("ucat") == "type").then(pl.col("aid")).otherwise(None).alias("_tg"))
-    lf = _apply_depth(lf.with_columns(pl.when(pl.col("_tg").is_null()).then(0).otherwise(pl.col("_delta")).alias("_delta")), "_tg")
+    # Groups for the depth scan: every row belongs to the last unit before it
+    # (contiguous ids); rows outside typing runs add nothing.
+    lf = lf.with_columns(
+        pl.col("aid").forward_fill().fill_null(0).alias("_tg"),
+        pl.when(pl.col("ucat") == "type").then(pl.col("_delta")).otherwise(0).alias("_delta"),
+    )
+    lf = _apply_depth(lf, "_tg")
     lf = lf.drop(["ucat", "aid", "_new"])
     lf = _units(lf, settings)
 
@@ -343,13 +348,13 @@ def reduce_actions(lf: pl.LazyFrame, settings: BuildSettings) -> pl.LazyFrame:
             ((pl.col("t_ns") - pl.col("t_ns").min().over("akey")) // 1_000_000).cast(pl.Int32).alias("t_ms"),
         ).alias("path")
     ).group_by("akey").agg(pl.col("path"))
-    agg = agg.join(paths, on="akey", how="left").with_columns(pl.col("path").fill_null(pl.lit([], dtype=PATH_TYPE)))
     agg = agg.join(texts, on="akey", how="left")
-    return _finish(agg, settings)
+    return _finish(agg, paths, settings)
 
 
-def _finish(agg: pl.LazyFrame, settings: BuildSettings) -> pl.LazyFrame:
-    """Name each action, merge click chains, add coordinates and the command."""
+def _finish(agg: pl.LazyFrame, paths: pl.LazyFrame, settings: BuildSettings) -> pl.LazyFrame:
+    """Name each action, merge click chains, add coordinates and the command.
+    ``paths`` (list columns, costly to move around) are joined last."""
     ucat = pl.col("ucat")
     is_move_action = pl.col("_all_free")
     agg = agg.filter(
@@ -365,7 +370,8 @@ def _finish(agg: pl.LazyFrame, settings: BuildSettings) -> pl.LazyFrame:
     is_press = (ucat == "press") & ~is_move_action
     is_drag = is_press & (pl.col("_moved") > settings.drag_px).fill_null(False)
     agg = agg.with_columns(is_drag.alias("_drag"), is_press.alias("_press"))
-    agg = agg.sort(["session", "akey"])
+    # akey grows with (session, seq): sorting by it alone orders every session.
+    agg = agg.sort("akey")
 
     # Click chains: presses of the same button, not drags, close in time and
     # space, with nothing else between them, chain; every third starts anew.
@@ -380,25 +386,31 @@ def _finish(agg: pl.LazyFrame, settings: BuildSettings) -> pl.LazyFrame:
         & ((pl.col("_px") - pl.col("_px").shift(1)).abs() <= settings.multi_click_px)
         & ((pl.col("_py") - pl.col("_py").shift(1)).abs() <= settings.multi_click_px)
     ).fill_null(False)
-    agg = agg.with_columns((~chained).cum_sum().alias("_chain"))
-    agg = agg.with_columns(pl.int_range(pl.len()).over("_chain").alias("_k"))
+    # Chains are runs of consecutive rows, so merging them needs no group-by:
+    # the position in the chain, the last row's values (backward fill from
+    # the row that ends a group) and sums from cumulative sums.
+    row = pl.int_range(pl.len(), dtype=pl.Int64)
+    agg = agg.with_columns((~chained).cum_sum().alias("_chain"), row.alias("_row"))
+    chain_start = pl.when(pl.col("_chain") != pl.col("_chain").shift(1).fill_null(-1)).then(pl.col("_row")).forward_fill()
+    agg = agg.with_columns((pl.col("_row") - chain_start).alias("_k"))
     agg = agg.with_columns((pl.col("_chain") * 1000 + pl.col("_k") // 3).alias("_group"))
-    chain_agg = [
-        pl.col(c).first()
-        for c in agg.collect_schema().names()
-        if c not in {"_group", "end_ns", "seq_last", "event_count", "path", "_up_ns", "_ux", "_uy"}
-    ]
-    agg = agg.group_by("_group", maintain_order=True).agg(
-        *chain_agg,
-        pl.col("end_ns").last(),
-        pl.col("seq_last").last(),
-        pl.col("event_count").sum(),
-        pl.col("path").first(),
-        pl.col("_up_ns").last(),
-        pl.col("_ux").last(),
-        pl.col("_uy").last(),
-        pl.len().alias("clicks"),
-    )
+    grp = pl.col("_group")
+    is_first = (grp != grp.shift(1)).fill_null(True)
+    is_last = (grp != grp.shift(-1)).fill_null(True)
+
+    def group_last(e: pl.Expr) -> pl.Expr:
+        return pl.when(is_last).then(e).backward_fill()
+
+    events_cum = pl.col("event_count").cast(pl.Int64).cum_sum()
+    agg = agg.with_columns(
+        group_last(pl.col("end_ns")).alias("end_ns"),
+        group_last(pl.col("seq_last")).alias("seq_last"),
+        group_last(pl.col("_up_ns")).alias("_up_ns"),
+        group_last(pl.col("_ux")).alias("_ux"),
+        group_last(pl.col("_uy")).alias("_uy"),
+        (group_last(events_cum) - pl.when(is_first).then(events_cum - pl.col("event_count")).forward_fill()).alias("event_count"),
+        group_last(pl.col("_k") % 3 + 1).alias("clicks"),
+    ).filter(is_first)
     button = pl.col("button")
     action = (
         pl.when(is_move_action)
@@ -484,6 +496,9 @@ def _finish(agg: pl.LazyFrame, settings: BuildSettings) -> pl.LazyFrame:
         pl.int_range(pl.len()).over("session").alias("action_index"),
     )
     agg = agg.with_columns(command_expr().alias("command"))
+    agg = agg.join(paths, on="akey", how="left", maintain_order="left").with_columns(
+        pl.col("path").fill_null(pl.lit([], dtype=PATH_TYPE))
+    )
     return agg.select(TRAJECTORY_COLUMNS)
 
 

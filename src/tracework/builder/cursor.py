@@ -62,7 +62,7 @@ def cursor_segments(lf: pl.LazyFrame, settings: BuildSettings) -> pl.LazyFrame:
     lf = lf.with_columns((pl.col("_bs") - pl.min_horizontal(pl.col("_bs").cum_min().over("_sid"), pl.lit(0))).alias("_held"))
     prev_t = pl.col("t_ns").shift(1)
     new = (
-        (pl.col("session") != pl.col("session").shift(1))
+        (pl.col("_sid") != pl.col("_sid").shift(1))
         | (pl.col("work_session") != pl.col("work_session").shift(1))
         | is_btn.shift(1)
         | ((pl.col("t_ns") - prev_t) > rest_ns)

@@ -62,7 +62,7 @@ def typing_fields(lf: pl.LazyFrame, settings: BuildSettings) -> pl.DataFrame:
     lf = lf.filter(~pl.col("excluded") & (typ != "key_up") & (typ != "mouse_move"))
     lf = lf.with_columns(classify_keys())
     boundary = (
-        (pl.col("session") != pl.col("session").shift(1))
+        (pl.col("_sid") != pl.col("_sid").shift(1))
         | (pl.col("work_session") != pl.col("work_session").shift(1))
         | (pl.col("task") != pl.col("task").shift(1))
         | typ.is_in(["focus_change", "button_down", "session_start", "session_end", "pause", "resume", "idle", "active"])

@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import polars as pl
 
+from ..events import EVENT_TAGS
 from .settings import BuildSettings
+
+EVENT_TYPE_ENUM = pl.Enum(sorted(EVENT_TAGS))
 
 # Columns the builder reads from the lake, with the type it works in.
 SOURCE_COLUMNS: dict[str, pl.DataType] = {
@@ -91,7 +94,11 @@ def normalize(frame: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
     names = lf.collect_schema().names()
     exprs = []
     for name, dtype in SOURCE_COLUMNS.items():
-        if name in names:
+        if name == "type":
+            # An Enum makes the many type comparisons integer compares.
+            exprs.append(pl.col("type").cast(pl.String).cast(EVENT_TYPE_ENUM).alias("type") if "type" in names
+                         else pl.lit(None, dtype=EVENT_TYPE_ENUM).alias("type"))
+        elif name in names:
             exprs.append(pl.col(name).cast(dtype))
         else:
             exprs.append(pl.lit(None, dtype=dtype).alias(name))
@@ -108,9 +115,12 @@ def normalize(frame: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
     )
     # Events can reach the lake out of order (batches retried, several
     # collectors); the agent's sequence number is the order of capture.
-    lf = lf.sort(["session", "seq"])
-    # An integer id per session: windows over it hash an int, not a string.
-    return lf.with_columns((pl.col("session") != pl.col("session").shift(1)).fill_null(True).cast(pl.Int64).cum_sum().alias("_sid"))
+    # Sorting by a 64-bit hash of the session groups each session's rows
+    # (in seq order) far faster than sorting the strings; two sessions would
+    # have to collide in 64 bits to interleave.
+    lf = lf.with_columns(pl.col("session").hash(seed=0).alias("_sh")).sort(["_sh", "seq"])
+    # An integer id per session: comparisons and windows use it, not the string.
+    return lf.with_columns((pl.col("_sh") != pl.col("_sh").shift(1)).fill_null(True).cast(pl.Int64).cum_sum().alias("_sid")).drop("_sh")
 
 
 def sessionize(lf: pl.LazyFrame, settings: BuildSettings) -> pl.LazyFrame:
@@ -123,7 +133,7 @@ def sessionize(lf: pl.LazyFrame, settings: BuildSettings) -> pl.LazyFrame:
     typ = pl.col("type")
     is_focus = typ == "focus_change"
     blocked_focus = pl.col("denied") | pl.col("app").is_in(list(settings.lock_apps))
-    first = pl.col("session") != pl.col("session").shift(1)
+    first = pl.col("_sid") != pl.col("_sid").shift(1)
     dt = pl.col("t_ns") - pl.col("t_ns").shift(1)
     lf = lf.with_columns(
         first.fill_null(True).alias("_first"),
