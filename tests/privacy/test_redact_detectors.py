@@ -192,3 +192,11 @@ def test_spans_do_not_overlap_and_prefer_precise():
     for a, b in zip(spans, spans[1:]):
         assert a.end <= b.start
     assert {s.placeholder for s in spans} == {"CARD", "GITHUB_TOKEN", "EMAIL"}
+
+
+def test_numbers_typed_side_by_side_are_each_found():
+    text = "then +1 415 555 2713 4819 8159 2356 9127 ok; call 415 555 0132 or 415 555 0199; 4111 1111 1111 1111 5555 5555 5555 4444"
+    got = kinds(text)
+    assert ("PHONE", "+1 415 555 2713") in got and ("CARD", "4819 8159 2356 9127") in got
+    assert ("PHONE", "415 555 0132") in got and ("PHONE", "415 555 0199") in got
+    assert ("CARD", "4111 1111 1111 1111") in got and ("CARD", "5555 5555 5555 4444") in got

@@ -246,16 +246,19 @@ class RedactionStage:
                 continue
             key = (span.placeholder, id(cells[lo + span.start]))
             for c in cells[lo + span.start : lo + span.end]:
-                if c.released or (c.sticky and c.label):
+                if c.released:
                     continue
+                # A later, fuller view of the text decides the type (a card's
+                # first groups may have looked like a phone number before a
+                # BackSpace); a sticky label only survives where nothing is found now.
                 c.label, c.span_key = span.placeholder, key
                 c.sticky = c.sticky or sticky
         # Deleted cells whose left neighbour (at deletion) is in a labelled
         # span or right before one take that span's label.
         index = {id(c): i for i, c in enumerate(cells)}
         for dead in buf.graveyard:
-            if dead.label:
-                continue
+            # (A label from the scan before its deletion stays unless the
+            # span it now sits next to says better.)
             anchor = _live_anchor(dead)
             i = index.get(id(anchor), -1) if anchor is not None else -1
             for j in (i, i + 1):

@@ -84,16 +84,66 @@ def find_emails(text: str):
         pos = text.find("@", pos + 1)
 
 
+def _card_ok(raw: str) -> bool:
+    # Separators must be single: no "  ", "--" or mixed " -".
+    if "  " in raw or "--" in raw or " -" in raw or "- " in raw:
+        return False
+    digits = raw.replace(" ", "").replace("-", "")
+    return 12 <= len(digits) <= 19 and luhn_ok(digits) and len(set(digits)) > 1
+
+
 def find_cards(text: str):
-    """Yield (start, end) of Luhn-valid payment card numbers (12-19 digits)."""
-    for m in CARD_CANDIDATE.finditer(text):
+    """Yield (start, end) of Luhn-valid payment card numbers (12-19 digits).
+
+    Numbers typed next to each other ("call 415 555 0132 4111 1111 1111
+    1111") make one long candidate; when it fails, shorter group sequences
+    ending earlier are tried, then the search resumes at the next digit
+    group, so each group starts at most one candidate (linear work).
+    """
+    pos, n = 0, len(text)
+    budget = _retry_budget(text)
+    while pos < n:
+        m = CARD_CANDIDATE.search(text, pos)
+        if m is None:
+            return
         raw = m.group()
-        # Separators must be single and consistent-ish: no "  " or "--".
-        if "  " in raw or "--" in raw or " -" in raw or "- " in raw:
-            continue
-        digits = raw.replace(" ", "").replace("-", "")
-        if 12 <= len(digits) <= 19 and luhn_ok(digits) and len(set(digits)) > 1:
+        if _card_ok(raw):
             yield m.start(), m.end()
+            pos = m.end()
+            continue
+        if budget <= 0:
+            pos = m.end()
+            continue
+        budget -= 1
+        found = False
+        for end in reversed(_group_ends(raw)):
+            if _card_ok(raw[:end]):
+                yield m.start(), m.start() + end
+                pos, found = m.start() + end, True
+                break
+        if not found:
+            pos = _next_group(text, m.start())
+
+
+def _retry_budget(text: str) -> int:
+    """Failed candidates that may be re-split, per call: plenty for real text
+    (the stream stage scans windows of a few hundred characters), small
+    enough that a flood of digit groups cannot multiply the work."""
+    return 32 + len(text) // 1024
+
+
+def _group_ends(raw: str) -> list[int]:
+    """Offsets in ``raw`` where a digit group ends (before a separator or the end)."""
+    return [g.end() for g in _GROUPS.finditer(raw)][:-1]
+
+
+def _next_group(text: str, start: int) -> int:
+    """Index of the digit group after the one at ``start``."""
+    m = _NEXT_GROUP.search(text, start)
+    return m.end() if m else len(text)
+
+
+_NEXT_GROUP = re.compile(r"\d{1,64}[^\d]")
 
 
 def find_ibans(text: str):
@@ -146,20 +196,62 @@ def find_ips(text: str):
 
 def find_phones(text: str, regions=DEFAULT_PHONE_REGIONS):
     """Yield (start, end) of phone numbers that ``phonenumbers`` accepts as
-    possible in one of ``regions`` (or anywhere, when written with +)."""
-    for m in PHONE_CANDIDATE.finditer(text):
+    possible in one of ``regions`` (or anywhere, when written with +).
+
+    As for cards, a candidate that fails (two numbers typed one after the
+    other) is retried as its leading group sequences of at most 15 digits,
+    longest first (at most ``_PHONE_RETRIES``), then the search resumes at
+    the next group: each digit group costs a bounded number of validations.
+    """
+    pos, n = 0, len(text)
+    budget = _retry_budget(text)
+    while pos < n:
+        m = PHONE_CANDIDATE.search(text, pos)
+        if m is None:
+            return
         raw = m.group()
-        digits = sum(ch.isdigit() for ch in raw)
-        if digits < 7 or digits > 17:
-            continue
-        # Short numbers (8 digits or fewer, no country code) look like house
-        # numbers, postcodes and ids; they count only next to a phone word.
-        # Three or more groups ("60-56-85-91") is a phone number's shape.
-        groups = len(_GROUPS.findall(raw))
-        if digits <= 8 and groups < 3 and not raw.startswith(("+", "(+")) and not _phone_context(text, m.start(), m.end()):
-            continue
-        if _phone_ok(raw, regions):
+        if _phone_candidate_ok(text, m.start(), m.end(), raw, regions):
             yield m.start(), m.end()
+            pos = m.end()
+            continue
+        if budget <= 0 or " " not in raw:
+            # Out of retries (digit floods), or not two numbers side by side.
+            pos = m.end()
+            continue
+        budget -= 1
+        found = False
+        tries = 0
+        for end in reversed(_group_ends(raw)):
+            prefix = raw[:end].rstrip(" -./(")
+            digits = sum(ch.isdigit() for ch in prefix)
+            if digits > 15:
+                continue
+            if digits < 7 or tries == _PHONE_RETRIES:
+                break
+            tries += 1
+            if _phone_candidate_ok(text, m.start(), m.start() + len(prefix), prefix, regions):
+                yield m.start(), m.start() + len(prefix)
+                pos, found = m.start() + end, True
+                break
+        if found:
+            continue
+        pos = _next_group(text, m.start())
+
+
+_PHONE_RETRIES = 3  # shorter group sequences tried per failed candidate (bounds parses per group)
+
+
+def _phone_candidate_ok(text: str, start: int, end: int, raw: str, regions) -> bool:
+    digits = sum(ch.isdigit() for ch in raw)
+    if digits < 7 or digits > 17:
+        return False
+    # Short numbers (8 digits or fewer, no country code) look like house
+    # numbers, postcodes and ids; they count only next to a phone word.
+    # Three or more groups ("60-56-85-91") is a phone number's shape.
+    groups = len(_GROUPS.findall(raw))
+    if digits <= 8 and groups < 3 and not raw.startswith(("+", "(+")) and not _phone_context(text, start, end):
+        return False
+    return _phone_ok(raw, regions)
 
 
 PHONE_CONTEXT = re.compile(
