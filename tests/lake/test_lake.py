@@ -238,3 +238,28 @@ def test_bad_day_values_are_refused(tmp_path):
         with pytest.raises(LakeError):
             w.append(table)
     assert read_events(tmp_path).num_rows == 3 and open_table(tmp_path).version() == 0
+
+
+def test_append_after_another_writer_removed_old_log_files(tmp_path):
+    """Erasure deletes rows, checkpoints the table and removes the log files
+    before the checkpoint (as governance does). The writer's next commit must
+    land after all of that, not at its remembered version number whose log
+    file is gone: such a commit would be ignored by readers, its rows lost."""
+    w = LakeWriter(tmp_path)
+    for i in range(3):
+        w.append(rows(4, person="p_keep", batch=f"b{i}"))
+    w.append(rows(4, person="p_erase", batch="b-erase"))
+    # Another writer: delete, then checkpoint + log cleanup with retention 0.
+    assert delete_where(tmp_path, "person = 'p_erase'") == 4
+    dt_ = DeltaTable(str(table_path(tmp_path)))
+    dt_.alter.set_table_properties({"delta.logRetentionDuration": "interval 0 seconds"})
+    dt_.create_checkpoint()
+    dt_.cleanup_metadata()
+    dt_.alter.set_table_properties({"delta.logRetentionDuration": "interval 30 days"})
+    log = table_path(tmp_path) / "_delta_log"
+    assert not (log / f"{w.version:020d}.json").exists(), "the writer's last commit file was cleaned up"
+    v = w.append(rows(4, person="p_keep", batch="after"))
+    fresh = DeltaTable(str(table_path(tmp_path)))
+    assert v == fresh.version()
+    assert fresh.to_pyarrow_table().num_rows == 16
+    assert read_events(tmp_path).num_rows == 16

@@ -239,7 +239,7 @@ class LakeWriter:
                 f.flush()
                 os.fsync(f.fileno())
         try:
-            version = self._next_version
+            version = self._first_free_version_candidate(log_dir)
             while True:
                 target = log_dir / f"{version:020d}.json"
                 try:
@@ -258,6 +258,27 @@ class LakeWriter:
             _fsync_path(log_dir)
         self._next_version = version + 1
         return version
+
+    def _first_free_version_candidate(self, log_dir: Path) -> int:
+        """Where to start trying to commit.
+
+        Normally the version after our last commit (a taken number is skipped
+        by the put-if-absent loop). But other writers may have checkpointed
+        the table and removed the log files before the checkpoint (erasure
+        does, so no old version can be read back); then our remembered number
+        may name a deleted file, and linking it would "succeed" with a commit
+        readers ignore. Log files are only removed oldest first, so if the
+        entry just before our candidate exists, every later one does too;
+        otherwise restart from the latest checkpoint.
+        """
+        candidate = self._next_version
+        if candidate == 0 or (log_dir / f"{candidate - 1:020d}.json").exists():
+            return candidate
+        try:
+            checkpoint = json.loads((log_dir / "_last_checkpoint").read_text())["version"]
+        except (OSError, ValueError, KeyError):
+            checkpoint = -1
+        return max(int(checkpoint) + 1, 0)
 
     def _checkpoint(self) -> None:
         try:
