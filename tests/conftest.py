@@ -18,6 +18,11 @@ its teardown (process group SIGTERM, then SIGKILL).
     :class:`CollectorProcess` with ``url``, ``data_dir``, ``enroll(person)`` →
     token, ``stop()`` and ``start()`` (same port and data, for outage tests).
 
+``collector_module`` (module scope)
+    One started :class:`CollectorProcess` shared by a module's tests (a start
+    costs seconds); tests sharing it should enroll their own device and use
+    their own session ids.
+
 ``run_tracework(*args, env=...)``
     Helper: runs ``python -m tracework ARGS`` and returns the CompletedProcess.
 """
@@ -199,3 +204,14 @@ def collector(tmp_path):
     finally:
         for c in started:
             c.stop()
+
+
+@pytest.fixture(scope="module")
+def collector_module(tmp_path_factory):
+    """One real collector subprocess for a whole test module."""
+    folder = tmp_path_factory.mktemp("collector")
+    c = CollectorProcess(folder / "data", folder / "collector.log")
+    try:
+        yield c.start()
+    finally:
+        c.stop()

@@ -330,3 +330,32 @@ def test_everything_passes_the_privacy_pipeline_before_the_spool(xvfb, x_window,
     # The session says which transforms its events went through.
     expected = [t.name for t in build_pipeline(load_policy(str(policy))).describe()]
     assert [t["name"] for t in _json.loads(rows[0]["transforms"])] == expected and expected
+
+
+def test_net_active_window_is_used_when_a_window_manager_sets_it(xvfb, x_window, agent_factory):
+    """With an EWMH window manager the active window is _NET_ACTIVE_WINDOW on the
+    root, not the input focus. Xvfb has no window manager, so the test sets the
+    root property itself, exactly as a window manager does."""
+    import Xlib.display
+    from Xlib import X, Xatom
+
+    first = x_window("Managed one", "ManagedOne", 0, 0)
+    second = x_window("Managed two", "ManagedTwo", 640, 0)
+    a = agent_factory("ewmh")
+    a.setup()  # no collector: the events stay in the spool, which is what this test reads
+    a.start()
+    display = Xlib.display.Display(xvfb)
+    root = display.screen().root
+    active = display.intern_atom("_NET_ACTIVE_WINDOW")
+    try:
+        for info in (first, second):
+            root.change_property(active, Xatom.WINDOW, 32, [info["xid"]], X.PropModeReplace)
+            display.sync()
+            xdo(xvfb, "type", "x")  # a key press makes the agent look at the active window first
+        a.stop()
+    finally:
+        root.delete_property(active)
+        display.sync()
+        display.close()
+    focus = [(r["title"], r["window_id"]) for r in a.spool_rows() if r["type"] == "focus_change"]
+    assert focus == [("Managed one", first["xid"]), ("Managed two", second["xid"])]

@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import random
+import socket
 import time
 
-import httpx
 import pytest
 
 from agent_helpers import lake_rows
 from tracework.agent.spool import Spool
 from tracework.agent.uploader import UploadSettings, Uploader, encode_body, redaction_counts
 from tracework.events import KeyDown, MouseMove, encode_event
+
+
+@pytest.fixture
+def session_id(request):
+    return request.node.name[:60]
+
+
+def rows_of(c, session: str) -> list[dict]:
+    return [r for r in lake_rows(c.data_dir) if r["session"] == session]
 
 
 def recent_moves(n: int, session: str = "up-test", t0: int | None = None) -> list:
@@ -24,28 +33,28 @@ def make_uploader(spool: Spool, url: str, token: str, batch_events: int = 100) -
                                           backoff_base_s=0.05, backoff_cap_s=0.2, timeout_s=10))
 
 
-def test_batches_arrive_once_and_leave_the_spool_after_2xx(tmp_path, collector):
-    c = collector()
+def test_batches_arrive_once_and_leave_the_spool_after_2xx(tmp_path, collector_module, session_id):
+    c = collector_module
     spool = Spool(tmp_path / "spool.db")
-    spool.append(recent_moves(250))
+    spool.append(recent_moves(250, session_id))
     up = make_uploader(spool, c.url, c.enroll())
     outcomes = []
     while (o := up.upload_once()) != "idle":
         outcomes.append(o)
     assert outcomes == ["sent", "sent", "sent"]
     assert spool.pending() == (0, 0)
-    rows = lake_rows(c.data_dir)
+    rows = rows_of(c, session_id)
     assert [r["seq"] for r in rows] == list(range(250))
     assert len({r["batch_id"] for r in rows}) == 3
     up.close()
 
 
-def test_resend_after_crash_reuses_the_batch_id_and_is_stored_once(tmp_path, collector):
-    c = collector()
+def test_resend_after_crash_reuses_the_batch_id_and_is_stored_once(tmp_path, collector_module, session_id):
+    c = collector_module
     token = c.enroll()
     path = tmp_path / "spool.db"
     spool = Spool(path)
-    spool.append(recent_moves(40))
+    spool.append(recent_moves(40, session_id))
     up = make_uploader(spool, c.url, token)
     batch = spool.next_batch(100)
     up.send(batch)  # delivered, but the agent "dies" before it deletes the events
@@ -56,16 +65,16 @@ def test_resend_after_crash_reuses_the_batch_id_and_is_stored_once(tmp_path, col
     up = make_uploader(spool, c.url, token)
     assert up.upload_once() == "sent"  # the same batch id again
     assert up.upload_once() == "idle"
-    rows = lake_rows(c.data_dir)
+    rows = rows_of(c, session_id)
     assert sorted(r["seq"] for r in rows) == list(range(40))
     assert {r["batch_id"] for r in rows} == {batch.batch_id}
     up.close()
 
 
-def test_unknown_token_stops_uploads_and_keeps_events(tmp_path, collector):
-    c = collector()
+def test_unknown_token_stops_uploads_and_keeps_events(tmp_path, collector_module, session_id):
+    c = collector_module
     spool = Spool(tmp_path / "spool.db")
-    spool.append(recent_moves(10))
+    spool.append(recent_moves(10, session_id))
     up = make_uploader(spool, c.url, "not-a-real-token-123")
     assert up.upload_once() == "stopped"
     assert up.upload_once() == "stopped"  # no loop of retries
@@ -75,37 +84,41 @@ def test_unknown_token_stops_uploads_and_keeps_events(tmp_path, collector):
     up.close()
 
 
-def test_refused_batch_goes_to_dead_letter_and_the_rest_continues(tmp_path, collector):
-    c = collector()
+def test_refused_batch_goes_to_dead_letter_and_the_rest_continues(tmp_path, collector_module, session_id):
+    c = collector_module
     spool = Spool(tmp_path / "spool.db")
     # Events from 1970 are outside the collector's time window: a 4xx that
     # resending cannot fix.
-    spool.append(recent_moves(5, t0=1_000_000_000))
-    spool.append(recent_moves(7))
+    spool.append(recent_moves(5, session_id, t0=1_000_000_000))
+    spool.append(recent_moves(7, session_id))
     up = make_uploader(spool, c.url, c.enroll(), batch_events=5)
     assert [up.upload_once() for _ in range(4)] == ["rejected", "sent", "sent", "idle"]
     [dead] = spool.dead_letters()
     assert dead.event_count == 5 and 400 <= dead.status < 500 and dead.status not in (401, 403)
-    assert sorted(r["seq"] for r in lake_rows(c.data_dir)) == list(range(5, 12))
+    assert sorted(r["seq"] for r in rows_of(c, session_id)) == list(range(5, 12))
     up.close()
 
 
-def test_collector_down_is_a_retry_and_nothing_is_lost(tmp_path, collector):
-    c = collector()
+def test_collector_unreachable_is_a_retry_and_nothing_is_lost(tmp_path, collector_module, session_id):
+    # A real refused connection (nothing listens on that port); the 30-second
+    # outage of a real collector process is in test_agent_x11.py.
+    c = collector_module
     token = c.enroll()
-    c.stop()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead_url = f"http://127.0.0.1:{s.getsockname()[1]}"
     spool = Spool(tmp_path / "spool.db")
-    spool.append(recent_moves(30))
-    up = make_uploader(spool, c.url, token)
+    spool.append(recent_moves(30, session_id))
+    up = make_uploader(spool, dead_url, token)
     assert up.upload_once() == "retry"
     assert up.upload_once() == "retry"
     assert spool.pending()[0] == 30
     assert "unreachable" in spool.get("last_error")
-    c.start()
+    up.settings.collector_url = c.url  # the collector is reachable again
     assert up.upload_once() == "sent"
-    assert sorted(r["seq"] for r in lake_rows(c.data_dir)) == list(range(30))
-    attempts = spool.db.execute("SELECT count(*) FROM batches").fetchone()[0]
-    assert attempts == 0
+    assert sorted(r["seq"] for r in rows_of(c, session_id)) == list(range(30))
+    assert spool.db.execute("SELECT count(*) FROM batches").fetchone()[0] == 0
+    assert spool.get("last_error") is None
     up.close()
 
 
