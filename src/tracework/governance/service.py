@@ -99,6 +99,11 @@ def _check_policy_value(name: str, value: Any) -> Any:
     return value
 
 
+def _audit_name(key: bytes, person_id: str) -> str:
+    mac = hmac.new(key, b"audit\x00" + person_id.encode("utf-8"), hashlib.sha256)
+    return "a_" + mac.hexdigest()[:24]
+
+
 class Governance:
     """All governance state of one deployment.
 
@@ -156,16 +161,20 @@ class Governance:
         """The person's pseudonym under the current key (what new lake rows carry)."""
         return _pseudonym(self.keyring.current().key, "person", person_id)
 
-    def pseudonyms(self, person_id: str) -> list[str]:
-        """Every pseudonym the person has had (one per pseudonym key, current first),
-        so requests reach rows written before a key rotation."""
+    def _keys(self) -> list[bytes]:
+        """Every pseudonym key still held, current first."""
         current = self.keyring.current()
-        out = [_pseudonym(current.key, "person", person_id)]
+        keys = [current.key]
         for key_id in range(int(current.key_id) - 1, 0, -1):
             key = self.keyring.get(key_id)
             if key is not None:
-                out.append(_pseudonym(key.key, "person", person_id))
-        return out
+                keys.append(key.key)
+        return keys
+
+    def pseudonyms(self, person_id: str, keys: list[bytes] | None = None) -> list[str]:
+        """Every pseudonym the person has had (one per pseudonym key, current first),
+        so requests reach rows written before a key rotation."""
+        return [_pseudonym(k, "person", person_id) for k in (keys or self._keys())]
 
     def _audit_key(self) -> bytes:
         # The oldest pseudonym key still held: audit names must not change when
@@ -182,13 +191,12 @@ class Governance:
         pseudonym distinct from the lake pseudonym (prefix ``a_``), so that after
         an erasure the lake pseudonym is found nowhere on disk while the log
         stays complete and verifiable."""
-        mac = hmac.new(self._audit_key(), b"audit\x00" + person_id.encode("utf-8"), hashlib.sha256)
-        return "a_" + mac.hexdigest()[:24]
+        return _audit_name(self._audit_key(), person_id)
 
     # ------------------------------------------------------------ people
 
     def add_person(self, principal: Principal, person_id: str, display_name: str = "", team: str = "") -> dict:
-        """Register a person (idempotent only in the sense that a second add fails clearly)."""
+        """Register a person; adding an id that exists fails clearly and changes nothing."""
         self.authorize(principal, "people.manage")
         person_id = (person_id or "").strip()
         if not person_id or len(person_id) > 256:
@@ -229,8 +237,10 @@ class Governance:
         if not isinstance(pseudonym, str) or not pseudonym.startswith(("p_", "a_")) or len(pseudonym) > 64:
             raise GovernanceError(f"{pseudonym!r} is not a pseudonym", hint="pseudonyms start with p_ (lake) or a_ (audit log)")
         match = None
+        keys = self._keys()
+        audit_key = self._audit_key()
         for (pid,) in self.store.query("SELECT person_id FROM gov_people"):
-            if pseudonym in self.pseudonyms(pid) or pseudonym == self.audit_subject(pid):
+            if pseudonym in self.pseudonyms(pid, keys) or pseudonym == _audit_name(audit_key, pid):
                 match = pid
                 break
         if match is None:
@@ -451,9 +461,10 @@ class Governance:
         self.authorize(principal, "datasets.build")
         check_purpose(purpose)
         out: set[str] = set()
+        keys = self._keys()
         for (person_id,) in self.store.query("SELECT DISTINCT person_id FROM gov_consent_events"):
             if purpose in self.effective_consent(person_id):
-                out.update(self.pseudonyms(person_id))
+                out.update(self.pseudonyms(person_id, keys))
         self.audit.append(self.actor(principal), "dataset.build", dataset or purpose, {"purpose": purpose, "consenting_pseudonyms": len(out)})
         return out
 
@@ -552,8 +563,9 @@ class Governance:
     def team_of_pseudonyms(self) -> dict[str, str]:
         """Pseudonym → team, for aggregate statistics (never returned to callers)."""
         out = {}
+        keys = self._keys()
         for pid, team in self.store.query("SELECT person_id, team FROM gov_people"):
-            for p in self.pseudonyms(pid):
+            for p in self.pseudonyms(pid, keys):
                 out[p] = team
         return out
 
