@@ -520,10 +520,15 @@ def request_pause(settings: dict, paused: bool, wait_s: float = 3.0) -> dict:
         return status(settings)
     deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline:
-        st = status(settings)
-        user_paused = bool({"cli", "hotkey"} & set(st.get("pause_reasons", [])))
-        if user_paused == paused:
-            return st
+        # Poll only the agent's state row: the full status scans the spool.
+        spool = Spool(home.spool_file)
+        try:
+            state = spool.get("agent_state", {}) or {}
+        finally:
+            spool.close()
+        user_paused = bool({"cli", "hotkey"} & set(state.get("pause_reasons", [])))
+        if state.get("running") and user_paused == paused:
+            return status(settings)
         time.sleep(0.05)
     raise TraceworkError("the running agent did not confirm within "
                          f"{wait_s:.0f} s", hint="check `tracework agent status` and the agent log")

@@ -162,6 +162,7 @@ class X11Source:
                 info = self._tracker.active_window()
             except Exception as exc:  # a window vanishing mid-query is normal on X
                 log.debug("active window query failed: %s", exc)
+                self._tracker._cached = None
                 return
             paused = recorder.paused
             # After a resume the focused window is recorded again, so a
@@ -340,6 +341,7 @@ class X11WindowTracker:
         self.root = self.display.screen().root
         self.atoms = {name: self.display.intern_atom(name) for name in
                       ("_NET_ACTIVE_WINDOW", "_NET_WM_NAME", "UTF8_STRING", "WM_STATE")}
+        self._cached = None  # (focused window id, top-level window, app, geometry)
 
     def close(self) -> None:
         try:
@@ -361,15 +363,22 @@ class X11WindowTracker:
             if isinstance(focus, int) or focus in (X.NONE, X.PointerRoot) or focus.id == self.root.id:
                 return None
             window = focus
-        top = self._named_ancestor(window)
-        if top is None:
-            return None
+        if self._cached is not None and self._cached[0] == window.id:
+            # Same focused window as last poll: only the title can have changed
+            # (a browser tab, a document name); skip the ancestor walk and
+            # geometry queries, which are most of the X round trips.
+            _, top, app, geometry = self._cached
+        else:
+            top = self._named_ancestor(window)
+            if top is None:
+                return None
+            cls = top.get_wm_class()
+            app = cls[1] if cls else None
+            geom = top.get_geometry()
+            pos = top.translate_coords(self.root, 0, 0)
+            geometry = (-pos.x, -pos.y, geom.width, geom.height)
+            self._cached = (window.id, top, app, geometry)
         title = self._title(top)
-        cls = top.get_wm_class()
-        app = cls[1] if cls else None
-        geom = top.get_geometry()
-        pos = top.translate_coords(self.root, 0, 0)
-        geometry = (-pos.x, -pos.y, geom.width, geom.height)
         return (app, title, top.id, geometry)
 
     def _named_ancestor(self, window):
