@@ -12,6 +12,7 @@ They are separate so that the key an agent trusts cannot sign audit heads.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import os
 from dataclasses import dataclass
@@ -61,11 +62,11 @@ class SigningKey:
 
     private: Ed25519PrivateKey
 
-    @property
+    @functools.cached_property
     def public(self) -> Ed25519PublicKey:
         return self.private.public_key()
 
-    @property
+    @functools.cached_property
     def key_id(self) -> str:
         return key_id(self.public)
 
