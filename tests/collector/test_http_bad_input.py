@@ -16,7 +16,7 @@ import zstandard
 
 from tracework import events as ev
 
-from conftest import enroll, headers, lake_state, make_batch, make_events
+from collector_helpers import enroll, headers, lake_state, make_batch, make_events
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -12,7 +12,7 @@ from tracework.collector.ingest import IngestError, IngestLimits, IngestService
 from tracework.errors import ConsentError
 from tracework.lake import open_table, query, read_events
 
-from conftest import lake_state, make_batch, make_events
+from collector_helpers import lake_state, make_batch, make_events
 
 pytestmark = pytest.mark.timeout(120)
 

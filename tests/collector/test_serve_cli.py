@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from tracework.cli.collector_cmd import serve
 
-from conftest import enroll, headers, make_batch, make_events, start_collector
+from collector_helpers import enroll, headers, make_batch, make_events, start_collector
 
 
 def test_serve_help_documents_every_option():
@@ -71,7 +71,7 @@ def test_require_consent_refuses_unconsented_classes(data_dir):
     from tracework.governance import open_governance, operator
     from tracework.lake import read_events
 
-    from conftest import lake_state
+    from collector_helpers import lake_state
 
     gov = open_governance(data_dir)
     op = operator("test")

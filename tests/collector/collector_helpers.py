@@ -1,0 +1,162 @@
+"""Helpers for the collector tests (imported by name: a unique module name
+keeps pytest's rootdir imports unambiguous across test folders).
+
+A real ``tracework serve`` process on a
+free 127.0.0.1 port, an enrolled device, and batch builders."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tracework import events as ev
+from tracework.governance.devices import DeviceRegistry
+from tracework.lake import open_table, read_events
+
+TRACEWORK = str(Path(sys.executable).with_name("tracework"))
+
+# Small limits so that oversize cases stay small in the tests.
+TEST_LIMITS = {
+    "TRACEWORK_COLLECTOR_MAX_BODY_BYTES": str(256 * 1024),
+    "TRACEWORK_COLLECTOR_MAX_DECOMPRESSED_BYTES": str(4 * 1024 * 1024),
+    "TRACEWORK_COLLECTOR_MAX_EVENTS_PER_BATCH": "5000",
+    "TRACEWORK_COLLECTOR_COMMIT_INTERVAL_MS": "20",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Collector:
+    """A running collector subprocess."""
+
+    data_dir: Path
+    port: int
+    proc: subprocess.Popen
+    log_path: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        """Stop by signal (its own pid only) and wait; returns the exit code."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        return self.proc.returncode
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def start_collector(data_dir: Path, extra_env: dict | None = None, args: tuple = ()) -> Collector:
+    """Start ``tracework serve`` on a free port and wait until /healthz answers."""
+    env = dict(os.environ)
+    env.update(TEST_LIMITS)
+    env["TRACEWORK_CONFIG"] = str(data_dir / "no-such-tracework.toml")
+    env.update(extra_env or {})
+    last_error = None
+    for _attempt in range(3):  # the free port may be taken between probe and bind
+        port = free_port()
+        log_path = data_dir / f"collector-{port}.log"
+        log_file = open(log_path, "wb")
+        proc = subprocess.Popen(
+            # `python -m tracework.collector` is `tracework serve` without the
+            # other areas' CLI modules, so a broken module elsewhere in a shared
+            # checkout cannot take these tests down.
+            [sys.executable, "-m", "tracework.collector", "--data-dir", str(data_dir), "--host", "127.0.0.1", "--port", str(port), *args],
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+        log_file.close()
+        collector = Collector(data_dir, port, proc, log_path)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                if httpx.get(collector.url + "/healthz", timeout=1).status_code == 200:
+                    return collector
+            except httpx.TransportError as exc:
+                last_error = exc
+            time.sleep(0.1)
+        collector.stop(signal.SIGKILL)
+        last_error = collector.log()
+    raise RuntimeError(f"the collector did not start: {last_error}")
+
+
+@dataclass
+class Device:
+    device_id: str
+    token: str
+    person_id: str
+
+
+def enroll(data_dir: Path, person: str = "alice", name: str = "laptop") -> Device:
+    registry = DeviceRegistry(data_dir)
+    try:
+        device_id, token = registry.enroll(person, name)
+    finally:
+        registry.close()
+    return Device(device_id, token, person)
+
+
+def make_events(n: int, t_ns: int | None = None, session: str = "sess-1") -> list:
+    """A realistic mix: mostly mouse moves, then keys, clicks, scrolls, focus."""
+    t0 = time.time_ns() if t_ns is None else t_ns
+    out = []
+    for i in range(n):
+        t = t0 + i * 1_000_000
+        kind = i % 10
+        if kind < 6:
+            out.append(ev.MouseMove(seq=i, t_ns=t, session=session, x=i % 1920, y=i % 1080))
+        elif kind == 6:
+            out.append(ev.KeyDown(seq=i, t_ns=t, session=session, key_code=38, key_sym="a", char="a"))
+        elif kind == 7:
+            out.append(ev.KeyUp(seq=i, t_ns=t, session=session, key_code=38, key_sym="a", char="a"))
+        elif kind == 8:
+            out.append(ev.ButtonDown(seq=i, t_ns=t, session=session, x=10, y=20, button="left"))
+        else:
+            out.append(ev.FocusChange(seq=i, t_ns=t, session=session, app="xterm", title="term", window_id=7))
+    return out
+
+
+def make_batch(events: list, batch_id: str | None = None) -> tuple[str, bytes]:
+    batch_id = batch_id or uuid.uuid4().hex
+    header = ev.BatchHeader(batch_id=batch_id, schema_version=ev.SCHEMA_VERSION, event_count=len(events))
+    return batch_id, ev.encode_batch(header, events)
+
+
+def headers(token: str | None) -> dict:
+    h = {"Content-Type": ev.CONTENT_TYPE, "Content-Encoding": ev.CONTENT_ENCODING}
+    if token is not None:
+        h["Authorization"] = f"Bearer {token}"
+    return h
+
+
+def lake_state(data_dir: Path) -> tuple[int | None, int]:
+    """(Delta version, row count) — what must not change after a refused batch."""
+    dt = open_table(data_dir)
+    if dt is None:
+        return (None, 0)
+    return (dt.version(), read_events(data_dir, columns=["seq"]).num_rows)
+
+
