@@ -78,12 +78,12 @@ def test_request_cycle_through_the_command(tmp_path):
     z = zipfile.ZipFile(io.BytesIO(out.read_bytes()))
     assert json.loads(z.read("person.json"))["person"]["person_id"] == "zoe@example.com"
     r = _tw(data, "privacy", "request", "erase", "zoe@example.com", "--yes")
-    assert r.returncode == 0 and "verified" in r.stdout, r.stderr
+    assert r.returncode == 0 and "verified" in r.stdout and "withdrew consent for typing_models" in r.stdout, r.stderr
     assert tw("people", "token", "privacy_officer", "--label", "dpo").strip().splitlines()[-1].startswith("twg_")
     assert "deleted 0 raw rows" in tw("retention", "run")
     assert "intact" in tw("audit", "verify")
     actions = [json.loads(line)["action"] for line in tw("audit", "show", "--json").splitlines()]
-    assert actions == ["person.add", "consent.grant", "data.export", "data.erase", "token.issue", "retention.run"]
+    assert actions == ["person.add", "consent.grant", "data.export", "consent.withdraw", "data.erase", "token.issue", "retention.run"]
 
 
 def test_bad_input_explains_what_to_do_and_changes_nothing(tmp_path):

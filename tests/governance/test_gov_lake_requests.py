@@ -123,8 +123,11 @@ def test_erasure_removes_every_copy_and_keeps_the_other_person(gov, op, two_peop
     assert any(pa_ in f for f in found) and any("typed text" in f and SENT_A in f for f in found)
     version_before = DeltaTable(str(events)).version()
 
+    gov.grant(op, "ann@x", "typing_models", ["key_text", "key_timing"], 1)
     report = erase_person(gov, op, "ann@x", extra_needles=[SENT_A])
     assert report.verified, report.remaining
+    # Her consent was withdrawn first: the collector refuses anything new from her.
+    assert report.consent_withdrawn == ["typing_models"] and gov.effective_consent("ann@x") == {}
     assert report.raw_rows_deleted == _count(lake_before, pa_)
     assert report.dataset_rows_deleted == len(SENT_A) + len(SENT_A + " again")
     assert report.datasets_touched == ["typing-v1"]

@@ -376,8 +376,9 @@ def request_access(person_id: str, out: str, data_dir, store) -> None:
 @click.argument("person_id")
 @click.option("--yes", is_flag=True, help="Confirm: erasure is permanent.")
 @click.option("--also", multiple=True, help="Text that must not remain anywhere (checked by the final scan).")
+@click.option("--keep-consent", is_flag=True, help="Do not withdraw the person's consent (by default every grant is withdrawn first, so capture stops).")
 @_common
-def request_erase(person_id: str, yes: bool, also: tuple[str, ...], data_dir, store) -> None:
+def request_erase(person_id: str, yes: bool, also: tuple[str, ...], keep_consent: bool, data_dir, store) -> None:
     """Erase PERSON_ID's rows from the lake and every dataset listing them, remove
     old files and table versions, and verify by scanning that nothing remains."""
     from rich.progress import Progress
@@ -394,10 +395,12 @@ def request_erase(person_id: str, yes: bool, also: tuple[str, ...], data_dir, st
             def on_step(name: str) -> None:
                 progress.update(task, description=name, completed=ERASURE_STEPS.index(name))
 
-            report = erase_person(gov, _op(), person_id, extra_needles=also, on_step=on_step)
+            report = erase_person(gov, _op(), person_id, extra_needles=also, on_step=on_step, keep_consent=keep_consent)
             progress.update(task, completed=len(ERASURE_STEPS))
     finally:
         gov.close()
+    if report.consent_withdrawn:
+        click.echo(f"withdrew consent for {', '.join(report.consent_withdrawn)} first, so capture stops")
     click.echo(
         f"erased {report.raw_rows_deleted} raw rows and {report.dataset_rows_deleted} dataset rows "
         f"({len(report.datasets_touched)} datasets), removed {report.files_removed} old files"

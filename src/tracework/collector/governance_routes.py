@@ -53,6 +53,13 @@ class PersonRequest(msgspec.Struct, forbid_unknown_fields=True):
 class OwnErasure(msgspec.Struct, forbid_unknown_fields=True):
     request_id: str
     confirm: bool
+    keep_consent: bool = False
+
+
+class ErasureRequest(msgspec.Struct, forbid_unknown_fields=True):
+    person_id: str
+    request_id: str
+    keep_consent: bool = False
 
 
 class NewPerson(msgspec.Struct, forbid_unknown_fields=True):
@@ -178,7 +185,9 @@ def route_specs(gov) -> list[RouteSpec]:
         body = await _body(request, OwnErasure)
         if not body.confirm:
             raise GovernanceError("erasure is permanent", hint="send confirm: true to go ahead")
-        report = await run_in_threadpool(erase_person, gov, principal, principal.person_id, body.request_id)
+        report = await run_in_threadpool(
+            lambda: erase_person(gov, principal, principal.person_id, body.request_id, keep_consent=body.keep_consent)
+        )
         return JSONResponse({"ok": report.verified, **report.as_dict()})
 
     async def access_request(request: Request, principal: Principal) -> Response:
@@ -187,8 +196,10 @@ def route_specs(gov) -> list[RouteSpec]:
         return Response(data, media_type="application/zip", headers={"content-disposition": 'attachment; filename="tracework-access.zip"'})
 
     async def erasure_request(request: Request, principal: Principal) -> Response:
-        body = await _body(request, PersonRequest)
-        report = await run_in_threadpool(erase_person, gov, principal, body.person_id, body.request_id)
+        body = await _body(request, ErasureRequest)
+        report = await run_in_threadpool(
+            lambda: erase_person(gov, principal, body.person_id, body.request_id, keep_consent=body.keep_consent)
+        )
         return JSONResponse({"ok": report.verified, **report.as_dict()})
 
     async def list_requests(request: Request, principal: Principal) -> Response:

@@ -179,6 +179,7 @@ class ErasureReport:
     datasets_touched: list[str] = field(default_factory=list)
     files_removed: int = 0
     remaining: list[str] = field(default_factory=list)
+    consent_withdrawn: list[str] = field(default_factory=list)
 
     @property
     def verified(self) -> bool:
@@ -191,6 +192,7 @@ class ErasureReport:
             "dataset_rows_deleted": self.dataset_rows_deleted,
             "datasets_touched": self.datasets_touched,
             "files_removed": self.files_removed,
+            "consent_withdrawn": self.consent_withdrawn,
             "verified": self.verified,
             "remaining": self.remaining,
         }
@@ -270,11 +272,16 @@ def erase_person(
     request_id: str | None = None,
     extra_needles: Iterable[str] = (),
     on_step: Callable[[str], None] | None = None,
+    keep_consent: bool = False,
 ) -> ErasureReport:
     """Erase everything held about ``person_id`` in the lake and datasets,
     then verify by scanning. ``extra_needles`` are further strings that must not
     remain (for example text only this person typed). ``on_step`` is called
-    with the name of each of the :data:`ERASURE_STEPS` as it starts."""
+    with the name of each of the :data:`ERASURE_STEPS` as it starts.
+
+    Unless ``keep_consent``, every current grant is withdrawn first, so the
+    person's agents stop within a minute and the collector refuses their
+    next batch: nothing new arrives while, or after, their data is erased."""
     from ..lake import delete_where, vacuum
 
     gov.authorize(principal, "data.own" if principal.role == "person" else "requests.handle", person_id)
@@ -284,6 +291,12 @@ def erase_person(
     pseudonyms = gov.pseudonyms(person_id)
     extra_needles = [n for n in extra_needles if n]
     report = ErasureReport(request_id=request_id)
+    if not keep_consent:
+        for purpose in sorted(gov.effective_consent(person_id)):
+            # Authorised by the erasure request itself (a privacy officer may
+            # not otherwise change someone's consent).
+            gov._consent_event(principal, person_id, purpose, "withdraw", [], 0, None)
+            report.consent_withdrawn.append(purpose)
     step = on_step or (lambda name: None)
     try:
         step(ERASURE_STEPS[0])
