@@ -100,7 +100,7 @@ def postgres_server():
         server.stop()
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def store_url(request):
     """'' (SQLite in the data folder) or the URL of a fresh PostgreSQL database."""
     if request.param == "sqlite":
