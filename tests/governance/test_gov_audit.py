@@ -118,3 +118,26 @@ def test_cli_verify_fails_and_names_the_entry(tmp_path, op):
     bad = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 1
     assert "entry 2 was modified" in bad.stderr
+
+
+def test_other_areas_record_reads_in_the_same_chain(tmp_path, op):
+    from tracework.governance import record
+
+    data = tmp_path / "data"
+    g = open_governance(data, "")
+    try:
+        _fill(g, op, n=2)
+    finally:
+        g.close()
+    record(data, "data.access", "lake", {"sql": "SELECT count(*) FROM events"})
+    g = open_governance(data, "")
+    try:
+        last = g.audit.entries()[-1]
+        assert (last.action, last.subject, last.details) == ("data.access", "lake", {"sql": "SELECT count(*) FROM events"})
+        assert last.actor.startswith("operator:cli-")
+        assert g.audit.verify().ok
+        with pytest.raises(ValueError):
+            record(data, "made.up", "x")
+        assert len(g.audit.entries()) == 3
+    finally:
+        g.close()

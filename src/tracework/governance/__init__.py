@@ -24,6 +24,17 @@ from .agent_consent import ConsentWatcher
 from .service import PERMISSIONS, Governance, ReplayedRequest, collector_consent_check, open_governance, operator
 
 
+def record(data_dir, action: str, subject: str, details: dict | None = None, actor: str | None = None) -> None:
+    """Append one entry to the audit log of ``data_dir`` from another area
+    (e.g. ``lake query`` reading raw events: ``record(d, "data.access", "lake", {"sql": ...})``).
+    ``subject`` and ``details`` must hold no identities (pseudonyms at most)."""
+    gov = open_governance(data_dir)
+    try:
+        gov.audit.append(actor or gov.actor(operator()), action, subject, details or {})
+    finally:
+        gov.close()
+
+
 def allowed_persons(data_dir, purpose: str, dataset: str = "") -> set[str]:
     """Builder hook: pseudonyms whose consent, now, covers ``purpose``."""
     gov = open_governance(data_dir)
@@ -53,6 +64,7 @@ __all__ = [
     "collector_consent_check",
     "event_classes",
     "open_governance",
+    "record",
     "operator",
     "verify_consent_document",
 ]
