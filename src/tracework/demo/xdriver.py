@@ -80,7 +80,7 @@ def start_xvfb(display_number: int | None = None, size: str = "1280x800x24") -> 
     number = display_number or _free_display_number()
     display = f":{number}"
     proc = subprocess.Popen(
-        ["Xvfb", display, "-screen", "0", size, "-nolisten", "tcp", "+extension", "RECORD"],
+        ["Xvfb", display, "-screen", "0", size, "-nolisten", "tcp", "+extension", "RECORD", "-noreset"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
