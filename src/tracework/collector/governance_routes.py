@@ -34,7 +34,6 @@ log = logging.getLogger(__name__)
 
 MAX_BODY = 64 * 1024
 
-RequestId = msgspec.Meta(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
 
 
 class ConsentChange(msgspec.Struct, forbid_unknown_fields=True):
