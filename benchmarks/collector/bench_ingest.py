@@ -246,7 +246,10 @@ def main() -> None:
     parser.add_argument("--workdir", default=None, help="where to put the lake (default: a temp folder, removed)")
     args = parser.parse_args()
 
-    print(f"machine: {os.cpu_count()} cores; load generator runs on the same machine")
+    print(
+        f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start; "
+        "the load generator runs on the same machine"
+    )
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         work = Path(tmp)
         ours = bench_tracework(args.events, args.batch_size, args.clients, work)
