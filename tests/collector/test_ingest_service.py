@@ -219,3 +219,41 @@ def test_full_writer_queue_answers_503_busy_and_keeps_the_queued_batch(data_dir)
     first.join(30)
     assert results and results[0].stored == 50
     assert read_events(data_dir).num_rows == 50
+
+
+def test_ledger_rebuilt_by_scanning_when_the_log_was_cleaned_up(data_dir):
+    """Crash window (lake commit done, ledger row missing) followed by an
+    erasure's log cleanup: the commits' metadata is gone, so the restarted
+    service scans the lake for batch ids and still refuses the duplicate."""
+    import sqlite3
+
+    from deltalake import DeltaTable
+
+    from tracework.lake import table_path
+
+    s = IngestService(data_dir, commit_interval_ms=5)
+    token = _token(s)
+    bodies = [make_batch(make_events(20, session=f"s{i}"))[1] for i in range(4)]
+    for body in bodies:
+        s.ingest(token, body)
+    s.close()
+    conn = sqlite3.connect(data_dir / "collector.db")
+    conn.execute("DELETE FROM batches")
+    conn.execute("DELETE FROM ledger_state")
+    conn.commit()
+    conn.close()
+    dt_ = DeltaTable(str(table_path(data_dir)))
+    dt_.alter.set_table_properties({"delta.logRetentionDuration": "interval 0 seconds"})
+    dt_.create_checkpoint()
+    dt_.cleanup_metadata()
+    assert not (table_path(data_dir) / "_delta_log" / f"{0:020d}.json").exists()
+
+    s2 = IngestService(data_dir, commit_interval_ms=5)
+    try:
+        assert s2.reconciled_at_start == 4
+        for body in bodies:
+            result = s2.ingest(token, body)
+            assert (result.stored, result.duplicate) == (0, True)
+        assert read_events(data_dir).num_rows == 80
+    finally:
+        s2.close()

@@ -380,9 +380,9 @@ def commit_metadata(data_dir: str | Path, first_version: int, table: str = EVENT
                 info["version"] = version
                 out.append(info)
         version += 1
-    if first_version > 0 and version == first_version:
+    if version == first_version:
         # Nothing found at first_version: fine if the table simply has not
-        # reached it; a gap means the log was cleaned up.
+        # reached it (or does not exist); a gap means the log was cleaned up.
         dt = open_table(data_dir, table)
         if dt is not None and dt.version() >= first_version:
             return None
