@@ -24,7 +24,7 @@ from __future__ import annotations
 import polars as pl
 
 from ..events import MOD_ALT, MOD_ALTGR, MOD_CTRL, MOD_META, MOD_SHIFT
-from .sessions import MODIFIER_KEYS
+from .sessions import MODIFIER_KEYS, with_focus
 from .settings import BuildSettings
 
 # Modifiers that turn a key into a hotkey (shift alone only changes the character).
@@ -214,6 +214,7 @@ def _units(lf: pl.LazyFrame, settings: BuildSettings) -> pl.LazyFrame:
 
 def reduce_actions(lf: pl.LazyFrame, settings: BuildSettings) -> pl.LazyFrame:
     """Actions from sessionized rows: one row per action (see ``TRAJECTORY_COLUMNS``)."""
+    rows = lf
     lf = lf.filter(~pl.col("excluded") & (pl.col("type") != "key_up"))
     lf = lf.with_columns(classify_keys())
     typ = pl.col("type")
@@ -330,9 +331,7 @@ def reduce_actions(lf: pl.LazyFrame, settings: BuildSettings) -> pl.LazyFrame:
         pl.when(own).then(pl.col("t_ns")).min().alias("start_ns"),
         pl.col("t_ns").max().alias("end_ns"),
         pl.col("t_ns").min().alias("_first_ns"),
-        pl.col("app").last(),
-        pl.col("title").last(),
-        pl.col("url").last(),
+        pl.col("_focus").last(),
         pl.col("screen_w").last(),
         pl.col("screen_h").last(),
         pl.col("seq").min().alias("seq_first"),
@@ -349,7 +348,7 @@ def reduce_actions(lf: pl.LazyFrame, settings: BuildSettings) -> pl.LazyFrame:
         ).alias("path")
     ).group_by("akey").agg(pl.col("path"))
     agg = agg.join(texts, on="akey", how="left")
-    return _finish(agg, paths, settings)
+    return with_focus(_finish(agg, paths, settings), rows).select(TRAJECTORY_COLUMNS)
 
 
 def _finish(agg: pl.LazyFrame, paths: pl.LazyFrame, settings: BuildSettings) -> pl.LazyFrame:
@@ -499,7 +498,7 @@ def _finish(agg: pl.LazyFrame, paths: pl.LazyFrame, settings: BuildSettings) -> 
     agg = agg.join(paths, on="akey", how="left", maintain_order="left").with_columns(
         pl.col("path").fill_null(pl.lit([], dtype=PATH_TYPE))
     )
-    return agg.select(TRAJECTORY_COLUMNS)
+    return agg.select([c for c in TRAJECTORY_COLUMNS if c not in ("app", "title", "url")] + ["_focus"])
 
 
 def command_expr() -> pl.Expr:

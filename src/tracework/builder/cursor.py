@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import polars as pl
 
+from .sessions import with_focus
 from .settings import BuildSettings
 
 CURSOR_COLUMNS = [
@@ -55,6 +56,7 @@ def cursor_segments(lf: pl.LazyFrame, settings: BuildSettings) -> pl.LazyFrame:
     """One row per movement segment (``CURSOR_COLUMNS``) from sessionized rows."""
     typ = pl.col("type")
     rest_ns = int(settings.rest_ms * 1e6)
+    rows = lf
     lf = lf.filter(~pl.col("excluded") & typ.is_in(["mouse_move", "button_down", "button_up"]))
     is_btn = typ != "mouse_move"
     bdelta = pl.when(typ == "button_down").then(1).when(typ == "button_up").then(-1).otherwise(0)
@@ -157,7 +159,7 @@ def cursor_segments(lf: pl.LazyFrame, settings: BuildSettings) -> pl.LazyFrame:
         pl.col("_peak").sum().alias("submovements"),
         pl.len().alias("points"),
         pl.col("_pt").alias("path"),
-        pl.col("app").last(),
+        pl.col("_focus").last(),
         pl.col("screen_w").last(),
         pl.col("screen_h").last(),
         pl.col("t_ns").min().alias("start_ns"),
@@ -173,4 +175,4 @@ def cursor_segments(lf: pl.LazyFrame, settings: BuildSettings) -> pl.LazyFrame:
         pl.when(pl.col("path_length_px") > 0).then(disp / pl.col("path_length_px")).otherwise(None).alias("straightness"),
     )
     agg = agg.sort(["session", "seq_first"]).with_columns(pl.int_range(pl.len()).over("session").alias("segment_index"))
-    return agg.select(CURSOR_COLUMNS)
+    return with_focus(agg, rows, ("app",)).select(CURSOR_COLUMNS)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import polars as pl
 
 from .actions import _apply_depth, classify_keys, joined_text, key_token
+from .sessions import with_focus
 from .settings import BuildSettings
 
 CARET_KEYS = ["left", "right", "home", "end", "delete", "up", "down"]
@@ -59,6 +60,7 @@ def typing_fields(lf: pl.LazyFrame, settings: BuildSettings) -> pl.DataFrame:
     """One row per typing field (columns ``TYPING_COLUMNS``) from sessionized rows."""
     del settings  # fields are cut by events, not thresholds
     typ = pl.col("type")
+    rows = lf
     lf = lf.filter(~pl.col("excluded") & (typ != "key_up") & (typ != "mouse_move"))
     lf = lf.with_columns(classify_keys())
     boundary = (
@@ -122,9 +124,7 @@ def typing_fields(lf: pl.LazyFrame, settings: BuildSettings) -> pl.DataFrame:
         pl.col("session").first(),
         pl.col("work_session").first(),
         pl.col("task").first(),
-        pl.col("app").first(),
-        pl.col("title").first(),
-        pl.col("url").first(),
+        pl.col("_focus").first(),
         pl.len().alias("keystrokes"),
         (pl.col("_delta") > 0).sum().alias("insertions"),
         (pl.col("_delta") < 0).sum().alias("deletions"),
@@ -143,6 +143,7 @@ def typing_fields(lf: pl.LazyFrame, settings: BuildSettings) -> pl.DataFrame:
     if caret_rows.height:
         replayed = _replay_fields(caret_rows)
         result = pl.concat([result, replayed.select(result.columns)], how="vertical_relaxed")
+    result = with_focus(result.lazy(), rows).collect(engine="in-memory")
     return _finish(result)
 
 
@@ -229,9 +230,7 @@ def _replay_field(keys: list[dict]) -> dict:
         "session": first["session"],
         "work_session": first["work_session"],
         "task": first["task"],
-        "app": first["app"],
-        "title": first["title"],
-        "url": first["url"],
+        "_focus": first["_focus"],
         "keystrokes": len(keys),
         "insertions": ins,
         "deletions": dels,

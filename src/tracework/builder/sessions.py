@@ -120,13 +120,16 @@ def normalize(frame: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
     # have to collide in 64 bits to interleave.
     lf = lf.with_columns(pl.col("session").hash(seed=0).alias("_sh")).sort(["_sh", "seq"])
     # An integer id per session: comparisons and windows use it, not the string.
-    return lf.with_columns((pl.col("_sh") != pl.col("_sh").shift(1)).fill_null(True).cast(pl.Int64).cum_sum().alias("_sid")).drop("_sh")
+    return lf.with_columns(
+        (pl.col("_sh") != pl.col("_sh").shift(1)).fill_null(True).cast(pl.Int64).cum_sum().alias("_sid"),
+        pl.int_range(pl.len(), dtype=pl.Int64).alias("_row"),
+    ).drop("_sh")
 
 
 def sessionize(lf: pl.LazyFrame, settings: BuildSettings) -> pl.LazyFrame:
     """Add ``work_session`` and ``task`` (0-based within the capture session),
-    ``excluded`` (locked, denied or paused), ``screen_w``/``screen_h`` and the
-    focused ``app``/``title``/``url`` on every row. Rows must be sorted by
+    ``excluded`` (locked, denied or paused), ``screen_w``/``screen_h`` and
+    ``_focus`` (row number of the focused window's focus change) on every row. Rows must be sorted by
     (session, seq), as :func:`normalize` leaves them."""
     gap_ns = int(settings.session_gap_s * 1e9)
     task_ns = int(settings.task_pause_s * 1e9)
@@ -149,9 +152,16 @@ def sessionize(lf: pl.LazyFrame, settings: BuildSettings) -> pl.LazyFrame:
         .over("_sid")
         .fill_null(False)
         .alias("_paused"),
-        pl.when(is_focus & ~pl.col("denied")).then(pl.col("app")).otherwise(None).forward_fill().over("_sid").alias("app"),
-        pl.when(is_focus & ~pl.col("denied")).then(pl.col("title")).otherwise(None).forward_fill().over("_sid").alias("title"),
-        pl.when(is_focus & ~pl.col("denied")).then(pl.col("url")).otherwise(None).forward_fill().over("_sid").alias("url"),
+        # The focused window is carried as the row number of its focus change
+        # (an integer), not as copies of its strings on every row; outputs
+        # look the strings up at the end (see focus_table).
+        pl.when(is_focus & ~pl.col("denied")).then(pl.col("_row")).otherwise(None).forward_fill().over("_sid").alias("_focus"),
+        pl.when(is_focus & ~pl.col("denied"))
+        .then(pl.struct("app", "title").hash(seed=0))
+        .otherwise(None)
+        .forward_fill()
+        .over("_sid")
+        .alias("_focus_hash"),
         pl.col("screen_w").forward_fill().over("_sid").alias("screen_w"),
         pl.col("screen_h").forward_fill().over("_sid").alias("screen_h"),
     )
@@ -167,9 +177,7 @@ def sessionize(lf: pl.LazyFrame, settings: BuildSettings) -> pl.LazyFrame:
         | typ.is_in(["session_start", "resume", "active"])
         | (pl.col("excluded").shift(1).fill_null(False) & ~pl.col("excluded"))
     )
-    prev_app = pl.col("app").shift(1)
-    prev_title = pl.col("title").shift(1)
-    switched = is_focus & ((pl.col("app").ne_missing(prev_app)) | (pl.col("title").ne_missing(prev_title)))
+    switched = is_focus & pl.col("_focus_hash").ne_missing(pl.col("_focus_hash").shift(1))
     new_task = new_ws | switched.fill_null(False) | (pl.col("_dt") > task_ns).fill_null(False)
     lf = lf.with_columns(
         new_ws.alias("_new_ws"),
@@ -181,6 +189,19 @@ def sessionize(lf: pl.LazyFrame, settings: BuildSettings) -> pl.LazyFrame:
         (pl.col("_new_task").cast(pl.Int32).cum_sum().over("_sid") - 1).alias("task"),
     )
     return lf.drop(["_first", "_dt", "_blocked", "_paused", "_new_ws", "_new_task"])
+
+
+def focus_table(lf: pl.LazyFrame) -> pl.LazyFrame:
+    """``_focus`` → app, title, url of that focus change (to attach to outputs)."""
+    return lf.filter((pl.col("type") == "focus_change") & ~pl.col("denied")).select(
+        pl.col("_row").alias("_focus"), "app", "title", "url"
+    )
+
+
+def with_focus(out: pl.LazyFrame, rows: pl.LazyFrame, columns: tuple[str, ...] = ("app", "title", "url")) -> pl.LazyFrame:
+    """Replace ``_focus`` in ``out`` by the focused window's ``columns``."""
+    table = focus_table(rows).select(["_focus", *columns])
+    return out.join(table, on="_focus", how="left", maintain_order="left").drop("_focus")
 
 
 def session_summary(lf: pl.LazyFrame) -> pl.LazyFrame:
