@@ -154,7 +154,9 @@ def bench_tracework(total_events: int, batch_size: int, clients: int, workdir: P
         bodies.append(ev.encode_batch(header, events))
     wire_bytes = sum(len(b) for b in bodies[2:])
     port = free_port()
-    env = dict(os.environ, TRACEWORK_CONFIG=str(workdir / "none.toml"))
+    # The benchmark's person has no governance records: measure ingest
+    # without the consent check (it is a per-batch lookup, not per event).
+    env = dict(os.environ, TRACEWORK_CONFIG=str(workdir / "none.toml"), TRACEWORK_COLLECTOR_REQUIRE_CONSENT="0")
     proc = subprocess.Popen(
         [sys.executable, "-m", "tracework.collector", "--data-dir", str(data_dir), "--port", str(port)],
         env=env,

@@ -228,17 +228,20 @@ class IngestService:
         self._check_consent(identity, decoded)
 
         key = (identity.device_pseudonym, header.batch_id)
+        # Built before taking the in-flight lock so concurrent requests do not
+        # wait on each other's column work (wasted only for duplicates).
+        rows = self._with_ingest_columns(table, identity, header.batch_id) if table is not None else None
         with self._inflight_lock:
             first = self._inflight.get(key)
             if first is None:
                 if self.ledger.contains(*key):
                     self.metrics.duplicates.inc()
                     return IngestResult(header.batch_id, 0, True)
-                if table is None:
+                if rows is None:
                     # An empty batch is valid and stores nothing; it is not
                     # recorded, so it is never reported as a duplicate.
                     return IngestResult(header.batch_id, 0, False)
-                pending = Pending(key=key, table=self._with_ingest_columns(table, identity, header.batch_id))
+                pending = Pending(key=key, table=rows)
                 self._inflight[key] = pending
         if first is not None:
             # A concurrent copy of this batch is being committed: answer only
