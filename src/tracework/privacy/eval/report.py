@@ -13,6 +13,16 @@ def _params(p: dict) -> str:
     return ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in p.items()) or "-"
 
 
+_SHORT = {"max_delay_ms": "max", "hesitation_ms": "hes", "speed_jitter": "jit", "strength": "s", "retime": "rt"}
+
+
+def _label(name: str, p: dict) -> str:
+    """A short point label for plots (only the swept parameters)."""
+    vals = " ".join(f"{_SHORT[k]}={v:g}" if isinstance(v, float) else f"{_SHORT[k]}={v}"
+                    for k, v in p.items() if k in _SHORT)
+    return f"{name} {vals}".strip()
+
+
 def typing_table(rows):
     """Rich table of typing evaluation rows (see typing_eval.evaluate)."""
     from rich.table import Table
@@ -56,7 +66,7 @@ def _plot(points, chance, xlabel, ylabel, title, path: Path, raw_acc):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = plt.subplots(figsize=(8, 5))
     for x, y, label in points:
         ax.scatter([x], [100 * y])
         ax.annotate(label, (x, 100 * y), fontsize=7, xytext=(4, 3), textcoords="offset points")
@@ -73,7 +83,7 @@ def _plot(points, chance, xlabel, ylabel, title, path: Path, raw_acc):
 
 def typing_plot(rows, path: Path) -> None:
     """Identification (top-1 per sentence) against median typing-speed error."""
-    pts = [(100 * r.util.speed_median_rel_error, r.ident.top1_sentence, f"{r.name} {_params(r.params)}")
+    pts = [(100 * r.util.speed_median_rel_error, r.ident.top1_sentence, _label(r.name, r.params))
            for r in rows if r.util]
     _plot(pts, rows[0].ident.chance_top1, "median typing-speed error (%)", "top-1 identification (%)",
           "Typing: privacy vs utility (lower-left is better)", path, rows[0].ident.top1_sentence)
@@ -81,6 +91,6 @@ def typing_plot(rows, path: Path) -> None:
 
 def cursor_plot(rows, path: Path) -> None:
     """Identification (top-1 per block) against the real-vs-anonymized path AUC."""
-    pts = [(r.util.real_vs_anon_auc, r.ident.top1, f"{r.name} {_params(r.params)}") for r in rows if r.util]
+    pts = [(r.util.real_vs_anon_auc, r.ident.top1, _label(r.name, r.params)) for r in rows if r.util]
     _plot(pts, rows[0].ident.chance_top1, "real-vs-anonymized path classifier AUC (0.5 = indistinguishable)",
           "top-1 identification (%)", "Cursor: privacy vs realism", path, rows[0].ident.top1)
