@@ -169,3 +169,23 @@ def test_metrics_count_what_happened(collector):
     assert values["tracework_batches_duplicate_total"] == 1
     assert values['tracework_batches_rejected_total{code="unknown_token"}'] == 1
     assert values["tracework_commit_seconds_count"] == 1
+
+
+def test_lake_unavailable_is_a_transient_503_then_the_retry_is_stored(data_dir):
+    device = enroll(data_dir)
+    blocker = data_dir / "lake" / "events"
+    blocker.parent.mkdir(parents=True)
+    blocker.write_text("a file where the table folder must be")
+    c = start_collector(data_dir)
+    try:
+        batch_id, body = make_batch(make_events(40))
+        r = _post(c.url, device.token, body)
+        assert r.status_code == 503
+        assert r.json()["error"]["code"] == "lake_unavailable" and "retry" in r.json()["error"]["message"]
+        assert httpx.get(c.url + "/healthz", timeout=10).status_code == 200
+        blocker.unlink()
+        r = _post(c.url, device.token, body)
+        assert r.json() == {"ok": True, "batch_id": batch_id, "stored": 40, "duplicate": False}
+        assert read_events(data_dir).num_rows == 40
+    finally:
+        c.stop()
