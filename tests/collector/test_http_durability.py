@@ -14,7 +14,7 @@ import pytest
 
 from tracework.lake import query, read_events
 
-from collector_helpers import headers, lake_state, make_batch, make_events, start_collector
+from collector_helpers import enroll, headers, lake_state, make_batch, make_events, start_collector
 
 pytestmark = pytest.mark.timeout(180)
 
