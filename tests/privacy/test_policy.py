@@ -168,3 +168,30 @@ def test_release_after_leaving_a_denied_window_is_scrubbed_too():
     out = stage.process(events, 10)
     assert out[3].char is None and out[3].redacted == "PASSWORD"
     assert out[4].char == "a" and out[5].char == "a"  # a new press in the allowed window is recorded
+
+
+def test_docs_name_every_detector_placeholder_and_policy_key():
+    from pathlib import Path
+
+    from tracework.privacy import policy as policy_mod
+    from tracework.privacy.redact import DETECTORS, PLACEHOLDERS
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "privacy-redaction.md").read_text()
+    missing = [f"`{name}`" for name in list(DETECTORS) + list(PLACEHOLDERS) if f"`{name}`" not in doc]
+    keys = policy_mod._TOP_KEYS | policy_mod._DENY_KEYS | policy_mod._LIST_KEYS | policy_mod._REDACTION_KEYS
+    missing += [f"`{k}`" for k in sorted(keys) if f"`{k}`" not in doc]
+    assert not missing, f"docs/privacy-redaction.md does not mention {missing}"
+
+
+def test_policy_example_in_docs_loads(tmp_path):
+    import re
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "privacy-redaction.md").read_text()
+    example = re.search(r"```toml\n(.*?)```", doc, re.S).group(1)
+    f = tmp_path / "policy.toml"
+    f.write_text(example)
+    p = load_policy(f)
+    assert p.mode == "allow_list" and p.hold_timeout_ms == 2000
+    assert p.decide("code", "x", None).allowed and not p.decide("slack", "x", None).allowed
+    assert [s.placeholder for s in p.redactor().find("EMP-123456 at 10.0.0.1")] == ["EMPLOYEE_ID"]

@@ -353,3 +353,39 @@ def test_shift_presses_inside_a_secret_are_scrubbed_with_it():
     events = [focus(0, 0), KeyDown(seq=1, t_ns=1, session="s", key_code=50, key_sym="Shift_L")] + typed("Hi ", t0=2, seq0=2)
     out, _ = run(events)
     assert out[1].key_sym == "Shift_L"
+
+
+_SYMS = ["a", "B", "1", "space", "BackSpace", "Delete", "Left", "Right", "Home", "End", "Up", "Return", "Linefeed",
+         "Tab", "Shift_L", "Control_L", "v", "Insert", "z", "x", "@", "period", "Key.backspace", "U+20AC", "0xfe03", None]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.sampled_from(_SYMS), st.one_of(st.none(), st.text(max_size=3)), st.integers(0, 63),
+                          st.booleans(), st.integers(0, 5)), max_size=300),
+       st.lists(st.integers(1, 30), min_size=1, max_size=50))
+def test_property_any_key_stream_passes_through_complete_and_in_order(keys, cuts):
+    """Arbitrary key names, characters (control characters, several code
+    points), modifiers, unmatched releases, clicks and focus changes: the
+    stage never raises, never drops or reorders an event, and after flush
+    holds nothing."""
+    events = []
+    t = 1
+    for i, (sym, char, mods, down, extra) in enumerate(keys):
+        cls = KeyDown if down else KeyUp
+        events.append(cls(seq=len(events), t_ns=t, session="s", key_code=(hash(sym) % 200) if sym else None,
+                          key_sym=sym, char=char, modifiers=mods))
+        if extra == 5:
+            events.append(ButtonDown(seq=len(events), t_ns=t, session="s", x=1, y=1, button="left"))
+        elif extra == 4:
+            events.append(focus(len(events), t))
+        t += STEP // (1 + extra)
+    stage = RedactionStage()
+    out, i, sizes = [], 0, iter(cuts)
+    while i < len(events):
+        n = next(sizes, 7)
+        batch = events[i : i + n]
+        i += n
+        out += stage.process(batch, batch[-1].t_ns)
+    out += stage.flush(t)
+    assert [e.seq for e in out] == [e.seq for e in events]
+    assert stage.flush(t) == []
