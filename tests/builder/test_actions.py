@@ -154,3 +154,13 @@ def test_vectorised_text_equals_a_key_by_key_replay(ops):
             depth += 1
     presses = df.filter(pl.col("action") == "press")["presses"].sum()
     assert presses == leading
+
+
+def test_focus_change_between_motion_and_click_keeps_the_path(settings):
+    """The agent may record the focus change a click caused after the motion
+    that led to it: the motion is still the click's path, not a move action."""
+    s = Script()
+    s.focus("a", "one").move_to(200, 200, steps=4).focus("b", "two", dt_ms=5).click(200, 200)
+    df = actions(s, settings)
+    assert df.select("action", "x", "y", "app").rows() == [("click", 200, 200, "b")]
+    assert len(df["path"][0]) >= 4

@@ -255,7 +255,11 @@ def reduce_actions(lf: pl.LazyFrame, settings: BuildSettings) -> pl.LazyFrame:
     # Held moves and button-ups carry the id of their press; free moves the
     # id of the next unit (their target), or of the last one (trailing motion).
     aid_fwd = pl.col("aid").forward_fill().over("_sid")
-    aid_bwd = pl.col("aid").backward_fill().over("_sid")
+    # A free move leads to the next *action*: focus changes and other context
+    # rows in between (the agent may record a focus change a few ms after the
+    # motion that caused it) do not cut the path off its click.
+    not_break = pl.col("ucat") != "break"
+    aid_bwd = pl.when(not_break).then(pl.col("aid")).backward_fill().over("_sid")
     is_move = typ == "mouse_move"
     lf = lf.with_columns(
         pl.when(in_press).then(aid_fwd).otherwise(pl.col("aid")).alias("aid"),
@@ -266,7 +270,7 @@ def reduce_actions(lf: pl.LazyFrame, settings: BuildSettings) -> pl.LazyFrame:
         pl.when(pl.col("free_move")).then(aid_fwd).otherwise(pl.col("aid")).alias("_prev"),
     )
     # Category of the action a free move leads into.
-    lf = lf.with_columns(pl.col("ucat").backward_fill().over("_sid").alias("_next_cat"))
+    lf = lf.with_columns(pl.when(not_break).then(pl.col("ucat")).backward_fill().over("_sid").alias("_next_cat"))
     pointer_next = pl.col("_next_cat").is_in(["press", "scroll"]).fill_null(False)
     # Sort key: 3*aid+1 for the action's own rows; 3*aid for a move action before
     # it; 3*aid+2 for trailing motion after the last action of a session.
