@@ -67,6 +67,37 @@ PHONE_CANDIDATE = re.compile(
 DEFAULT_PHONE_REGIONS = ("US", "GB", "DE", "FR", "IN", "CA", "AU", "BR", "IL", "ES", "IT", "NL", "SE", "CH", "BE")
 
 
+DIGIT_RUN = re.compile(r"\d{1,64}")
+WINDOW_LEFT = 24  # "SSN: ", an IBAN's country code, a NINO's letters, "+(" before the first digit
+WINDOW_RIGHT = 16  # a NINO's final letter, "ext. 12", an IBAN's last letters after the last digit
+WINDOW_GAP = 10  # digit runs closer than this share a window (grouped numbers)
+
+
+def digit_windows(text: str) -> list[tuple[int, int]]:
+    """(lo, hi) windows around clusters of digits: the number detectors only
+    run there, so prose between numbers costs nothing. Clusters closer than
+    ``WINDOW_GAP`` merge, so a grouped number is never split."""
+    windows: list[tuple[int, int]] = []
+    start = end = -1
+    for m in DIGIT_RUN.finditer(text):
+        if start >= 0 and m.start() - end <= WINDOW_GAP:
+            end = m.end()
+            continue
+        if start >= 0:
+            windows.append((max(0, start - WINDOW_LEFT), min(len(text), end + WINDOW_RIGHT)))
+        start, end = m.start(), m.end()
+    if start >= 0:
+        windows.append((max(0, start - WINDOW_LEFT), min(len(text), end + WINDOW_RIGHT)))
+    # Windows widened by the margins may overlap: merge them.
+    merged: list[tuple[int, int]] = []
+    for lo, hi in windows:
+        if merged and lo <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(hi, merged[-1][1]))
+        else:
+            merged.append((lo, hi))
+    return merged
+
+
 def find_emails(text: str):
     """Yield (start, end) of email addresses."""
     pos = text.find("@")
@@ -92,7 +123,7 @@ def _card_ok(raw: str) -> bool:
     return 12 <= len(digits) <= 19 and luhn_ok(digits) and len(set(digits)) > 1
 
 
-def find_cards(text: str):
+def find_cards(text: str, lo: int = 0, hi: int | None = None):
     """Yield (start, end) of Luhn-valid payment card numbers (12-19 digits).
 
     Numbers typed next to each other ("call 415 555 0132 4111 1111 1111
@@ -100,10 +131,10 @@ def find_cards(text: str):
     ending earlier are tried, then the search resumes at the next digit
     group, so each group starts at most one candidate (linear work).
     """
-    pos, n = 0, len(text)
+    pos, n = lo, len(text) if hi is None else hi
     budget = _retry_budget(text)
     while pos < n:
-        m = CARD_CANDIDATE.search(text, pos)
+        m = CARD_CANDIDATE.search(text, pos, n)
         if m is None:
             return
         raw = m.group()
@@ -146,44 +177,44 @@ def _next_group(text: str, start: int) -> int:
 _NEXT_GROUP = re.compile(r"\d{1,64}[^\d]")
 
 
-def find_ibans(text: str):
+def find_ibans(text: str, lo: int = 0, hi: int | None = None):
     """Yield (start, end) of IBANs with a valid mod-97 checksum."""
-    for m in IBAN_CANDIDATE.finditer(text):
+    for m in IBAN_CANDIDATE.finditer(text, lo, len(text) if hi is None else hi):
         if iban_ok(m.group()):
             yield m.start(), m.end()
 
 
-def find_ssns(text: str):
+def find_ssns(text: str, lo: int = 0, hi: int | None = None):
     """Yield (start, end) of US social security numbers."""
-    for m in SSN_PATTERN.finditer(text):
+    for m in SSN_PATTERN.finditer(text, lo, len(text) if hi is None else hi):
         yield m.start(), m.end()
-    for m in SSN_CONTEXT.finditer(text):
+    for m in SSN_CONTEXT.finditer(text, lo, len(text) if hi is None else hi):
         yield m.start(1), m.end(1)
 
 
-def find_national_ids(text: str):
+def find_national_ids(text: str, lo: int = 0, hi: int | None = None):
     """Yield (start, end) of UK NINOs, Luhn-valid Canadian SINs and Verhoeff-valid Aadhaar numbers."""
-    for m in NINO_PATTERN.finditer(text):
+    for m in NINO_PATTERN.finditer(text, lo, len(text) if hi is None else hi):
         if m.group(1).upper() not in NINO_EXCLUDED:
             yield m.start(), m.end()
-    for m in SIN_PATTERN.finditer(text):
+    for m in SIN_PATTERN.finditer(text, lo, len(text) if hi is None else hi):
         if luhn_ok(m.group(1) + m.group(3) + m.group(4)):
             yield m.start(), m.end()
-    for m in AADHAAR_PATTERN.finditer(text):
+    for m in AADHAAR_PATTERN.finditer(text, lo, len(text) if hi is None else hi):
         if verhoeff_ok(m.group(1) + m.group(3) + m.group(4)):
             yield m.start(), m.end()
 
 
-def find_ips(text: str):
+def find_ips(text: str, lo: int = 0, hi: int | None = None):
     """Yield (start, end) of valid IPv4 and IPv6 addresses."""
-    for m in IPV4_PATTERN.finditer(text):
+    for m in IPV4_PATTERN.finditer(text, lo, len(text) if hi is None else hi):
         try:
             ipaddress.IPv4Address(m.group())
         except ValueError:
             continue
         yield m.start(), m.end()
-    if text.count(":") >= 2:
-        for m in IPV6_CANDIDATE.finditer(text):
+    if text.count(":", lo, len(text) if hi is None else hi) >= 2:
+        for m in IPV6_CANDIDATE.finditer(text, lo, len(text) if hi is None else hi):
             cand = m.group().rstrip(".")
             if cand.count(":") < 2:
                 continue
@@ -194,7 +225,7 @@ def find_ips(text: str):
             yield m.start(), m.start() + len(cand)
 
 
-def find_phones(text: str, regions=DEFAULT_PHONE_REGIONS):
+def find_phones(text: str, regions=DEFAULT_PHONE_REGIONS, lo: int = 0, hi: int | None = None):
     """Yield (start, end) of phone numbers that ``phonenumbers`` accepts as
     possible in one of ``regions`` (or anywhere, when written with +).
 
@@ -203,10 +234,10 @@ def find_phones(text: str, regions=DEFAULT_PHONE_REGIONS):
     longest first (at most ``_PHONE_RETRIES``), then the search resumes at
     the next group: each digit group costs a bounded number of validations.
     """
-    pos, n = 0, len(text)
+    pos, n = lo, len(text) if hi is None else hi
     budget = _retry_budget(text)
     while pos < n:
-        m = PHONE_CANDIDATE.search(text, pos)
+        m = PHONE_CANDIDATE.search(text, pos, n)
         if m is None:
             return
         raw = m.group()
