@@ -16,7 +16,11 @@ its teardown (process group SIGTERM, then SIGKILL).
     Factory for a real collector subprocess (``tracework serve``) on 127.0.0.1
     with its own data folder under ``tmp_path``: ``c = collector()`` returns a
     :class:`CollectorProcess` with ``url``, ``data_dir``, ``enroll(person)`` →
-    token, ``stop()`` and ``start()`` (same port and data, for outage tests).
+    token (and the person's governance consent to every class, unless
+    ``consent=False``), ``stop()`` and ``start()`` (same port and data, for
+    outage tests). ``collector(require_consent=True)`` serves with governance's
+    consent check on (the default of ``tracework serve``); otherwise
+    ``--no-require-consent``.
 
 ``collector_module`` (module scope)
     One started :class:`CollectorProcess` shared by a module's tests (a start
@@ -150,8 +154,11 @@ def x_window(xvfb):
 class CollectorProcess:
     """A real ``tracework serve`` subprocess on 127.0.0.1."""
 
-    def __init__(self, data_dir: Path, log_path: Path):
+    def __init__(self, data_dir: Path, log_path: Path, require_consent: bool = False):
         self.data_dir = data_dir
+        # Governance's consent check is on by default in `tracework serve`;
+        # tests whose subject is not consent grant it at enroll() anyway.
+        self.require_consent = require_consent
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
@@ -162,7 +169,9 @@ class CollectorProcess:
     def start(self) -> "CollectorProcess":
         log = open(self.log_path, "a")
         self.proc = subprocess.Popen(
-            [PYTHON, "-m", "tracework", "serve", "--data-dir", str(self.data_dir), "--port", str(self.port)],
+            [PYTHON, "-m", "tracework", "serve", "--data-dir", str(self.data_dir), "--port", str(self.port),
+             # require_consent: no flag, so the default (consent enforced) is what runs.
+             *([] if self.require_consent else ["--no-require-consent"])],
             env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         log.close()
@@ -183,9 +192,16 @@ class CollectorProcess:
             stop_process(self.proc, 30)
             self.proc = None
 
-    def enroll(self, person: str = "person-1") -> str:
+    def enroll(self, person: str = "person-1", consent: bool = True) -> str:
+        """Enroll a device for ``person``; with ``consent`` also record their
+        governance consent to every class (agents capture nothing without it)."""
         out = run_tracework("devices", "enroll", "--person", person, "--data-dir", str(self.data_dir), "--json",
                             env=self.env, check=True)
+        if consent:
+            sys.path.insert(0, str(Path(__file__).resolve().parent / "agent"))
+            from agent_helpers import grant_consent
+
+            grant_consent(self.data_dir, person)
         return json.loads(out.stdout)["token"]
 
 
@@ -194,8 +210,8 @@ def collector(tmp_path):
     """Factory for real collector subprocesses; all are stopped at teardown."""
     started: list[CollectorProcess] = []
 
-    def make(name: str = "collector") -> CollectorProcess:
-        c = CollectorProcess(tmp_path / f"{name}-data", tmp_path / f"{name}.log")
+    def make(name: str = "collector", require_consent: bool = False) -> CollectorProcess:
+        c = CollectorProcess(tmp_path / f"{name}-data", tmp_path / f"{name}.log", require_consent)
         started.append(c)
         return c.start()
 

@@ -145,7 +145,11 @@ def main() -> None:
         token = json.loads(subprocess.run([sys.executable, "-m", "tracework", "devices", "enroll", "--person",
                                            "bench", "--json"], env=env, cwd=tmp, check=True,
                                           capture_output=True, text=True).stdout)["token"]
-        for cmd in (["agent", "configure", "--collector", url, "--token", token], ["agent", "consent", "--accept"]):
+        # Capture needs the person's consent in governance (the collector enforces it too).
+        for cmd in (["people", "add", "bench"],
+                    ["consent", "grant", "bench", "--purpose", "agent_training",
+                     "--classes", "key_text,key_timing,mouse,window_titles", "--notice-version", "1"],
+                    ["agent", "configure", "--collector", url, "--token", token], ["agent", "consent", "--accept"]):
             subprocess.run([sys.executable, "-m", "tracework", *cmd], env=env, cwd=tmp, check=True, capture_output=True)
         agent = subprocess.Popen([sys.executable, "-m", "tracework", "agent", "run", "--quiet"], env=env, cwd=tmp,
                                  stdout=open(tmp / "agent.out", "w"), stderr=subprocess.STDOUT,

@@ -39,6 +39,7 @@ SETTINGS: dict[str, Setting] = {
         Setting("collector.max_events_per_batch", 20000, "Most events accepted in one batch."),
         Setting("collector.max_future_seconds", 300, "Events later than now plus this are rejected (clock skew)."),
         Setting("collector.max_age_days", 30, "Events older than this are rejected (matches raw retention)."),
+        Setting("collector.require_consent", True, "Refuse (403) batches carrying data classes their person has not consented to in governance."),
         Setting("collector.commit_interval_ms", 50, "Longest the lake writer waits to group batches into one commit."),
         Setting("agent.flush_interval_ms", 250, "Captured events reach the spool at least this often."),
         Setting("agent.max_spool_bytes", 512 * 1024 * 1024, "Spool size bound; capture stops when it is reached."),
@@ -56,7 +57,16 @@ def _coerce(setting: Setting, raw: Any) -> Any:
     if isinstance(setting.default, bool):
         if isinstance(raw, bool):
             return raw
-        return str(raw).lower() in {"1", "true", "yes", "on"}
+        text = str(raw).strip().lower()
+        if text in {"1", "true", "yes", "on"}:
+            return True
+        if text in {"0", "false", "no", "off"}:
+            return False
+        # A typo must not silently turn a safeguard (e.g. collector.require_consent) off.
+        raise ConfigError(
+            f"setting {setting.name} must be true or false, got {raw!r}",
+            hint=f"fix it in tracework.toml or {setting.env}",
+        )
     if isinstance(setting.default, int):
         try:
             return int(raw)

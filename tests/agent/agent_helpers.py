@@ -71,15 +71,18 @@ class AgentProcess:
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         return run_tracework(*args, env=self.env, check=check, cwd=self.cwd)
 
-    def start(self, *args: str) -> "AgentProcess":
+    def start(self, *args: str, wait_for: str = "started on") -> "AgentProcess":
+        """Start ``agent run ARGS`` and wait until its log shows ``wait_for``
+        one more time (default: the session started; "capture waits for
+        consent" for an agent that has none)."""
         self.runs += 1
         out = open(self.home.parent / f"{self.home.name}-run{self.runs}.out", "w")
         self.stdout_path = Path(out.name)
         self.proc = subprocess.Popen([sys.executable, "-m", "tracework", "agent", "run", *args], env=self.env,
                                      cwd=self.cwd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         out.close()
-        sessions_before = self._log().count("started on")
-        wait_until(lambda: self._log().count("started on") > sessions_before or self.proc.poll() is not None,
+        sessions_before = self._log().count(wait_for)
+        wait_until(lambda: self._log().count(wait_for) > sessions_before or self.proc.poll() is not None,
                    what="the agent to start")
         assert self.proc.poll() is None, f"the agent exited: {self.stdout_path.read_text()}"
         return self
@@ -127,9 +130,20 @@ class AgentProcess:
         same AgentHome calls; test_cli.py covers the commands themselves)."""
         from tracework.agent.home import AgentHome
 
+        from tracework.agent.consent_gate import pin_key
+
         home = AgentHome(self.home)
         if collector_url or token:
             home.configure(collector_url, token)
+            # What `agent configure` does on first contact: pin the collector's
+            # consent key (trust on first use), so the agent can verify documents.
+            key = pin_key(home, collector_url, None)
+            if key and token:
+                from tracework.agent.consent_gate import ConsentGate
+
+                gate = ConsentGate(home, collector_url, token, public_key=key)
+                gate.poll()  # and cache the first consent document, as configure does
+                gate.close()
         if consent:
             home.set_consent(True)
 
@@ -181,3 +195,36 @@ def typed_text(rows: list[dict]) -> str:
 
 def non_modifier_key_downs(rows: list[dict]) -> int:
     return sum(1 for r in rows if r["type"] == "key_down" and r["key_sym"] not in MODIFIER_SYMS)
+
+
+def grant_consent(data_dir: Path, person: str, classes=None, purpose: str = "agent_training") -> None:
+    """Record ``person``'s consent in the collector's governance (the same
+    domain call `tracework consent grant` makes), adding the person first if
+    needed. ``classes`` None = every class the purpose allows."""
+    from tracework.errors import GovernanceError
+    from tracework.governance import open_governance
+    from tracework.governance.purposes import PURPOSES
+    from tracework.governance.service import operator
+
+    gov = open_governance(data_dir)
+    try:
+        try:
+            gov.person(person)
+        except GovernanceError:
+            gov.add_person(operator("tests"), person)
+        chosen = sorted(PURPOSES[purpose][1]) if classes is None else list(classes)
+        gov.grant(operator("tests"), person, purpose, chosen, gov.notices.current_version(purpose))
+    finally:
+        gov.close()
+
+
+def withdraw_consent(data_dir: Path, person: str, purpose: str = "agent_training") -> None:
+    """Record ``person``'s withdrawal of ``purpose`` in governance."""
+    from tracework.governance import open_governance
+    from tracework.governance.service import operator
+
+    gov = open_governance(data_dir)
+    try:
+        gov.withdraw(operator("tests"), person, purpose)
+    finally:
+        gov.close()

@@ -113,3 +113,24 @@ def test_a_bad_policy_file_is_refused_before_capture(agent, tmp_path):
     result = agent.cli("agent", "run", "--duration", "1", check=False)
     assert result.returncode != 0 and "missing.toml" in result.stderr and "agent.policy_file" in result.stderr
     assert not (agent.home / "spool.db").exists()
+
+
+def test_configure_pins_a_given_consent_key_and_refuses_a_bad_one(agent):
+    import base64
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    raw = Ed25519PrivateKey.generate().public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    key = base64.b64encode(raw).decode()
+    ok = in_process(agent, "agent", "configure", "--collector", "http://127.0.0.1:9", "--token", "tok-1",
+                    "--collector-key", key)
+    assert ok.exit_code == 0, ok.output
+    assert "consent key pinned" in ok.output and "first use" not in ok.output
+    device = agent.home / "device.json"
+    assert json.loads(device.read_text())["consent_key"] == key
+    before = device.read_bytes()
+    for bad in ("not-a-key", base64.b64encode(b"short").decode(), ""):
+        result = in_process(agent, "agent", "configure", "--token", "tok-2", "--collector-key", bad)
+        assert isinstance(result.exception, ConfigError) and result.exception.hint
+        assert device.read_bytes() == before  # nothing changed, not even the token

@@ -21,6 +21,7 @@ from tracework.agent.capture import K_MARK, EventBuilder, Recorder
 from tracework.agent.runner import Agent, RunOptions
 from tracework.agent.sources import PynputSource
 from tracework.agent.spool import Spool
+from tracework.governance.purposes import DATA_CLASSES
 from tracework.events import MOD_CTRL, MOD_SHIFT, Active, Idle, Pause, decode_event
 from tracework.privacy.chain import build_pipeline
 
@@ -29,6 +30,8 @@ def make_agent(tmp_path, **settings):
     s = config.load({"home": str(tmp_path / "home")})
     s.update(settings)
     agent = Agent(s, RunOptions())
+    # Governance allows every class here (the consent gate has its own tests).
+    agent._allowed = frozenset(DATA_CLASSES)
     agent.recorder = Recorder()
     agent.recorder.set_paused(False)
     agent.pipeline = build_pipeline()

@@ -83,7 +83,9 @@ def start_collector(data_dir: Path, extra_env: dict | None = None, args: tuple =
             # `python -m tracework.collector` is `tracework serve` without the
             # other areas' CLI modules, so a broken module elsewhere in a shared
             # checkout cannot take these tests down.
-            [sys.executable, "-m", "tracework.collector", "--data-dir", str(data_dir), "--host", "127.0.0.1", "--port", str(port), *args],
+            [sys.executable, "-m", "tracework.collector", "--data-dir", str(data_dir), "--host", "127.0.0.1", "--port", str(port),
+             # Consent is on by default; these tests enable it only where it is their subject.
+             *(() if "--require-consent" in args else ("--no-require-consent",)), *args],
             stdout=log_file,
             stderr=subprocess.STDOUT,
             env=env,

@@ -1,7 +1,10 @@
 """The agent home (``home`` setting, default ``~/.tracework``): what it holds.
 
-    device.json    collector URL and device token (mode 0600: the token is a secret)
+    device.json    collector URL, device token (mode 0600: the token is a secret)
+                   and the collector's pinned consent key
     consent.json   the local opt-in: accepted or withdrawn, and when
+    consent-doc.json    the last accepted signed consent document from governance
+    consent-state.json  its version, so an older document replayed later is refused
     spool.db       the spool (see ``tracework.agent.spool``), also the control
                    channel between ``tracework agent pause|resume`` and the agent
     agent.log      the running agent's log
@@ -64,6 +67,14 @@ class AgentHome:
         return self.path / "consent.json"
 
     @property
+    def consent_doc_file(self) -> Path:
+        return self.path / "consent-doc.json"
+
+    @property
+    def consent_state_file(self) -> Path:
+        return self.path / "consent-state.json"
+
+    @property
     def spool_file(self) -> Path:
         return self.path / "spool.db"
 
@@ -91,7 +102,23 @@ class AgentHome:
             current["token"] = token
         if collector_url is None and token is None:
             raise ConfigError("nothing to configure", hint="give --collector URL and/or --token TOKEN")
+        previous = _read(self.device_file) or {}
+        if current.get("collector_url") != previous.get("collector_url"):
+            # Another collector signs with another key: learn it again (or pin it).
+            current.pop("consent_key", None)
+        if (current.get("collector_url"), current.get("token")) != (previous.get("collector_url"), previous.get("token")):
+            # The consent document and its replay guard belong to the old
+            # device identity; a new one starts from nothing (capture nothing).
+            for stale in (self.consent_doc_file, self.consent_state_file):
+                stale.unlink(missing_ok=True)
         current["configured_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        _write_private(self.device_file, current)
+        return current
+
+    def set_device_fields(self, **fields) -> dict:
+        """Add or replace fields of device.json (e.g. the pinned consent key)."""
+        current = _read(self.device_file) or {}
+        current.update(fields)
         _write_private(self.device_file, current)
         return current
 

@@ -12,7 +12,9 @@ Threads:
 Why capture pauses (any of these stops capture; all must clear to resume):
 ``cli`` (``tracework agent pause``), ``hotkey`` (``agent.pause_hotkey``),
 ``spool_full`` (the spool reached ``agent.max_spool_bytes`` or the disk is
-full). Each start of a pause records a :class:`Pause` event with its reason,
+full), ``consent`` (governance's signed consent document is missing, expired,
+invalid or lists no data class: see :mod:`tracework.agent.consent_gate`).
+Each start of a pause records a :class:`Pause` event with its reason,
 each end a :class:`Resume`; the pipeline is flushed at every pause.
 """
 
@@ -32,7 +34,9 @@ from .. import __version__
 from ..errors import ConfigError, SpoolFullError, TraceworkError
 from ..events import Active, Event, Idle, Pause, Resume, SessionEnd, SessionStart
 from ..privacy.chain import build_pipeline
+from ..governance.agent_consent import restrict_event
 from .capture import INPUT_KINDS, K_MARK, EventBuilder, Hotkey, Recorder
+from .consent_gate import GRANT_HINT, ConsentGate, pin_key
 from .home import AgentHome
 from .sources import Source, make_source
 from .spool import Spool
@@ -44,6 +48,9 @@ log = logging.getLogger("tracework.agent")
 # of its bound, so it does not flap around the limit.
 RESUME_FRACTION = 0.8
 _TICK_S = 0.1
+# Classes the consent gate removes after the privacy stages rather than before
+# (the stages need titles to apply the app policy).
+_REDUCED_AFTER_PIPELINE = frozenset({"key_text", "window_titles", "web"})
 _STATE_EVERY_S = 0.5
 
 
@@ -149,6 +156,10 @@ class Agent:
         self.captured = 0
         self.pipeline = None
         self.session = ""
+        self.gate: ConsentGate | None = None
+        # Data classes governance allows now; empty = capture nothing.
+        self._allowed: frozenset[str] = frozenset()
+        self._session_started = False
 
     # ---- pause control ---------------------------------------------------------
 
@@ -194,6 +205,46 @@ class Agent:
                     self.pause_reasons.discard("hotkey")
                     self._change_pause("cli", False)
 
+    # ---- governance consent ------------------------------------------------------
+
+    def _follow_consent(self, token: str | None) -> None:
+        """Apply the consent document's classes: start the session at the first
+        valid one, pause (reason ``consent``) when none is left, resume when one
+        comes back."""
+        if self.gate.watcher is None and token and self.gate.public_key is None:
+            # The collector was unreachable when the key was to be learnt: retry.
+            key = pin_key(self.home, self._collector_url, None)
+            if key:
+                self.gate.close()
+                self.gate = ConsentGate(self.home, self._collector_url, token, public_key=key)
+                self.gate.poll()
+        allowed = self.gate.allowed()
+        self._allowed = allowed
+        if not self._session_started:
+            if not allowed:
+                return
+            w, h = self.source.screen_size()
+            self.recorder.mark(SessionStart(seq=0, t_ns=0, session=self.session, platform=self.source.platform,
+                                            screen_w=w, screen_h=h, agent_version=__version__,
+                                            transforms=self.pipeline.describe()))
+            self._session_started = True
+            self._last_input = time.monotonic_ns()  # waiting for consent is not idleness
+            with self._reasons_lock:
+                self.pause_reasons.discard("consent")
+                if self.pause_reasons:
+                    reason = sorted(self.pause_reasons)[0]
+                    self.recorder.set_paused(True, Pause(seq=0, t_ns=0, session=self.session, reason=reason))
+                else:
+                    self.recorder.set_paused(False)
+            log.info("session %s started on %s (%dx%d); uploading to %s; consented: %s", self.session,
+                     self.source.platform, w, h, self._collector_url, ", ".join(sorted(allowed)))
+            return
+        if not allowed and "consent" not in self.pause_reasons:
+            log.warning("consent no longer allows capture (%s): capture stopped", self.gate.reason())
+            self._change_pause("consent", True)
+        elif allowed and "consent" in self.pause_reasons:
+            self._change_pause("consent", False)
+
     # ---- spool bound -----------------------------------------------------------
 
     def _check_spool(self, spool: Spool) -> None:
@@ -226,6 +277,12 @@ class Agent:
             records.sort(key=lambda r: r[1])  # two listener threads: merge by time
         records = self._idle_marks(records, now_mono)
         events = builder.build(records)
+        allowed = self._allowed
+        # Consent gate, before the privacy stages: events of a class that is
+        # not consented at all (mouse, key timing) go at once. Key identity,
+        # titles and URLs are removed after the stages instead, because the
+        # app policy needs the window's title to recognise a denied window.
+        events = [ev for ev in events if restrict_event(ev, allowed | _REDUCED_AFTER_PIPELINE) is not None]
         now_ns = builder.wall(now_mono)
         out: list[Event] = []
         segment: list[Event] = []
@@ -243,6 +300,9 @@ class Agent:
         self._last_flush_ns = time.time_ns()
         if final:
             out += self.pipeline.flush(now_ns)
+        # What is written is what governance allows at writing time: events the
+        # pipeline held from before a withdrawal lose the withdrawn classes too.
+        out = self.gate.filter(out, self._allowed) if self.gate is not None else out
         self._unwritten += out
         if not self._unwritten:
             return
@@ -314,6 +374,8 @@ class Agent:
             "redaction_counts": pipeline_counts(self.pipeline),
             "uploads_stopped": uploader.stopped_reason if uploader else None,
             "collector_url": self._collector_url,
+            "consent_classes": sorted(self._allowed),
+            "consent_problem": None if self._allowed else (self.gate.reason() if self.gate else None),
         }})
 
     # ---- the run ---------------------------------------------------------------------
@@ -355,6 +417,13 @@ class Agent:
             log.warning("no device token: events are kept in the spool until you run "
                         "`tracework agent configure --collector URL --token TOKEN`")
 
+        key = pin_key(self.home, self._collector_url, None) if token else None
+        self.gate = ConsentGate(self.home, self._collector_url, token, public_key=key)
+        self.gate.poll()
+        self._allowed = self.gate.allowed()
+        # Nothing is captured until governance's consent document allows it.
+        self.pause_reasons = {"consent"}
+
         self.recorder = Recorder(hotkey=hotkey, mouse_coalesce_ms=int(s["agent.mouse_coalesce_ms"]),
                                  on_hotkey=self._on_hotkey)
         self.source = self.source or make_source()
@@ -373,17 +442,12 @@ class Agent:
         upload_stop = threading.Event()
         upload_thread = None
         try:
-            w, h = self.source.screen_size()
-            start = SessionStart(seq=0, t_ns=0, session=self.session, platform=self.source.platform,
-                                 screen_w=w, screen_h=h, agent_version=__version__,
-                                 transforms=self.pipeline.describe())
-            self.recorder.mark(start)
             if spool.get("desired_paused", False):
                 self._change_pause("cli", True)
-            else:
-                self.recorder.set_paused(False)
-            log.info("session %s started on %s (%dx%d); uploading to %s", self.session, self.source.platform,
-                     w, h, self._collector_url)
+            self._follow_consent(token)
+            if not self._session_started:
+                log.warning("capture waits for consent (%s). To capture, %s; the agent checks every %.0f s",
+                            self.gate.reason(), GRANT_HINT, self.gate.poll_interval_s)
             if uploader is not None:
                 upload_thread = threading.Thread(target=uploader.run, args=(upload_stop,),
                                                  name="tracework-upload", daemon=True)
@@ -405,6 +469,10 @@ class Agent:
                     pass  # retried next tick; the hotkey already acted in memory
                 if reasons != self.pause_reasons:
                     last_state = 0.0  # show the change in `agent status` at once
+                if self.gate.due():
+                    self.gate.poll()
+                    self._follow_consent(token)
+                    last_state = 0.0
                 if now - last_consent >= 1.0:
                     last_consent = now
                     if not self.home.has_consent():
@@ -424,7 +492,8 @@ class Agent:
             # then nothing more; the pipeline is flushed; SessionEnd recorded.
             self.source.stop()
             self.recorder.set_paused(True, None)
-            self.recorder.mark(SessionEnd(seq=0, t_ns=0, session=self.session, reason=self.stop_reason))
+            if self._session_started:
+                self.recorder.mark(SessionEnd(seq=0, t_ns=0, session=self.session, reason=self.stop_reason))
             self._flush(spool, builder, final=True)
             if self._unwritten:
                 log.error("%d events could not be written at shutdown: the spool is full",
@@ -442,6 +511,7 @@ class Agent:
                 upload_thread.join(30)
             for sig, handler in previous_handlers.items():
                 signal.signal(sig, handler)
+            self.gate.close()
 
         final = "no-token"
         if uploader is not None:
@@ -452,8 +522,11 @@ class Agent:
         spool.checkpoint()
         spool.close()
         upload_spool.close()
-        summary = {"session": self.session, "captured": self.captured, "pending": pending,
-                   "final_upload": final, "reason": self.stop_reason}
+        summary = {"session": self.session if self._session_started else None, "captured": self.captured,
+                   "pending": pending, "final_upload": final, "reason": self.stop_reason,
+                   "consent_classes": sorted(self._allowed)}
+        if not self._session_started:
+            summary["consent_problem"] = self.gate.reason()
         log.info("session %s ended (%s): %d events captured, %d still in the spool", self.session,
                  self.stop_reason, self.captured, pending)
         return summary
@@ -498,6 +571,8 @@ def status(settings: dict) -> dict:
             "last_error": spool.get("last_error"),
             "uploads_stopped": spool.get("uploads_stopped"),
             "captured_this_session": state.get("captured_this_session", 0),
+            "consent_classes": state.get("consent_classes", []) if running else [],
+            "consent_problem": state.get("consent_problem") if running else None,
             "redaction_counts": state.get("redaction_counts", {}),
             "heartbeat_ns": state.get("heartbeat_ns"),
             "last_flush_ns": state.get("last_flush_ns"),

@@ -5,8 +5,11 @@ Contract with the collector (``POST {url}/v1/batches``): bearer device token,
 batch header line + one event per line. Outcomes:
 
 * 2xx: the batch is durable at the collector; its events leave the spool.
-* 401 / 403: the token or the consent was refused; uploading stops (nothing
-  is deleted) and the reason is reported in ``agent status``.
+* 403 ``consent_refused``: the batch carries a class its person withdrew
+  (captured before the agent's next consent poll); it moves to the dead-letter
+  table, so it is never stored, and the uploader goes on.
+* other 401 / 403: the token was refused; uploading stops (nothing is
+  deleted) and the reason is reported in ``agent status``.
 * any other 4xx: this batch will never be accepted as it is; it moves to the
   spool's dead-letter table and is reported; the uploader goes on.
 * network error, timeout, 5xx: transient; retried with exponential backoff
@@ -122,6 +125,14 @@ class Uploader:
         if response.status_code >= 500 or response.status_code in (408, 429):
             raise CollectorUnavailable(f"the collector answered {response.status_code} {code}: {message}",
                                        hint="the agent keeps the events and retries")
+        if response.status_code == 403 and code == "consent_refused":
+            # Events captured before the agent learnt of a withdrawal (it polls
+            # every 15 s): governance no longer allows them, so they must not be
+            # stored. The batch goes to the dead letters; later ones go on.
+            raise BatchRejected(f"the collector refused batch {batch.batch_id}: consent withdrawn ({message})",
+                                status=403, code=code,
+                                hint="the batch was moved to the spool's dead-letter table; capture follows "
+                                "the consent document")
         if response.status_code in (401, 403):
             raise AuthError(
                 f"the collector refused this device ({response.status_code} {code}: {message})",

@@ -34,22 +34,61 @@ def agent_group() -> None:
 
     \b
     First time:
-      tracework agent configure --collector URL --token TOKEN
+      tracework agent configure --collector URL --token TOKEN [--collector-key KEY]
       tracework agent consent --accept
       tracework agent run
+
+    Capture needs both your opt-in on this machine (`agent consent --accept`)
+    and your consent in governance (`tracework consent grant ...` on the
+    collector); only the data classes you consented to are captured.
     """
 
 
 @agent_group.command("configure")
 @click.option("--collector", "collector_url", default=None, metavar="URL", help="Collector address, e.g. http://127.0.0.1:8470.")
 @click.option("--token", default=None, metavar="TOKEN", help="Device token printed by `tracework devices enroll`.")
+@click.option("--collector-key", "collector_key", default=None, metavar="KEY",
+              help="Pin the collector's consent key (from `tracework consent public-key`). "
+              "Without it the key the collector presents on first contact is trusted and pinned.")
 @_home_option
-def configure_cmd(collector_url: str | None, token: str | None, home: str | None) -> None:
-    """Store the collector address and this device's token (file mode 0600)."""
+def configure_cmd(collector_url: str | None, token: str | None, collector_key: str | None, home: str | None) -> None:
+    """Store the collector address, this device's token (file mode 0600) and the collector's consent key."""
+    from ..agent.consent_gate import GRANT_HINT, ConsentGate, check_public_key, pin_key
+    from ..governance.signing import key_id, load_public_key
+
     s = _settings(home)
-    record = AgentHome(s["home"]).configure(collector_url, token)
-    click.echo(f"configured: uploads go to {record.get('collector_url', s['collector.url'])}"
+    h = AgentHome(s["home"])
+    if collector_key is not None:
+        check_public_key(collector_key)  # before anything is written
+    if collector_url is not None or token is not None:
+        record = h.configure(collector_url, token)
+    elif collector_key is None:
+        h.configure(None, None)  # raises "nothing to configure" with its hint
+    record = h.device()
+    url = record.get("collector_url") or s["collector.url"]
+    key = pin_key(h, url, collector_key)
+    click.echo(f"configured: uploads go to {url}"
                f"{' with a device token' if record.get('token') else ' (no token yet: add --token)'}")
+    if key is None:
+        click.echo("the collector's consent key is not pinned yet (the collector did not answer); the agent "
+                   "learns it on first contact, or pin it with --collector-key KEY")
+        return
+    click.echo(f"collector consent key pinned: {key_id(load_public_key(key))}"
+               f"{'' if collector_key else ' (trusted on first use)'}")
+    if record.get("token"):
+        # First contact: fetch and cache the signed consent document, so the
+        # person sees at once what will be captured.
+        gate = ConsentGate(h, url, record["token"], public_key=key)
+        try:
+            gate.poll()
+            classes = gate.allowed()
+        finally:
+            gate.close()
+        if classes:
+            click.echo(f"governance consent: {', '.join(sorted(classes))} (only these are captured)")
+        else:
+            click.echo(f"governance consent: none yet ({gate.reason()}); nothing is captured until you "
+                       f"{GRANT_HINT}")
 
 
 @agent_group.command("consent")
@@ -88,7 +127,11 @@ def consent_cmd(accept: bool, withdraw: bool, home: str | None) -> None:
 @click.option("--quiet", is_flag=True, help="Log warnings and errors only.")
 @_home_option
 def run_cmd(duration, collector_url, retry_max_seconds, final_upload_seconds, spool_max_pages, quiet, home) -> None:
-    """Capture, protect, spool and upload until stopped. Needs `agent consent --accept`."""
+    """Capture, protect, spool and upload until stopped.
+
+    Needs `agent consent --accept` and consent in governance: until the
+    collector's signed consent document allows a data class, nothing of it
+    is captured (the agent waits and checks every 15 s)."""
     s = _settings(home)
     h = AgentHome(s["home"])
     h.require_consent()  # before touching the display or the spool
@@ -141,6 +184,10 @@ def status_cmd(as_json: bool, home: str | None) -> None:
         state += f", paused ({', '.join(st.get('pause_reasons') or ['cli'])})"
     table.add_row("agent", state)
     table.add_row("consent", "opted in" if st["consent"] else "not given (run `tracework agent consent --accept`)")
+    if st["running"]:
+        classes = st.get("consent_classes") or []
+        table.add_row("governance consent", ", ".join(classes) if classes else
+                      f"none: capture waits ({st.get('consent_problem') or 'no valid consent document'})")
     table.add_row("collector", f"{st['collector_url']}{'' if st['configured'] else ' (no token: run `tracework agent configure`)'}")
     if st.get("session"):
         table.add_row("session", st["session"])

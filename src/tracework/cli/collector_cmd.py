@@ -25,13 +25,14 @@ def _fmt_ns(ns: int | None) -> str:
 @click.option("--host", default=None, help="Address to listen on [collector.host, default 127.0.0.1].")
 @click.option("--port", type=int, default=None, help="Port to listen on [collector.port, default 8470].")
 @click.option(
-    "--require-consent",
-    is_flag=True,
+    "--require-consent/--no-require-consent",
+    default=None,
     help="Refuse (403) batches carrying data classes their person has not consented to in governance "
-    "(`tracework consent ...`). Without it only device tokens are checked.",
+    "(`tracework consent ...`) [collector.require_consent, default on]. --no-require-consent checks only "
+    "device tokens: for tests and data without people, never for real capture.",
 )
 @click.option("--log-level", default="warning", show_default=True, type=click.Choice(["debug", "info", "warning", "error"]))
-def serve(data_dir: str | None, host: str | None, port: int | None, require_consent: bool, log_level: str) -> None:
+def serve(data_dir: str | None, host: str | None, port: int | None, require_consent: bool | None, log_level: str) -> None:
     """Run the collector: receive batches from agents and store them in the lake.
 
     Stops cleanly on Ctrl-C or SIGTERM, committing every batch already accepted.
@@ -41,9 +42,10 @@ def serve(data_dir: str | None, host: str | None, port: int | None, require_cons
     from ..collector.app import create_app, governance_routes
     from ..collector.ingest import IngestService
 
-    settings = _settings(**{"data_dir": data_dir, "collector.host": host, "collector.port": port})
+    settings = _settings(**{"data_dir": data_dir, "collector.host": host, "collector.port": port,
+                            "collector.require_consent": require_consent})
     hooks = {}
-    if require_consent:
+    if settings["collector.require_consent"]:
         from ..governance import open_governance
 
         hooks["consent_check"] = open_governance(settings["data_dir"]).consent_check
@@ -59,7 +61,10 @@ def serve(data_dir: str | None, host: str | None, port: int | None, require_cons
         async def startup(self, sockets=None):
             await super().startup(sockets)
             if self.started:  # only once the port is really listening
-                click.echo(f"tracework collector serving http://{host}:{port} (data in {settings['data_dir']}); Ctrl-C to stop")
+                consent = ("consent enforced" if settings["collector.require_consent"]
+                           else "consent check OFF (--no-require-consent)")
+                click.echo(f"tracework collector serving http://{host}:{port} (data in {settings['data_dir']}; "
+                           f"{consent}); Ctrl-C to stop")
 
     server = Server(
         uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False, lifespan="on", workers=1)

@@ -3,7 +3,10 @@
 What it does, all on this machine and all stopped at the end:
  1. a fresh data folder (.tracework-demo/), a collector on 127.0.0.1 with embedded storage;
  2. a private virtual X display (Xvfb) unless --use-current-display is given;
- 3. enrolls the device, records the local opt-in, starts the agent;
+ 3. registers the demo person, records their consent in governance (`tracework
+    consent grant`, the current notice of ``agent_training``), enrolls the device,
+    configures the agent (which pins the collector's consent key and fetches the
+    signed consent document), records the local opt-in, starts the agent;
  4. opens two real windows and drives them with xdotool for about a minute: typing
     sentences with corrections, clicks, double clicks, a drag, scrolling, window switches;
  5. stops the agent (which uploads what is left) and prints what the script sent
@@ -13,6 +16,7 @@ What it does, all on this machine and all stopped at the end:
 from __future__ import annotations
 
 import argparse
+import re
 import json
 import os
 import shutil
@@ -28,6 +32,11 @@ from rich.console import Console
 from rich.table import Table
 
 from .xdriver import XDriver, start_xvfb
+
+# What the demo person consents to: everything the scripted session produces
+# (no browser, so not ``web``).
+DEMO_PURPOSE = "agent_training"
+DEMO_CLASSES = ("key_text", "key_timing", "mouse", "window_titles")
 
 # Wide enough for the summary table even when stdout is not a terminal (make, CI logs).
 console = Console(width=max(100, shutil.get_terminal_size((100, 24)).columns))
@@ -201,10 +210,23 @@ def main(argv: list[str] | None = None) -> int:
         stack.callback(_stop, collector, 30)
         _wait_http(url + "/healthz")
 
-        console.print("[bold]3.[/] enrolling this device and recording the local opt-in")
+        console.print("[bold]3.[/] registering the demo person, granting consent in governance, "
+                      "enrolling this device and recording the local opt-in")
+        _tracework("people", "add", "demo-person", "--name", "Demo Person", "--team", "demo",
+                   "--data-dir", str(data_dir), env=env)
+        notices = _tracework("consent", "notice", "--data-dir", str(data_dir), env=env).stdout
+        version = re.search(rf"^{DEMO_PURPOSE}\s.*\(notice v(\d+)\)", notices, re.MULTILINE)
+        if version is None:
+            raise RuntimeError(f"could not read the current {DEMO_PURPOSE} notice version from:\n{notices}")
+        granted = _tracework("consent", "grant", "demo-person", "--purpose", DEMO_PURPOSE,
+                             "--classes", ",".join(DEMO_CLASSES), "--notice-version", version.group(1),
+                             "--data-dir", str(data_dir), env=env).stdout.strip()
+        console.print(f"  {granted}")
         enrolled = json.loads(_tracework("devices", "enroll", "--person", "demo-person", "--name", "demo-laptop",
                                          "--data-dir", str(data_dir), "--json", env=env).stdout)
-        _tracework("agent", "configure", "--collector", url, "--token", enrolled["token"], env=env)
+        configured = _tracework("agent", "configure", "--collector", url, "--token", enrolled["token"], env=env).stdout
+        for line in configured.splitlines():
+            console.print(f"  {line}")
         _tracework("agent", "consent", "--accept", env=env)
 
         notes = _open_window(display, "Notes - quarterly report", "DemoNotes", 40, 40, stack)
@@ -216,9 +238,12 @@ def main(argv: list[str] | None = None) -> int:
         agent = subprocess.Popen([sys.executable, "-m", "tracework", "agent", "run"], env=env,
                                  stdout=agent_log, stderr=subprocess.STDOUT, start_new_session=True)
         stack.callback(_stop, agent, 60)
-        time.sleep(3.0)  # let the agent connect to the display and start its session
-        if agent.poll() is not None:
-            raise RuntimeError(f"the agent exited early; see {root / 'agent.log'}")
+        # The session starts once the agent holds a valid consent document.
+        deadline = time.monotonic() + 60
+        while "started on" not in (root / "agent.log").read_text(errors="replace"):
+            if agent.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the agent did not start its session; see {root / 'agent.log'}")
+            time.sleep(0.1)
         x = XDriver(display)
         started = time.monotonic()
         run_script(x, notes, sketch, reading_pause=max(0.0, (args.seconds - 20.0) / 3))

@@ -22,9 +22,10 @@ from pathlib import Path
 from typing import Callable
 
 import httpx
+import msgspec
 
 from ..errors import ConsentError
-from .consent import POLL_INTERVAL_S, ConsentDocument, verify_consent_document
+from .consent import _KEY_IDENTITY_FIELDS, POLL_INTERVAL_S, ConsentDocument, event_classes, verify_consent_document
 
 
 class ConsentWatcher:
@@ -49,6 +50,8 @@ class ConsentWatcher:
         self.client = client or httpx.Client(timeout=10)
         self.clock = clock
         self.document: ConsentDocument | None = None
+        #: The signed document as received (for a cache on disk), or None.
+        self.raw: bytes | None = None
         self.last_error: str | None = None
         self._min_version, self._min_issued = self._load_state()
 
@@ -96,10 +99,30 @@ class ConsentWatcher:
         except ConsentError as exc:
             self.last_error = str(exc)
             return None
+        self._accept(doc, response.content)
+        return doc
+
+    def _accept(self, doc: ConsentDocument, raw: bytes) -> None:
         self.document = doc
+        self.raw = raw
         self._min_version, self._min_issued = doc.consent_version, doc.issued_ns
         self._save_state(doc)
         self.last_error = None
+
+    def load(self, raw: bytes | str) -> ConsentDocument | None:
+        """Adopt a document kept from an earlier run (e.g. a cache on disk), with
+        the same checks as :meth:`poll`: signature, expiry and the replay guard.
+        Returns it, or None (reason in ``last_error``)."""
+        raw = raw.encode() if isinstance(raw, str) else raw
+        try:
+            doc = verify_consent_document(
+                raw, self.public_key, now_ns=self.clock(),
+                min_consent_version=self._min_version, min_issued_ns=self._min_issued,
+            )
+        except ConsentError as exc:
+            self.last_error = str(exc)
+            return None
+        self._accept(doc, raw)
         return doc
 
     def classes(self, now_ns: int | None = None) -> frozenset[str]:
@@ -116,3 +139,36 @@ class ConsentWatcher:
 
     def close(self) -> None:
         self.client.close()
+
+
+# Fields that carry a class on an event that may stay without them. Events of
+# a class not listed here (key timing, mouse) cannot be reduced: they go whole.
+_REDUCIBLE_FIELDS = {
+    "key_text": _KEY_IDENTITY_FIELDS,
+    "window_titles": ("app", "title"),
+    "web": ("url",),
+}
+
+
+def restrict_event(event, allowed: frozenset[str] | set[str]):
+    """``event`` reduced to the data classes in ``allowed``, or None to drop it.
+
+    A key event without ``key_text`` keeps its timing and ``key_class`` (key
+    code, key sym and char removed); a focus change without ``window_titles``
+    loses app and title, without ``web`` its URL; a key event without
+    ``key_timing`` and a mouse event without ``mouse`` are dropped. The result
+    is checked with :func:`event_classes` (the mapping the collector enforces),
+    so what this returns is never refused for its classes.
+    """
+    carried = event_classes(event)
+    if carried <= allowed:
+        return event
+    strip: dict[str, None] = {}
+    for cls in carried - allowed:
+        fields = _REDUCIBLE_FIELDS.get(cls)
+        if fields is None:
+            return None
+        for name in fields:
+            strip[name] = None
+    reduced = msgspec.structs.replace(event, **strip)
+    return reduced if event_classes(reduced) <= allowed else None
