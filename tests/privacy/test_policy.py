@@ -195,3 +195,10 @@ def test_policy_example_in_docs_loads(tmp_path):
     assert p.mode == "allow_list" and p.hold_timeout_ms == 2000
     assert p.decide("code", "x", None).allowed and not p.decide("slack", "x", None).allowed
     assert [s.placeholder for s in p.redactor().find("EMP-123456 at 10.0.0.1")] == ["EMPLOYEE_ID"]
+
+
+def test_describe_names_the_policy_file_without_its_folder(tmp_path):
+    f = tmp_path / "team-policy.toml"
+    f.write_text("hold_timeout_ms = 1500\n")
+    params = PolicyStage(load_policy(f)).describe().params
+    assert params["source"] == "team-policy.toml" and str(tmp_path) not in str(params)

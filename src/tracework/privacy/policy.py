@@ -414,7 +414,8 @@ class PolicyStage:
                 "mode": p.mode,
                 "deny_categories": ",".join(r.category for r in p.deny),
                 "allow_entries": len(p.allow_apps) + len(p.allow_titles) + len(p.allow_urls),
-                "source": p.source[:200],
+                # Only the file's name: a full path would carry the user's home folder.
+                "source": Path(p.source).name[:200] if p.source != "built-in" else "built-in",
             },
         )
 
