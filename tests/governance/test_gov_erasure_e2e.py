@@ -67,7 +67,7 @@ def _record(agent: AgentProcess, display: str, window: dict, sentence: str) -> N
     agent.start()
     xdo(display, "windowfocus", "--sync", str(window["xid"]))
     xdo(display, "type", "--delay", "15", sentence)
-    summary = agent.stop()
+    summary = agent.stop(timeout=180)  # bounds a hang only; a loaded CI box can be slow to drain
     assert summary["pending"] == 0
 
 
