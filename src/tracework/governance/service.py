@@ -454,18 +454,26 @@ class Governance:
                 hint="the agent must follow the signed consent document (GET /v1/consent) and drop these events",
             )
 
-    def allowed_persons(self, purpose: str, principal: Principal | None = None, dataset: str = "") -> set[str]:
+    def allowed_persons(
+        self, purpose: str, principal: Principal | None = None, dataset: str = "", classes: Iterable[str] = ()
+    ) -> set[str]:
         """Builder hook: pseudonyms (every key version) of the people whose
-        consent, now, covers ``purpose``. Audited as a dataset-build step."""
+        consent, now, covers ``purpose`` and, within it, every data class in
+        ``classes`` (the classes the dataset needs). Audited as a dataset-build step."""
         principal = principal or Principal(role=OPERATOR_ROLE, token_id="builder")
         self.authorize(principal, "datasets.build")
         check_purpose(purpose)
+        needed = set(check_classes(purpose, sorted(set(classes)))) if classes else set()
         out: set[str] = set()
         keys = self._keys()
         for (person_id,) in self.store.query("SELECT DISTINCT person_id FROM gov_consent_events"):
-            if purpose in self.effective_consent(person_id):
+            grant = self.effective_consent(person_id).get(purpose)
+            if grant is not None and needed <= set(grant.classes):
                 out.update(self.pseudonyms(person_id, keys))
-        self.audit.append(self.actor(principal), "dataset.build", dataset or purpose, {"purpose": purpose, "consenting_pseudonyms": len(out)})
+        details = {"purpose": purpose, "consenting_pseudonyms": len(out)}
+        if needed:
+            details["classes"] = sorted(needed)
+        self.audit.append(self.actor(principal), "dataset.build", dataset or purpose, details)
         return out
 
     def record_dataset_build(self, principal: Principal, dataset: str, details: dict) -> None:
