@@ -123,6 +123,14 @@ def write_card(folder: Path, manifest: dict, schemas: dict[str, pl.Schema], *, l
             lines.append(f"- {p}")
     else:
         lines.append("No purposes were given for this build (`--purpose`).")
+    consent = manifest.get("consent") or {}
+    if consent.get("classes"):
+        lines.append("")
+        lines.append("Included only people whose consent, at build time, covers these purposes and the data classes "
+                     "the dataset needs: " + ", ".join(consent["classes"]) + ".")
+    if "persons_excluded" in manifest:
+        lines.append("")
+        lines.append(f"People in the lake left out by the consent filter: {manifest['persons_excluded']}.")
     lines.append("")
     lines.append("## Schema")
     for kind in manifest["kinds"]:

@@ -177,6 +177,7 @@ def build_datasets(
     settings: BuildSettings | None = None,
     purposes: Iterable[str] = (),
     person_filter: PersonFilter | None = None,
+    consent: dict | None = None,
     overwrite: bool = False,
     command: str = "",
     progress: Progress | None = None,
@@ -187,7 +188,9 @@ def build_datasets(
     ``person_filter`` receives every person pseudonym in the lake and returns
     those whose data may go into this dataset (the governance consent check
     plugs in here; default: everyone). ``purposes`` are the consent purposes
-    this dataset is built for; they are stated in the card.
+    this dataset is built for; they are stated in the card. ``consent`` (what
+    the consent filter checked: purposes, data classes; no identities) is
+    written to the manifest and card beside the number of excluded persons.
     """
     started = time.perf_counter()
     settings = settings or BuildSettings()
@@ -260,6 +263,9 @@ def build_datasets(
             "files": sorted(files),
             "settings": settings.as_dict(),
             "purposes": list(purposes),
+            # A count, never who: the manifest must not list people left out.
+            "persons_excluded": len(set(people) - allowed),
+            "consent": consent or {},
             "command": command,
             "transforms": _unique_transforms(transforms),
             "redaction_counts": redactions,
