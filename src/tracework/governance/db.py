@@ -9,6 +9,7 @@ their tables via :func:`ensure_schema`.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from pathlib import Path
@@ -22,10 +23,27 @@ def governance_db_path(data_dir: str | Path) -> Path:
     return Path(data_dir) / GOVERNANCE_DB
 
 
+def store_location(data_dir: str | Path, store_url: str | None = None) -> str | Path:
+    """Where the governance tables live: ``store_url`` when it is a PostgreSQL
+    URL (given, or from ``TRACEWORK_GOVERNANCE_STORE``), else ``<data_dir>/governance.db``."""
+    from .pgcompat import is_postgres_url
+
+    url = store_url if store_url is not None else os.environ.get("TRACEWORK_GOVERNANCE_STORE", "")
+    return url if is_postgres_url(url) else governance_db_path(data_dir)
+
+
 def connect(path: str | Path) -> sqlite3.Connection:
     """Open (creating the folder if needed) a SQLite database with WAL, foreign keys
     and a busy timeout. The connection is in autocommit mode: use
-    ``with transaction(conn):`` for multi-statement atomic changes."""
+    ``with transaction(conn):`` for multi-statement atomic changes.
+
+    ``path`` may also be a ``postgresql://`` URL (the production governance
+    store): the result is then a sqlite3-style connection over PostgreSQL
+    (:mod:`tracework.governance.pgcompat`) that runs the same statements."""
+    from .pgcompat import PgCompatConnection, is_postgres_url
+
+    if is_postgres_url(path):
+        return PgCompatConnection(path)  # type: ignore[return-value]
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False)
@@ -80,7 +98,9 @@ class ThreadLocalConnections:
     many worker threads)."""
 
     def __init__(self, path: str | Path):
-        self.path = Path(path)
+        from .pgcompat import is_postgres_url
+
+        self.path = path if is_postgres_url(path) else Path(path)
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
@@ -101,7 +121,7 @@ class ThreadLocalConnections:
             for conn in self._all:
                 try:
                     conn.close()
-                except sqlite3.Error:
+                except Exception:  # noqa: BLE001 - closing must go on for the others
                     pass
             self._all.clear()
         self._local = threading.local()

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from ..errors import GovernanceError
 from ..privacy.pseudonym import pseudonym
-from .db import ThreadLocalConnections, ensure_schema, governance_db_path
+from .db import ThreadLocalConnections, ensure_schema, store_location
 from .keys import PseudonymKeyring
 
 TOKEN_BYTES = 32
@@ -89,8 +89,10 @@ def _hash(token: str) -> bytes:
 class DeviceRegistry:
     """Enrolled devices, backed by the governance store of ``data_dir``."""
 
-    def __init__(self, data_dir: str | Path):
-        self.path = governance_db_path(data_dir)
+    def __init__(self, data_dir: str | Path, *, store_url: str | None = None):
+        # PostgreSQL when ``store_url`` (or TRACEWORK_GOVERNANCE_STORE) names
+        # one, so several collectors share devices and one pseudonym key.
+        self.path = store_location(data_dir, store_url)
         self._conns = ThreadLocalConnections(self.path)
         ensure_schema(self._conns.get(), "devices", 1, _SCHEMA)
         self.keyring = PseudonymKeyring(connections=self._conns)
@@ -167,7 +169,7 @@ class DeviceRegistry:
                 f"{where} ORDER BY enrolled_ns",
                 args,
             ).fetchall()
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
             raise GovernanceError(f"the governance store {self.path} is unreadable: {exc}") from None
         return [DeviceRecord(*r) for r in rows]
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..privacy.pseudonym import pseudonym
-from .db import ThreadLocalConnections, connect, ensure_schema, governance_db_path, transaction
+from .db import ThreadLocalConnections, connect, ensure_schema, store_location, transaction
 
 KEY_BYTES = 32
 
@@ -53,6 +53,7 @@ class PseudonymKeyring:
         *,
         conn: sqlite3.Connection | None = None,
         connections: ThreadLocalConnections | None = None,
+        store_url: str | None = None,
     ):
         # ``connections`` (one per thread) is for multi-threaded users such as
         # the collector; ``conn`` for single-threaded tools.
@@ -62,7 +63,7 @@ class PseudonymKeyring:
             if conn is None:
                 if data_dir is None:
                     raise ValueError("give data_dir, conn or connections")
-                conn = connect(governance_db_path(data_dir))
+                conn = connect(store_location(data_dir, store_url))
             self._get_conn = lambda: conn
         ensure_schema(self._conn, "pseudonym_keys", 1, _SCHEMA)
 

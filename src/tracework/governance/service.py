@@ -615,10 +615,10 @@ def open_governance(data_dir: str | Path, store_url: str | None = None, *, notic
     ``store_url`` empty = SQLite ``<data_dir>/governance.db``; ``postgresql://...``
     = PostgreSQL for the governance records (people, consent, tokens, policy,
     requests, audit log). The store URL may also come from
-    ``TRACEWORK_GOVERNANCE_STORE``. The pseudonym keyring and the device
-    registry are the collector's (``<data_dir>/governance.db``) in both cases,
-    because the collector pseudonymises with that key: governance must
-    compute the very same pseudonyms to find a person's rows.
+    ``TRACEWORK_GOVERNANCE_STORE``. The device registry and the pseudonym
+    keyring (the collector's) live in the same store, because the collector
+    pseudonymises with that key: governance must compute the very same
+    pseudonyms to find a person's rows.
     """
     import os
 
@@ -627,7 +627,7 @@ def open_governance(data_dir: str | Path, store_url: str | None = None, *, notic
 
     store_url = store_url if store_url is not None else os.environ.get("TRACEWORK_GOVERNANCE_STORE", "")
     store = open_store(store_url, data_dir)
-    devices = DeviceRegistry(data_dir)
+    devices = DeviceRegistry(data_dir, store_url=store_url)
     return Governance(store, data_dir, devices.keyring, notices_dir=notices_dir, device_registry=devices)
 
 
