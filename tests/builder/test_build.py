@@ -135,11 +135,31 @@ def test_paused_only_lake_builds_nothing(tmp_path):
     assert not (tmp_path / "ds").exists()
 
 
-def test_cli_build_report_and_bad_flags(lake, tmp_path):
-    data, *_ = lake
+def _consented_lake(data: Path, n: int) -> list[str]:
+    """A lake whose people are in governance with agent_training consent for every class
+    (the CLI builds only for a consented purpose)."""
+    from tracework.governance import DATA_CLASSES, open_governance, operator
+
+    gov = open_governance(data)
+    try:
+        persons = []
+        for i in range(n):
+            gov.add_person(operator("test"), f"person-{i}")
+            gov.grant(operator("test"), f"person-{i}", "agent_training", sorted(DATA_CLASSES), gov.notices.current_version("agent_training"))
+            persons.append(gov.pseudonym(f"person-{i}"))
+    finally:
+        gov.close()
+    scripts, _ = _people_scripts(n)
+    write_lake(data, scripts, persons)
+    return persons
+
+
+def test_cli_build_report_and_bad_flags(tmp_path):
+    data = tmp_path / "data"
+    _consented_lake(data, 6)
     out = tmp_path / "ds"
     r = _run_cli("build", "--data-dir", str(data), "--out", str(out), "--kinds", "trajectories,cursor,typing",
-                 "--set", "session_gap_s=600", "--purpose", "research", cwd=tmp_path)
+                 "--set", "session_gap_s=600", "--purpose", "agent_training", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert "trajectories: train" in r.stdout
     manifest = json.loads((out / "manifest.json").read_text())
@@ -153,10 +173,10 @@ def test_cli_build_report_and_bad_flags(lake, tmp_path):
     assert page.count("data:image/png;base64,") == 4
 
     bad = [
-        (["build", "--data-dir", str(data), "--out", str(tmp_path / "x"), "--kinds", "videos"], "unknown dataset kind"),
-        (["build", "--data-dir", str(data), "--out", str(tmp_path / "x"), "--set", "nope=1"], "unknown build setting"),
-        (["build", "--data-dir", str(data), "--out", str(tmp_path / "x"), "--set", "drag_px=far"], "must be a number"),
-        (["build", "--data-dir", str(tmp_path / "empty"), "--out", str(tmp_path / "x")], "no event table"),
+        (["build", "--data-dir", str(data), "--out", str(tmp_path / "x"), "--kinds", "videos", "--purpose", "agent_training"], "unknown dataset kind"),
+        (["build", "--data-dir", str(data), "--out", str(tmp_path / "x"), "--set", "nope=1", "--purpose", "agent_training"], "unknown build setting"),
+        (["build", "--data-dir", str(data), "--out", str(tmp_path / "x"), "--set", "drag_px=far", "--purpose", "agent_training"], "must be a number"),
+        (["build", "--data-dir", str(tmp_path / "empty"), "--out", str(tmp_path / "x"), "--purpose", "agent_training"], "no event table"),
         (["build", "--data-dir", str(data)], "--out is required"),
         (["build", "report", str(tmp_path)], "not a tracework dataset"),
     ]
