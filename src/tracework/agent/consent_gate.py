@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -153,8 +154,17 @@ class ConsentGate:
         os.replace(tmp, path)
 
     def poll(self) -> None:
-        """Fetch and verify a fresh document (call every ``poll_interval_s``)."""
+        """Fetch and verify a fresh document (call every ``poll_interval_s``).
+        Without a pinned key yet, first tries to learn it (trust on first use)."""
         self.next_poll = time.monotonic() + self.poll_interval_s
+        if self.watcher is None and self.token and self.public_key is None:
+            # The collector was unreachable when the key was to be learnt: retry.
+            key = pin_key(self.home, self.collector_url, None)
+            if key:
+                self.public_key = key
+                self.problem = None
+                self.watcher = ConsentWatcher(self.collector_url, self.token, key,
+                                              state_path=self.home.consent_state_file)
         if self.watcher is None:
             return
         before = self.allowed()
@@ -169,9 +179,6 @@ class ConsentGate:
         after = self.allowed()
         if after != before:
             log.warning("consented data classes now: %s", ", ".join(sorted(after)) or "none (capture nothing)")
-
-    def due(self) -> bool:
-        return time.monotonic() >= self.next_poll
 
     def allowed(self) -> frozenset[str]:
         """The data classes capture may keep now (empty: capture nothing)."""
@@ -199,6 +206,16 @@ class ConsentGate:
             if reduced is not None:
                 out.append(reduced)
         return out
+
+    def run(self, stop: threading.Event) -> None:
+        """Poll until ``stop`` is set (the agent's consent thread), so a slow
+        collector never delays a flush or a pause."""
+        while not stop.wait(max(0.0, self.next_poll - time.monotonic())):
+            try:
+                self.poll()
+            except Exception:  # a failed poll must not end the thread: expiry still applies
+                log.exception("consent poll failed")
+                self.next_poll = time.monotonic() + self.poll_interval_s
 
     def close(self) -> None:
         if self.watcher is not None:

@@ -207,17 +207,10 @@ class Agent:
 
     # ---- governance consent ------------------------------------------------------
 
-    def _follow_consent(self, token: str | None) -> None:
+    def _follow_consent(self) -> None:
         """Apply the consent document's classes: start the session at the first
         valid one, pause (reason ``consent``) when none is left, resume when one
-        comes back."""
-        if self.gate.watcher is None and token and self.gate.public_key is None:
-            # The collector was unreachable when the key was to be learnt: retry.
-            key = pin_key(self.home, self._collector_url, None)
-            if key:
-                self.gate.close()
-                self.gate = ConsentGate(self.home, self._collector_url, token, public_key=key)
-                self.gate.poll()
+        comes back. Called every tick; the consent thread does the polling."""
         allowed = self.gate.allowed()
         self._allowed = allowed
         if not self._session_started:
@@ -441,10 +434,15 @@ class Agent:
         self.source.start(self.recorder)
         upload_stop = threading.Event()
         upload_thread = None
+        consent_stop = threading.Event()
+        consent_thread = None
         try:
             if spool.get("desired_paused", False):
                 self._change_pause("cli", True)
-            self._follow_consent(token)
+            self._follow_consent()
+            consent_thread = threading.Thread(target=self.gate.run, args=(consent_stop,),
+                                              name="tracework-consent", daemon=True)
+            consent_thread.start()
             if not self._session_started:
                 log.warning("capture waits for consent (%s). To capture, %s; the agent checks every %.0f s",
                             self.gate.reason(), GRANT_HINT, self.gate.poll_interval_s)
@@ -469,9 +467,9 @@ class Agent:
                     pass  # retried next tick; the hotkey already acted in memory
                 if reasons != self.pause_reasons:
                     last_state = 0.0  # show the change in `agent status` at once
-                if self.gate.due():
-                    self.gate.poll()
-                    self._follow_consent(token)
+                before_allowed = self._allowed
+                self._follow_consent()  # cheap: the consent thread polls; expiry is checked here
+                if self._allowed != before_allowed:
                     last_state = 0.0
                 if now - last_consent >= 1.0:
                     last_consent = now
@@ -511,6 +509,9 @@ class Agent:
                 upload_thread.join(30)
             for sig, handler in previous_handlers.items():
                 signal.signal(sig, handler)
+            consent_stop.set()
+            if consent_thread is not None:
+                consent_thread.join(15)  # an HTTP poll in flight ends within its 10 s timeout
             self.gate.close()
 
         final = "no-token"
