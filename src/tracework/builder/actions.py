@@ -24,7 +24,7 @@ from __future__ import annotations
 import polars as pl
 
 from ..events import MOD_ALT, MOD_ALTGR, MOD_CTRL, MOD_META, MOD_SHIFT
-from .sessions import MODIFIER_KEYS, with_focus
+from .sessions import MODIFIER_KEYS, bfill_in_session, cummin_in_session, cumsum_in_session, ffill_in_session, prev_in_session, with_focus
 from .settings import BuildSettings
 
 # Modifiers that turn a key into a hotkey (shift alone only changes the character).
@@ -223,15 +223,15 @@ def reduce_actions(lf: pl.LazyFrame, settings: BuildSettings) -> pl.LazyFrame:
     # moves and the button-up between a down and its up join that press.
     bdelta = pl.when(typ == "button_down").then(1).when(typ == "button_up").then(-1).otherwise(0)
     lf = lf.with_columns(bdelta.alias("_b"))
-    bs = pl.col("_b").cum_sum().over("_sid")
+    bs = cumsum_in_session(pl.col("_b"))
     lf = lf.with_columns(bs.alias("_bs"))
-    lf = lf.with_columns((pl.col("_bs") - pl.min_horizontal(pl.col("_bs").cum_min().over("_sid"), pl.lit(0))).alias("held"))
+    lf = lf.with_columns((pl.col("_bs") - pl.min_horizontal(cummin_in_session(pl.col("_bs")), pl.lit(0))).alias("held"))
     in_press = (typ == "button_up") | ((typ == "mouse_move") & (pl.col("held") > 0))
     # Where the pointer was before each row: a move action's net motion is
     # measured from there, not from its own first sample.
     lf = lf.with_columns(
-        pl.col("x").shift(1).forward_fill().over("_sid").fill_null(pl.col("x")).alias("_bx"),
-        pl.col("y").shift(1).forward_fill().over("_sid").fill_null(pl.col("y")).alias("_by"),
+        ffill_in_session(prev_in_session(pl.col("x"))).fill_null(pl.col("x")).alias("_bx"),
+        ffill_in_session(prev_in_session(pl.col("y"))).fill_null(pl.col("y")).alias("_by"),
     )
 
     # Typing runs first pass: key rows in a run of type/backspace keys.
@@ -254,12 +254,12 @@ def reduce_actions(lf: pl.LazyFrame, settings: BuildSettings) -> pl.LazyFrame:
 
     # Held moves and button-ups carry the id of their press; free moves the
     # id of the next unit (their target), or of the last one (trailing motion).
-    aid_fwd = pl.col("aid").forward_fill().over("_sid")
+    aid_fwd = ffill_in_session(pl.col("aid"))
     # A free move leads to the next *action*: focus changes and other context
     # rows in between (the agent may record a focus change a few ms after the
     # motion that caused it) do not cut the path off its click.
     not_break = pl.col("ucat") != "break"
-    aid_bwd = pl.when(not_break).then(pl.col("aid")).backward_fill().over("_sid")
+    aid_bwd = bfill_in_session(pl.when(not_break).then(pl.col("aid")))
     is_move = typ == "mouse_move"
     lf = lf.with_columns(
         pl.when(in_press).then(aid_fwd).otherwise(pl.col("aid")).alias("aid"),
@@ -270,7 +270,7 @@ def reduce_actions(lf: pl.LazyFrame, settings: BuildSettings) -> pl.LazyFrame:
         pl.when(pl.col("free_move")).then(aid_fwd).otherwise(pl.col("aid")).alias("_prev"),
     )
     # Category of the action a free move leads into.
-    lf = lf.with_columns(pl.when(not_break).then(pl.col("ucat")).backward_fill().over("_sid").alias("_next_cat"))
+    lf = lf.with_columns(bfill_in_session(pl.when(not_break).then(pl.col("ucat"))).alias("_next_cat"))
     pointer_next = pl.col("_next_cat").is_in(["press", "scroll"]).fill_null(False)
     # Sort key: 3*aid+1 for the action's own rows; 3*aid for a move action before
     # it; 3*aid+2 for trailing motion after the last action of a session.
@@ -287,6 +287,19 @@ def reduce_actions(lf: pl.LazyFrame, settings: BuildSettings) -> pl.LazyFrame:
     )
     lf = lf.with_columns(key.alias("akey"), pl.col("_next").is_null().alias("_tail"))
     lf = lf.filter(pl.col("akey").is_not_null())
+    down = typ == "button_down"
+    # Forward fills in capture order, before the sort below: where the press
+    # started, and where the pointer last moved.
+    lf = lf.with_columns(
+        pl.when(down).then(pl.col("x")).forward_fill().alias("_fx"),
+        pl.when(down).then(pl.col("y")).forward_fill().alias("_fy"),
+        pl.when(is_move).then(pl.col("x")).forward_fill().alias("_lmx"),
+        pl.when(is_move).then(pl.col("y")).forward_fill().alias("_lmy"),
+    )
+    # One stable sort puts every action's rows next to each other (in seq
+    # order within the action): the group-bys and windows over ``akey`` below
+    # then run on a sorted key (contiguous slices) instead of hashing it.
+    lf = lf.sort("akey", maintain_order=True)
 
     # Typed text per typing action.
     lf = lf.with_columns(key_token().alias("_token"))
@@ -299,12 +312,6 @@ def reduce_actions(lf: pl.LazyFrame, settings: BuildSettings) -> pl.LazyFrame:
     # Per-row masked values, so that every aggregation below is a plain
     # min / max / sum / first / last: Polars runs those as vectorised group
     # kernels, where a filter inside an aggregation runs group by group.
-    lf = lf.with_columns(
-        pl.when(down).then(pl.col("x")).forward_fill().alias("_fx"),
-        pl.when(down).then(pl.col("y")).forward_fill().alias("_fy"),
-        pl.when(is_move).then(pl.col("x")).forward_fill().alias("_lmx"),
-        pl.when(is_move).then(pl.col("y")).forward_fill().alias("_lmy"),
-    )
     point = (down | scroll) & pl.col("_new")
     agg = lf.group_by("akey").agg(
         pl.col("person").first(),

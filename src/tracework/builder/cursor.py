@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from .sessions import with_focus
+from .sessions import cummin_in_session, cumsum_in_session, with_focus
 from .settings import BuildSettings
 
 CURSOR_COLUMNS = [
@@ -60,8 +60,8 @@ def cursor_segments(lf: pl.LazyFrame, settings: BuildSettings) -> pl.LazyFrame:
     lf = lf.filter(~pl.col("excluded") & typ.is_in(["mouse_move", "button_down", "button_up"]))
     is_btn = typ != "mouse_move"
     bdelta = pl.when(typ == "button_down").then(1).when(typ == "button_up").then(-1).otherwise(0)
-    lf = lf.with_columns(bdelta.cum_sum().over("_sid").alias("_bs"))
-    lf = lf.with_columns((pl.col("_bs") - pl.min_horizontal(pl.col("_bs").cum_min().over("_sid"), pl.lit(0))).alias("_held"))
+    lf = lf.with_columns(cumsum_in_session(bdelta).alias("_bs"))
+    lf = lf.with_columns((pl.col("_bs") - pl.min_horizontal(cummin_in_session(pl.col("_bs")), pl.lit(0))).alias("_held"))
     prev_t = pl.col("t_ns").shift(1)
     new = (
         (pl.col("_sid") != pl.col("_sid").shift(1))

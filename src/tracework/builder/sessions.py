@@ -87,6 +87,45 @@ KEY_NAMES = {
 MODIFIER_KEYS = ["shift", "ctrl", "alt", "altgr", "win", "command", "super", "meta", "capslock", "numlock", "fn"]
 
 
+# Per-session fills and running sums over rows sorted by ``_sid`` (contiguous
+# sessions). Written as global scans masked at session edges: a ``.over``
+# window hashes the key and scatters every group back, several times slower.
+_SESSION_OFFSET = 1 << 32
+
+
+def ffill_in_session(e: pl.Expr, sid: str = "_sid") -> pl.Expr:
+    """``e.forward_fill().over(sid)`` for rows sorted by ``sid``: a value is
+    carried forward only while the last non-null row is in the same session."""
+    src = pl.when(e.is_not_null()).then(pl.col(sid)).forward_fill()
+    return pl.when(src == pl.col(sid)).then(e.forward_fill())
+
+
+def bfill_in_session(e: pl.Expr, sid: str = "_sid") -> pl.Expr:
+    """``e.backward_fill().over(sid)`` for rows sorted by ``sid``."""
+    src = pl.when(e.is_not_null()).then(pl.col(sid)).backward_fill()
+    return pl.when(src == pl.col(sid)).then(e.backward_fill())
+
+
+def prev_in_session(e: pl.Expr, sid: str = "_sid") -> pl.Expr:
+    """``e.shift(1).over(sid)`` for rows sorted by ``sid``."""
+    return pl.when(pl.col(sid) == pl.col(sid).shift(1)).then(e.shift(1))
+
+
+def cumsum_in_session(e: pl.Expr, sid: str = "_sid") -> pl.Expr:
+    """``e.cum_sum().over(sid)`` for rows sorted by ``sid`` (``e`` without nulls)."""
+    cs = e.cum_sum()
+    first = (pl.col(sid) != pl.col(sid).shift(1)).fill_null(True)
+    return cs - pl.when(first).then(cs - e).forward_fill()
+
+
+def cummin_in_session(e: pl.Expr, sid: str = "_sid") -> pl.Expr:
+    """``e.cum_min().over(sid)`` for integer ``e`` (|e| < 2**31) and rows sorted
+    by ``sid``: subtracting ``sid * 2**32`` makes every earlier session's
+    values larger than the current one's, so one global scan suffices."""
+    offset = pl.col(sid).cast(pl.Int64) * _SESSION_OFFSET
+    return (e.cast(pl.Int64) - offset).cum_min() + offset
+
+
 def normalize(frame: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
     """Select and type the columns the builder uses (missing ones become null),
     sort each capture session by sequence number, and name keys the pyautogui way."""
@@ -142,28 +181,21 @@ def sessionize(lf: pl.LazyFrame, settings: BuildSettings) -> pl.LazyFrame:
         first.fill_null(True).alias("_first"),
         dt.alias("_dt"),
         # State carried forward from the last focus change / pause event.
-        pl.when(is_focus).then(blocked_focus).otherwise(None).forward_fill().over("_sid").fill_null(False).alias("_blocked"),
-        pl.when(typ == "pause")
-        .then(True)
-        .when(typ.is_in(["resume", "session_start"]))
-        .then(False)
-        .otherwise(None)
-        .forward_fill()
-        .over("_sid")
+        ffill_in_session(pl.when(is_focus).then(blocked_focus).otherwise(None)).fill_null(False).alias("_blocked"),
+        ffill_in_session(
+            pl.when(typ == "pause").then(True).when(typ.is_in(["resume", "session_start"])).then(False).otherwise(None)
+        )
         .fill_null(False)
         .alias("_paused"),
         # The focused window is carried as the row number of its focus change
         # (an integer), not as copies of its strings on every row; outputs
         # look the strings up at the end (see focus_table).
-        pl.when(is_focus & ~pl.col("denied")).then(pl.col("_row")).otherwise(None).forward_fill().over("_sid").alias("_focus"),
-        pl.when(is_focus & ~pl.col("denied"))
-        .then(pl.struct("app", "title").hash(seed=0))
-        .otherwise(None)
-        .forward_fill()
-        .over("_sid")
-        .alias("_focus_hash"),
-        pl.col("screen_w").forward_fill().over("_sid").alias("screen_w"),
-        pl.col("screen_h").forward_fill().over("_sid").alias("screen_h"),
+        ffill_in_session(pl.when(is_focus & ~pl.col("denied")).then(pl.col("_row")).otherwise(None)).alias("_focus"),
+        ffill_in_session(pl.when(is_focus & ~pl.col("denied")).then(pl.struct("app", "title").hash(seed=0)).otherwise(None)).alias(
+            "_focus_hash"
+        ),
+        ffill_in_session(pl.col("screen_w")).alias("screen_w"),
+        ffill_in_session(pl.col("screen_h")).alias("screen_h"),
     )
     excluded = pl.col("_blocked") | pl.col("_paused") | typ.is_in(["idle", "pause"])
     lf = lf.with_columns(excluded.alias("excluded"))
@@ -185,8 +217,8 @@ def sessionize(lf: pl.LazyFrame, settings: BuildSettings) -> pl.LazyFrame:
         clock_jump.alias("clock_jump"),
     )
     lf = lf.with_columns(
-        (pl.col("_new_ws").cast(pl.Int32).cum_sum().over("_sid") - 1).alias("work_session"),
-        (pl.col("_new_task").cast(pl.Int32).cum_sum().over("_sid") - 1).alias("task"),
+        (cumsum_in_session(pl.col("_new_ws").cast(pl.Int32)) - 1).alias("work_session"),
+        (cumsum_in_session(pl.col("_new_task").cast(pl.Int32)) - 1).alias("task"),
     )
     return lf.drop(["_first", "_dt", "_blocked", "_paused", "_new_ws", "_new_task"])
 
