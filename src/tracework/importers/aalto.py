@@ -49,6 +49,11 @@ _KEYCODE_PUNCT = {32: (" ", " "), 186: (";", ":"), 187: ("=", "+"), 188: (",", "
                   191: ("/", "?"), 192: ("`", "~"), 219: ("[", "{"), 220: ("\\", "|"), 221: ("]", "}"), 222: ("'", '"'),
                   173: ("-", "_"), 59: (";", ":"), 61: ("=", "+")}
 _SHIFTED_DIGITS = ")!@#$%^&*("
+# The numeric keypad (num lock on: it types digits whatever the shift state).
+_KEYCODE_NUMPAD = {96 + d: str(d) for d in range(10)} | {106: "*", 107: "+", 109: "-", 110: ".", 111: "/"}
+#: Longer than any real press of a character key: auto-repeat starts after
+#: about 500 ms, and 99.98% of the dataset's character presses last < 500 ms.
+STALE_PRESS_MS = 1000
 
 
 @dataclass
@@ -69,6 +74,9 @@ def _key_from_code(code: int, shift: bool, caps: bool) -> tuple[str | None, str 
     if 48 <= code <= 57:
         ch = _SHIFTED_DIGITS[code - 48] if shift else chr(code)
         return ch, ch
+    if code in _KEYCODE_NUMPAD:
+        ch = _KEYCODE_NUMPAD[code]
+        return ch, ch
     if code in _KEYCODE_PUNCT:
         ch = _KEYCODE_PUNCT[code][1 if shift else 0]
         return ch, ch
@@ -88,6 +96,34 @@ def _lost_key(letter: str, code: int) -> str | None:
     return None
 
 
+def _layout_codes(rows: list[dict]) -> dict[str, int]:
+    """LETTER -> the KEYCODE that types it on this participant's keyboard, where
+    the file shows one: the code most of the letter's rows carry (at least two).
+
+    A lost key is a random accident; a layout is systematic. On a UK keyboard
+    the apostrophe reports keycode 192 (US: backquote), on some European ones
+    keycode 55 (US: 7): when every apostrophe of a file carries that code, the
+    code is the participant's apostrophe key, not the trace of a lost key.
+    """
+    import collections
+
+    # Letter keys report their letter's code on every Latin layout, so a
+    # letter keycode under another LETTER is always a trace, never a layout.
+    pairs = collections.Counter(
+        (r["LETTER"], r["KEYCODE"])
+        for r in rows
+        if len(r["LETTER"]) == 1 and r["KEYCODE"].isdigit() and not 65 <= int(r["KEYCODE"]) <= 90
+    )
+    per_letter = collections.Counter()
+    for (letter, _), n in pairs.items():
+        per_letter[letter] += n
+    out: dict[str, int] = {}
+    for (letter, code), n in pairs.most_common():
+        if letter not in out and n >= 2 and 2 * n > per_letter[letter]:
+            out[letter] = int(code)
+    return out
+
+
 def read_aalto(path: str | Path, session: str | None = None) -> tuple[list, list[AaltoSentence]]:
     """Events (ordered, with seq) and the sentences of one participant file."""
     path = Path(path)
@@ -102,22 +138,50 @@ def read_aalto(path: str | Path, session: str | None = None) -> tuple[list, list
     session = session or f"aalto-{rows[0]['PARTICIPANT_ID']}"
     mods = [(int(r["PRESS_TIME"]), int(r["RELEASE_TIME"]), MOD_SHIFT if r["LETTER"] == "SHIFT" or r["KEYCODE"] == "16" else MOD_CTRL)
             for r in rows if r["LETTER"] in ("SHIFT", "CTRL") or (r["LETTER"] == "" and r["KEYCODE"] in ("16", "17"))]
-    timed: list[tuple[int, int, object]] = []  # (t_ms, order, event-maker)
     sentences: list[AaltoSentence] = []
-    caps = False
-    t_start = min(int(r["PRESS_TIME"]) for r in rows)
-    timed.append((t_start - 2, 0, ("start",)))
-    for i, r in enumerate(rows):
-        section = r["TEST_SECTION_ID"]
-        if not sentences or sentences[-1].section != section:
-            sentences.append(AaltoSentence(section, r["SENTENCE"], r["USER_INPUT"]))
-            timed.append((int(r["PRESS_TIME"]) - 1, 2 * i, ("focus", section)))
+    layout = _layout_codes(rows)
+
+    def press_of(r) -> int:
         press, release = int(r["PRESS_TIME"]), int(r["RELEASE_TIME"])
+        if release - press > STALE_PRESS_MS and r["LETTER"] not in NAMED:
+            # A character key "held" for seconds without a single repeated row
+            # was not held: the browser would have auto-repeated it after
+            # ~500 ms. Its PRESS_TIME is stale (it can lie before the
+            # sentence, even before the previous one), while KEYSTROKE_ID,
+            # assigned as keys are logged on release, puts it where its
+            # release is: the key went down just before its release.
+            return release - 1
+        return press
+
+    presses = [press_of(r) for r in rows]
+    # The file lists sentences one after another, each one's keys by press
+    # time. Sentence order comes from the file, not from the clock: a stale
+    # press must not pull a sentence's keys into the one before it.
+    section_index: dict[str, int] = {}
+    for i, r in enumerate(rows):
+        if r["TEST_SECTION_ID"] not in section_index:
+            section_index[r["TEST_SECTION_ID"]] = len(section_index)
+            sentences.append(AaltoSentence(r["TEST_SECTION_ID"], r["SENTENCE"], r["USER_INPUT"]))
+    first_press: dict[str, int] = {}
+    for r, press in zip(rows, presses):
+        first_press[r["TEST_SECTION_ID"]] = min(press, first_press.get(r["TEST_SECTION_ID"], press))
+    timed: list[tuple[int, int, int, object]] = []  # (sentence, t_ms, order, event-maker)
+    caps = False
+    timed.append((-1, min(presses) - 2, 0, ("start",)))
+    for section, idx in section_index.items():
+        timed.append((idx, first_press[section] - 1, -1, ("focus", section)))
+    for i, r in enumerate(rows):
+        s_idx = section_index[r["TEST_SECTION_ID"]]
+        press, release = presses[i], int(r["RELEASE_TIME"])
         modifiers = 0
         for mp, mr, bit in mods:
             if mp < press <= mr:
                 modifiers |= bit
         letter = r["LETTER"]
+        if len(letter) > 1 and letter not in NAMED:
+            # A key name the logger spelled differently (one row reads
+            # "ARw_DOWN"): the KEYCODE says which key it was.
+            letter = ""
         if letter in NAMED:
             key_sym, char = NAMED[letter], None
         elif letter == "":
@@ -127,23 +191,23 @@ def read_aalto(path: str | Path, session: str | None = None) -> tuple[list, list
         else:
             key_sym, char = letter, letter
             code = int(r["KEYCODE"]) if r["KEYCODE"].isdigit() else 0
-            lost = _lost_key(letter, code)
+            lost = None if layout.get(letter) == code else _lost_key(letter, code)
             if lost is not None:
                 # LETTER comes from the text field and KEYCODE from the key
                 # event; when they disagree, two fast keystrokes were logged as
                 # one row: the KEYCODE's key came first, then LETTER.
                 lost_char = lost.upper() if (bool(modifiers & MOD_SHIFT) != caps) and lost.isalpha() else lost
-                timed.append((press, 2 * i, ("down", lost_char, lost_char, modifiers)))
-                timed.append((press, 2 * i, ("up", lost_char, lost_char, modifiers)))
+                timed.append((s_idx, press, 2 * i, ("down", lost_char, lost_char, modifiers)))
+                timed.append((s_idx, press, 2 * i, ("up", lost_char, lost_char, modifiers)))
         if key_sym == "Caps_Lock":
             caps = not caps
         if key_sym is None:
             continue
-        timed.append((press, 2 * i + 1, ("down", key_sym, char, modifiers)))
-        timed.append((max(release, press), 2 * i + 1, ("up", key_sym, char, modifiers)))
-    timed.sort(key=lambda e: (e[0], e[1]))
+        timed.append((s_idx, press, 2 * i + 1, ("down", key_sym, char, modifiers)))
+        timed.append((s_idx, max(release, press), 2 * i + 1, ("up", key_sym, char, modifiers)))
+    timed.sort(key=lambda e: (e[0], e[1], e[2]))
     events = []
-    for seq, (t_ms, _, spec) in enumerate(timed):
+    for seq, (_, t_ms, _, spec) in enumerate(timed):
         t_ns = t_ms * 1_000_000
         if spec[0] == "start":
             events.append(SessionStart(seq=seq, t_ns=t_ns, session=session, platform="web", screen_w=1920, screen_h=1080,
