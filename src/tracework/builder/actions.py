@@ -212,10 +212,18 @@ def _units(lf: pl.LazyFrame, settings: BuildSettings) -> pl.LazyFrame:
     return lf.with_columns(pl.when(unit).then(aid).otherwise(None).alias("aid")).drop("_sdir")
 
 
+_ACTION_INPUT = [
+    "type", "excluded", "_sid", "_row", "work_session", "task", "seq", "t_ns",
+    "x", "y", "button", "dx", "dy", "key", "char", "modifiers", "redacted", "_focus", "screen_w", "screen_h",
+]  # fmt: skip
+
+
 def reduce_actions(lf: pl.LazyFrame, settings: BuildSettings) -> pl.LazyFrame:
     """Actions from sessionized rows: one row per action (see ``TRAJECTORY_COLUMNS``)."""
     rows = lf
-    lf = lf.filter(~pl.col("excluded") & (pl.col("type") != "key_up"))
+    # Only the columns the reduction reads: the filter and the sort below copy
+    # every column they carry (app/title/url come back through ``_focus``).
+    lf = lf.select(_ACTION_INPUT).filter(~pl.col("excluded") & (pl.col("type") != "key_up"))
     lf = lf.with_columns(classify_keys())
     typ = pl.col("type")
 
@@ -314,9 +322,10 @@ def reduce_actions(lf: pl.LazyFrame, settings: BuildSettings) -> pl.LazyFrame:
     # kernels, where a filter inside an aggregation runs group by group.
     point = (down | scroll) & pl.col("_new")
     agg = lf.group_by("akey").agg(
-        pl.col("person").first(),
-        pl.col("device").first(),
-        pl.col("session").first(),
+        # The first row of the action: person, device and session strings are
+        # looked up through it at the end instead of being carried on every row.
+        pl.col("_row").first().alias("_r0"),
+        pl.col("_sid").first(),
         pl.col("work_session").max(),
         pl.col("task").max(),
         pl.col("ucat").max(),
@@ -359,7 +368,9 @@ def reduce_actions(lf: pl.LazyFrame, settings: BuildSettings) -> pl.LazyFrame:
         ).alias("path")
     ).group_by("akey").agg(pl.col("path"))
     agg = agg.join(texts, on="akey", how="left")
-    return with_focus(_finish(agg, paths, settings), rows).select(TRAJECTORY_COLUMNS)
+    owners = rows.select(pl.col("_row").alias("_r0"), "person", "device", "session")
+    out = _finish(agg, paths, settings).join(owners, on="_r0", how="left", maintain_order="left")
+    return with_focus(out, rows).select(TRAJECTORY_COLUMNS)
 
 
 def _finish(agg: pl.LazyFrame, paths: pl.LazyFrame, settings: BuildSettings) -> pl.LazyFrame:
@@ -385,7 +396,7 @@ def _finish(agg: pl.LazyFrame, paths: pl.LazyFrame, settings: BuildSettings) -> 
 
     # Click chains: presses of the same button, not drags, close in time and
     # space, with nothing else between them, chain; every third starts anew.
-    same_session = pl.col("session") == pl.col("session").shift(1)
+    same_session = pl.col("_sid") == pl.col("_sid").shift(1)
     click = pl.col("_press") & ~pl.col("_drag")
     chained = (
         click
@@ -503,13 +514,13 @@ def _finish(agg: pl.LazyFrame, paths: pl.LazyFrame, settings: BuildSettings) -> 
         (pl.col("end_x") / sw).alias("end_x_norm"),
         (pl.col("end_y") / sh).alias("end_y_norm"),
         ((pl.col("end_ns") - pl.col("start_ns")) / 1e6).alias("duration_ms"),
-        pl.int_range(pl.len()).over("session").alias("action_index"),
+        pl.int_range(pl.len()).over("_sid").alias("action_index"),
     )
     agg = agg.with_columns(command_expr().alias("command"))
     agg = agg.join(paths, on="akey", how="left", maintain_order="left").with_columns(
         pl.col("path").fill_null(pl.lit([], dtype=PATH_TYPE))
     )
-    return agg.select([c for c in TRAJECTORY_COLUMNS if c not in ("app", "title", "url")] + ["_focus"])
+    return agg.select([c for c in TRAJECTORY_COLUMNS if c not in ("app", "title", "url", "person", "device", "session")] + ["_focus", "_r0"])
 
 
 def command_expr() -> pl.Expr:
