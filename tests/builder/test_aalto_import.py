@@ -86,3 +86,10 @@ def test_not_an_aalto_file(tmp_path):
     (tmp_path / "x.txt").write_text("a\tb\n1\t2\n")
     with pytest.raises(BuildError, match="not an Aalto keystroke file"):
         read_aalto(tmp_path / "x.txt")
+
+
+def test_arrow_keys_logged_as_the_character_of_their_code(tmp_path):
+    # Left (37) logged as "%", Right (39) as "'": caret moves, not characters.
+    keys = _typed("ac", 10_000) + [(10_400, 10_450, "%", 37)] + _typed("b", 10_500) + [(10_700, 10_750, "'", 39)] + _typed("d", 10_800)
+    _write(tmp_path / "7_keystrokes.txt.gz", [("1", keys)])
+    assert _replay(tmp_path / "7_keystrokes.txt.gz") == {"1": "abcd"}

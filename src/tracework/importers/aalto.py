@@ -124,8 +124,12 @@ def _layout_codes(rows: list[dict]) -> dict[str, int]:
     return out
 
 
-def read_aalto(path: str | Path, session: str | None = None) -> tuple[list, list[AaltoSentence]]:
-    """Events (ordered, with seq) and the sentences of one participant file."""
+def read_aalto(path: str | Path, session: str | None = None, *, repair: bool = True) -> tuple[list, list[AaltoSentence]]:
+    """Events (ordered, with seq) and the sentences of one participant file.
+
+    ``repair=False`` turns off the rules for flaws of the log (stale press
+    times, keys lost in a shared row): the baseline the benchmark compares
+    with. USER_INPUT is only returned for comparison; no rule reads it."""
     path = Path(path)
     try:
         raw = gzip.open(path, "rt", encoding="utf-8", errors="replace").read() if path.suffix == ".gz" else path.read_text()
@@ -143,7 +147,7 @@ def read_aalto(path: str | Path, session: str | None = None) -> tuple[list, list
 
     def press_of(r) -> int:
         press, release = int(r["PRESS_TIME"]), int(r["RELEASE_TIME"])
-        if release - press > STALE_PRESS_MS and r["LETTER"] not in NAMED:
+        if repair and release - press > STALE_PRESS_MS and r["LETTER"] not in NAMED:
             # A character key "held" for seconds without a single repeated row
             # was not held: the browser would have auto-repeated it after
             # ~500 ms. Its PRESS_TIME is stale (it can lie before the
@@ -182,6 +186,10 @@ def read_aalto(path: str | Path, session: str | None = None) -> tuple[list, list
             # A key name the logger spelled differently (one row reads
             # "ARw_DOWN"): the KEYCODE says which key it was.
             letter = ""
+        elif r["KEYCODE"].isdigit() and int(r["KEYCODE"]) in _KEYCODE_NAMED and letter == chr(int(r["KEYCODE"])):
+            # Some browsers' logs spell a non-character key as the character
+            # of its code: Left (37) as "%", Right (39) as "'", Delete (46) as ".".
+            letter = ""
         if letter in NAMED:
             key_sym, char = NAMED[letter], None
         elif letter == "":
@@ -191,7 +199,7 @@ def read_aalto(path: str | Path, session: str | None = None) -> tuple[list, list
         else:
             key_sym, char = letter, letter
             code = int(r["KEYCODE"]) if r["KEYCODE"].isdigit() else 0
-            lost = None if layout.get(letter) == code else _lost_key(letter, code)
+            lost = None if not repair or layout.get(letter) == code else _lost_key(letter, code)
             if lost is not None:
                 # LETTER comes from the text field and KEYCODE from the key
                 # event; when they disagree, two fast keystrokes were logged as
