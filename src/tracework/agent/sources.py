@@ -4,12 +4,15 @@ A source is started with a :class:`~tracework.agent.capture.Recorder` and
 calls its ``on_key``, ``on_move``, ``on_button``, ``on_scroll`` and
 ``on_focus`` methods from its own threads until stopped.
 
-* ``linux-x11`` (tested here, on Xvfb with xdotool): keyboard and mouse through
-  pynput's XRecord listeners, subclassed so the raw X key code and modifier
-  state reach the event; the active window through python-xlib
-  (``_NET_ACTIVE_WINDOW`` when a window manager sets it, else
-  ``XGetInputFocus`` walked up to the top-level window that carries
-  ``WM_NAME``/``_NET_WM_NAME`` and ``WM_CLASS``), with its geometry.
+* ``linux-x11`` (tested here, on Xvfb with xdotool): keyboard, mouse and
+  focus changes through one XRecord context (pynput's keyboard listener,
+  subclassed so the raw X key code and modifier state reach the event and so
+  the context also records the delivered ``FocusIn``/``PropertyNotify``
+  events): focus changes are ordered with keys and buttons by the X server
+  itself. The window behind a focus event is described through python-xlib
+  (``_NET_ACTIVE_WINDOW`` when a window manager sets it, else the input focus
+  walked up to the top-level window that carries ``WM_NAME``/``_NET_WM_NAME``
+  and ``WM_CLASS``), with its geometry.
 * ``windows`` and ``macos``: pynput's generic listeners for keyboard and
   mouse; imported only on those systems. **Not tested here** (no Windows or
   macOS machine in CI); the active-window tracker is not implemented for them
@@ -22,8 +25,10 @@ a reachable X display.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import threading
+import time
 from typing import Protocol
 
 from ..errors import ConfigError
@@ -92,18 +97,36 @@ _SCROLL = {4: (0, 1), 5: (0, -1), 6: (-1, 0), 7: (1, 0)}
 
 
 class X11Source:
-    """X11 capture: pynput XRecord listeners plus an active-window tracker."""
+    """X11 capture: one XRecord context for keys, pointer and focus, plus a
+    window tracker.
+
+    Focus changes are taken from the same XRecord stream as the keys and
+    buttons (the delivered ``FocusIn`` events and ``PropertyNotify`` of
+    ``_NET_ACTIVE_WINDOW`` on the root), so they reach the recorder in the X
+    server's own order: a key pressed while window W had the input focus is
+    attributed to W however late the agent processes it. The tracker's own
+    connection selects ``FocusChangeMask`` on every top-level window (and on
+    new ones as they appear), so the server delivers, and XRecord records, a
+    ``FocusIn`` for every switch even to an application that does not ask for
+    focus events itself. A 50 ms poll re-reads the current window's title (a
+    fallback for title changes the stream missed) and catches a switch the
+    stream missed (a window focused before the tracker could select its focus
+    events) by putting a marker into the stream, never by recording the
+    switch directly.
+    """
 
     platform = "linux-x11"
 
     def __init__(self, *, focus_poll_ms: int = 50):
         self.focus_poll_s = max(10, focus_poll_ms) / 1000.0
-        self._keyboard = None
-        self._mouse = None
+        self._listener = None
         self._focus_thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._focus_lock = threading.Lock()
         self._size = (0, 0)
+        # Hidden test setting: delay the processing of every input event, to
+        # prove that attribution does not depend on how late the agent is.
+        self._test_lag_s = max(0, int(os.environ.get("TRACEWORK_TEST_X11_LAG_MS", "0") or 0)) / 1000.0
 
     def screen_size(self) -> tuple[int, int]:
         return self._size
@@ -128,49 +151,40 @@ class X11Source:
                                   hint="enable it (Xvfb: +extension RECORD; Xorg: Load \"record\")")
             screen = probe.screen()
             self._size = (screen.width_in_pixels, screen.height_in_pixels)
-            self._tracker = X11WindowTracker()
-            self._last_focus = None
-            self._was_paused = True
             self._recorder = recorder
-            keyboard_cls, mouse_cls = _x11_listener_classes()
-            self._keyboard = keyboard_cls(recorder, self.refresh_focus)
-            self._mouse = mouse_cls(recorder)
-            self._keyboard.start()
-            self._mouse.start()
-            self._keyboard.wait()
-            self._mouse.wait()
+            self._tracker = X11WindowTracker()
+            self._focus = FocusState(self._tracker, recorder)
+            with self._focus_lock:
+                self._tracker.watch_windows()
+                # Seed from a query: the stream only says what changes.
+                self._focus.seed()
+            listener_cls = _x11_listener_class()
+            self._listener = listener_cls(recorder, self._on_focus_event, self._test_lag_s)
+            self._listener.start()
+            self._listener.wait()
         finally:
             probe.close()
         self._stop.clear()
         self._focus_thread = threading.Thread(target=self._poll_focus, name="tracework-focus", daemon=True)
         self._focus_thread.start()
 
-    def refresh_focus(self) -> None:
-        """Record a focus change if the active window changed since last time.
-
-        Called by the poll thread and, before each key press, by the keyboard
-        listener: typing right after a window switch must be preceded by the
-        switch in the stream, which polling alone cannot promise.
-        """
-        recorder = self._recorder
+    def _on_focus_event(self, event) -> None:
+        """A FocusIn/FocusOut/PropertyNotify from the XRecord stream (listener
+        thread), in server order with the keys and buttons around it."""
         with self._focus_lock:
-            if recorder.paused:
-                # Paused means not even looking: no window query at all.
-                self._was_paused = True
-                return
+            self._focus.on_stream_event(event)
+
+    def refresh_focus(self) -> None:
+        """The poll's work (also callable directly): handle new windows, record
+        the current window after a resume, re-read its title, and mark a
+        switch the stream missed."""
+        with self._focus_lock:
             try:
-                info = self._tracker.active_window()
+                self._tracker.handle_own_events()
+                self._focus.poll()
             except Exception as exc:  # a window vanishing mid-query is normal on X
-                log.debug("active window query failed: %s", exc)
-                self._tracker._cached = None
-                return
-            paused = recorder.paused
-            # After a resume the focused window is recorded again, so a
-            # session's stream always says which window input went to.
-            if info is not None and not paused and (info != self._last_focus or self._was_paused):
-                recorder.on_focus(info[0], info[1], info[2], info[3])
-                self._last_focus = info
-            self._was_paused = paused
+                log.debug("focus poll failed: %s", exc)
+                self._tracker.forget()
 
     def _poll_focus(self) -> None:
         try:
@@ -182,26 +196,133 @@ class X11Source:
                 self._tracker.close()
 
     def stop(self) -> None:
-        for listener in (self._keyboard, self._mouse):
-            if listener is not None:
-                listener.finish()
-        self._stop.set()  # after the listeners: their last keys may still ask for the focus
-        for listener in (self._keyboard, self._mouse):
-            if listener is not None and listener.is_alive():  # finish() timed out: force it
-                listener.stop()
-                listener.join(5)
+        listener = self._listener
+        if listener is not None:
+            listener.finish()
+        self._stop.set()  # after the listener: its last events may still resolve windows
+        if listener is not None and listener.is_alive():  # finish() timed out: force it
+            listener.stop()
+            listener.join(5)
         if self._focus_thread is not None:
             self._focus_thread.join(5)
 
 
-def _x11_listener_classes():
-    """pynput's XRecord listeners, subclassed to keep the raw key code and
-    modifier state (pynput's own callbacks pass only a resolved key)."""
-    from pynput._util.xorg import alt_gr_mask, alt_mask
+# X protocol numbers used below (Xlib.X names them; plain ints keep the
+# listener's hot path free of attribute lookups).
+_KEY_PRESS, _KEY_RELEASE, _BUTTON_PRESS, _MOTION_NOTIFY = 2, 3, 4, 6
+_FOCUS_IN, _FOCUS_OUT, _PROPERTY_NOTIFY = 9, 10, 28
+_NOTIFY_POINTER, _NOTIFY_POINTER_ROOT, _NOTIFY_DETAIL_NONE = 5, 6, 7
+_NOTIFY_GRAB, _NOTIFY_UNGRAB = 1, 2
+_PROPERTY_DELETE = 1
+
+
+class FocusState:
+    """The focused window as the XRecord stream says, and its recording.
+
+    All methods run under the source's focus lock (listener and poll thread
+    share the tracker's X connection, which is not thread-safe).
+    """
+
+    def __init__(self, tracker: "X11WindowTracker", recorder: Recorder):
+        self.tracker = tracker
+        self.recorder = recorder
+        self.input_focus: int | None = None  # X window id of the input focus (None: no window)
+        self.net_active: int = 0  # _NET_ACTIVE_WINDOW when a window manager sets it
+        self.last: tuple | None = None  # last recorded (app, title, top id, geometry)
+        self.was_paused = True
+        self.marker_info = None  # what the poll saw when it put a marker in the stream
+
+    def seed(self) -> None:
+        """Initial state from a query (before any stream event exists)."""
+        self.net_active = self.tracker.net_active_window()
+        self.input_focus = self.tracker.input_focus()
+
+    def current_window(self) -> int | None:
+        # With an EWMH window manager the active window is its word, as before.
+        return self.net_active or self.input_focus
+
+    def on_stream_event(self, event) -> None:
+        etype = event.type & 0x7F
+        if etype == _FOCUS_IN:
+            if event.mode in (_NOTIFY_GRAB, _NOTIFY_UNGRAB) or event.detail == _NOTIFY_POINTER:
+                return  # a keyboard grab or pointer-root detail: the focus did not move
+            if event.detail in (_NOTIFY_POINTER_ROOT, _NOTIFY_DETAIL_NONE):
+                self.input_focus = None
+            else:
+                self.input_focus = event.window.id if hasattr(event.window, "id") else int(event.window)
+        elif etype == _PROPERTY_NOTIFY:
+            window = event.window.id if hasattr(event.window, "id") else int(event.window)
+            atom = event.atom
+            tracker = self.tracker
+            if window == tracker.root.id and atom == tracker.atoms["_NET_ACTIVE_WINDOW"]:
+                if self.recorder.paused:
+                    self.net_active = 0 if event.state == _PROPERTY_DELETE else -1  # resolved on resume
+                    return
+                self.net_active = 0 if event.state == _PROPERTY_DELETE else tracker.net_active_window()
+            elif window == tracker.marker_window and atom == tracker.atoms["_TRACEWORK_FOCUS_MARK"]:
+                if self.marker_info is not None and event.state != _PROPERTY_DELETE:
+                    self.input_focus, self.net_active = self.marker_info
+                    self.marker_info = None
+            elif self.last is not None and window == self.last[2] and atom in tracker.title_atoms:
+                pass  # the title of the focused window changed: re-read below
+            else:
+                return
+        else:
+            return  # FocusOut: the FocusIn that follows says where the focus went
+        self.record()
+
+    def record(self, force: bool = False) -> None:
+        """Record the stream's current window if it differs from the last one
+        recorded (or after a resume). Paused: nothing is queried."""
+        recorder = self.recorder
+        if recorder.paused:
+            self.was_paused = True
+            return
+        if self.net_active == -1:  # changed while paused
+            self.net_active = self.tracker.net_active_window()
+        window = self.current_window()
+        if window is None:
+            return
+        info = self.tracker.describe(window)
+        if info is None:
+            return
+        if info != self.last or self.was_paused or force:
+            recorder.on_focus(info[0], info[1], info[2], info[3])
+            self.last = info
+        self.was_paused = False
+
+    def poll(self) -> None:
+        """The poll thread's share: after a resume, and for title changes, the
+        current window is recorded again; a switch the stream missed gets a
+        marker in the stream (applied there, in order), never a direct record."""
+        if self.recorder.paused:
+            self.was_paused = True
+            return
+        if self.marker_info is None:
+            seen = (self.tracker.input_focus(), self.tracker.net_active_window())
+            if seen != (self.input_focus, self.net_active) and self.net_active != -1:
+                seen_top = self.tracker.describe(seen[1] or seen[0]) if (seen[1] or seen[0]) else None
+                ours = self.tracker.describe(self.current_window()) if self.current_window() else None
+                if (seen_top and seen_top[2]) != (ours and ours[2]):
+                    # Watch that window from now on and let the stream say
+                    # where the switch falls relative to the keys.
+                    self.tracker.watch(seen[1] or seen[0])
+                    self.marker_info = seen
+                    self.tracker.put_marker()
+                    return
+        self.record()
+
+
+def _x11_listener_class():
+    """pynput's XRecord keyboard listener, subclassed into one listener for
+    keys, pointer and focus: one record context, so the three arrive in the X
+    server's order. It keeps the raw key code and modifier state (pynput's
+    own callbacks pass only a resolved key)."""
+    from pynput._util.xorg import alt_gr_mask, alt_mask, display_manager
     from pynput.keyboard import Key, KeyCode
     from pynput.keyboard._xorg import Listener as XKeyboardListener
-    from pynput.mouse._xorg import Listener as XMouseListener
-    from Xlib import X
+    import Xlib.display
+    import Xlib.ext.record
 
     def _disable_record(self):
         # pynput disables the record context on the connection that is blocked
@@ -210,8 +331,6 @@ def _x11_listener_classes():
         # (the listener thread is still using both of pynput's, and
         # python-xlib connections are not safe to share between threads) and
         # sync, which ends the blocked call at once.
-        import Xlib.display
-
         if not hasattr(self, "_context"):
             self.wait()
         control = Xlib.display.Display()
@@ -233,12 +352,44 @@ def _x11_listener_classes():
         self.join(5)
         self._running = False
 
-    class KeyboardListener(XKeyboardListener):
-        def __init__(self, recorder: Recorder, before_press=None):
+    def _range(device=(0, 0), delivered=(0, 0)):
+        return {"core_requests": (0, 0), "core_replies": (0, 0), "ext_requests": (0, 0, 0, 0),
+                "ext_replies": (0, 0, 0, 0), "delivered_events": delivered, "device_events": device,
+                "errors": (0, 0), "client_started": False, "client_died": False}
+
+    class InputListener(XKeyboardListener):
+        def __init__(self, recorder: Recorder, on_focus_event, lag_s: float = 0.0):
             super().__init__()
             self.recorder = recorder
-            self.before_press = before_press
+            self.on_focus_event = on_focus_event
+            self.lag_s = lag_s
             self._masks = (8, 128, 64)
+
+        def _run(self):
+            # pynput's ListenerMixin._run with our ranges: device events
+            # KeyPress..MotionNotify and the delivered FocusIn/FocusOut and
+            # PropertyNotify events, all in one context (one ordered stream).
+            with self._receive():
+                self._display_stop = Xlib.display.Display()
+                self._display_record = Xlib.display.Display()
+                self._stopped = False
+                with display_manager(self._display_record) as dm:
+                    self._context = dm.record_create_context(
+                        0, [Xlib.ext.record.AllClients],
+                        [_range(device=(_KEY_PRESS, _MOTION_NOTIFY), delivered=(_FOCUS_IN, _FOCUS_OUT)),
+                         _range(delivered=(_PROPERTY_NOTIFY, _PROPERTY_NOTIFY))])
+                try:
+                    self._initialize(self._display_stop)
+                    self._mark_ready()
+                    self._display_record.record_enable_context(self._context, self._handler)
+                except Exception:  # pynput passes it to the starting thread
+                    pass
+                finally:
+                    self._display_stop.record_disable_context(self._context)
+                    self._display_stop.flush()
+                    self._display_record.record_free_context(self._context)
+                    self._display_stop.close()
+                    self._display_record.close()
 
         def _initialize(self, display):
             super()._initialize(display)
@@ -246,6 +397,15 @@ def _x11_listener_classes():
             self._masks = (alt_mask(display) or 8, alt_gr_mask(display) or 128, 64)
 
         def _handle_message(self, display, event, injected):
+            etype = event.type & 0x7F
+            if etype > _MOTION_NOTIFY:
+                self.on_focus_event(event)
+                return
+            if self.lag_s:
+                time.sleep(self.lag_s)
+            if etype >= _BUTTON_PRESS:
+                handle_mouse_event(self.recorder, event, self._masks)
+                return
             try:
                 key = self._event_to_key(display, event)
             except IndexError:
@@ -256,30 +416,12 @@ def _x11_listener_classes():
             vk = key.vk if isinstance(key, KeyCode) else None
             key_sym = keysym_name(vk) if vk else None
             mods = _x11_modifiers(event.state, *self._masks)
-            if event.type == X.KeyPress and self.before_press is not None and not self.recorder.paused:
-                self.before_press()
-            self.recorder.on_key(event.type == X.KeyPress, event.detail, key_sym, char, mods)
+            self.recorder.on_key(etype == _KEY_PRESS, event.detail, key_sym, char, mods)
 
         _stop_platform = _disable_record
         finish = _finish
 
-    class MouseListener(XMouseListener):
-        def __init__(self, recorder: Recorder):
-            super().__init__()
-            self.recorder = recorder
-            self._masks = (8, 128, 64)
-
-        def _initialize(self, display):
-            super()._initialize(display)
-            self._masks = (alt_mask(display) or 8, alt_gr_mask(display) or 128, 64)
-
-        def _handle_message(self, display, event, injected):
-            handle_mouse_event(self.recorder, event, self._masks)
-
-        _stop_platform = _disable_record
-        finish = _finish
-
-    return KeyboardListener, MouseListener
+    return InputListener
 
 
 _KEYSYM_NAMES: dict[int, str] | None = None
@@ -332,7 +474,15 @@ def handle_mouse_event(recorder: Recorder, event, masks: tuple[int, int, int] = 
 
 
 class X11WindowTracker:
-    """Which top-level window has the focus, with its app, title and geometry."""
+    """Which top-level window an X window belongs to, with its app, title and
+    geometry; and the agent's own X connection that asks the server to
+    deliver focus events (so that XRecord records them).
+
+    Not thread-safe (one python-xlib connection): the source calls it under
+    its focus lock.
+    """
+
+    _CACHE_MAX = 512
 
     def __init__(self):
         import Xlib.display
@@ -340,8 +490,12 @@ class X11WindowTracker:
         self.display = Xlib.display.Display()
         self.root = self.display.screen().root
         self.atoms = {name: self.display.intern_atom(name) for name in
-                      ("_NET_ACTIVE_WINDOW", "_NET_WM_NAME", "UTF8_STRING", "WM_STATE")}
-        self._cached = None  # (focused window id, top-level window, app, geometry)
+                      ("_NET_ACTIVE_WINDOW", "_NET_WM_NAME", "UTF8_STRING", "WM_STATE", "_TRACEWORK_FOCUS_MARK")}
+        self.title_atoms = frozenset({self.atoms["_NET_WM_NAME"], 39})  # 39: WM_NAME
+        self._tops: dict[int, tuple] = {}  # window id -> (top-level window, app, geometry)
+        self._watched: set[int] = set()
+        self._marks = 0
+        self.marker_window = 0
 
     def close(self) -> None:
         try:
@@ -349,36 +503,133 @@ class X11WindowTracker:
         except Exception:
             pass
 
-    def active_window(self):
-        """(app, title, window_id, (x, y, w, h)) of the focused top-level
-        window, or None when no window has the focus."""
+    def forget(self) -> None:
+        """Drop cached window facts (after a failed query: a window vanished)."""
+        self._tops.clear()
+
+    @staticmethod
+    def _ignore(*_args) -> None:
+        # An error for a window that vanished between two requests is normal on X.
+        pass
+
+    def watch_windows(self) -> None:
+        """Select focus events on every top-level window and new ones, and
+        property changes on the root (``_NET_ACTIVE_WINDOW``).
+
+        Why: the server delivers FocusIn only to clients that selected it, and
+        XRecord records only delivered events; selecting it ourselves makes
+        every switch between top-level windows appear in the stream.
+        """
         from Xlib import X
 
-        window = None
+        self.root.change_attributes(event_mask=X.SubstructureNotifyMask | X.PropertyChangeMask | X.FocusChangeMask,
+                                    onerror=self._ignore)
+        for child in self.root.query_tree().children:
+            self.watch(child.id)
+        # A window of our own whose property changes are markers in the stream.
+        marker = self.root.create_window(-10, -10, 1, 1, 0, 0, X.InputOnly, X.CopyFromParent,
+                                         override_redirect=True, event_mask=X.PropertyChangeMask)
+        self.marker_window = marker.id
+        self.display.sync()
+
+    def watch(self, window_id: int) -> None:
+        """Ask for focus and property events of one window (once)."""
+        from Xlib import X
+
+        if not window_id or window_id in self._watched:
+            return
+        self._watched.add(window_id)
+        window = self.display.create_resource_object("window", window_id)
+        window.change_attributes(event_mask=X.FocusChangeMask | X.PropertyChangeMask, onerror=self._ignore)
+
+    def handle_own_events(self) -> None:
+        """Drain our connection's event queue (the events exist for XRecord;
+        unread they would pile up) and watch windows that appeared."""
+        display = self.display
+        while display.pending_events():
+            event = display.next_event()
+            etype = event.type & 0x7F
+            if etype in (16, 21):  # CreateNotify, ReparentNotify
+                parent = getattr(event, "parent", None)
+                if parent is not None and getattr(parent, "id", parent) == self.root.id:
+                    self.watch(event.window.id)
+            elif etype == 17:  # DestroyNotify
+                wid = event.window.id
+                self._watched.discard(wid)
+                self._tops.pop(wid, None)
+        if len(self._watched) > 4 * self._CACHE_MAX:
+            self._watched = set(list(self._watched)[-self._CACHE_MAX:])
+
+    def put_marker(self) -> None:
+        """Change a property of our marker window: the PropertyNotify lands in
+        the XRecord stream at this point of the server's order."""
+        from Xlib import X, Xatom
+
+        self._marks += 1
+        window = self.display.create_resource_object("window", self.marker_window)
+        window.change_property(self.atoms["_TRACEWORK_FOCUS_MARK"], Xatom.CARDINAL, 32, [self._marks & 0xFFFFFFFF],
+                               X.PropModeReplace)
+        self.display.flush()
+
+    def net_active_window(self) -> int:
+        """``_NET_ACTIVE_WINDOW`` on the root (0: not set, no window manager)."""
+        from Xlib import X
+
         prop = self.root.get_full_property(self.atoms["_NET_ACTIVE_WINDOW"], X.AnyPropertyType)
-        if prop is not None and prop.value and prop.value[0]:
-            window = self.display.create_resource_object("window", int(prop.value[0]))
+        if prop is not None and len(prop.value) and prop.value[0]:
+            return int(prop.value[0])
+        return 0
+
+    def input_focus(self) -> int | None:
+        """The X input focus window id, None for no window / PointerRoot / the root."""
+        from Xlib import X
+
+        focus = self.display.get_input_focus().focus
+        if isinstance(focus, int) or focus in (X.NONE, X.PointerRoot) or focus.id == self.root.id:
+            return None
+        return focus.id
+
+    def active_window(self):
+        """(app, title, window_id, (x, y, w, h)) of the focused top-level
+        window now, or None when no window has the focus."""
+        window = self.net_active_window() or self.input_focus()
+        return self.describe(window) if window else None
+
+    def describe(self, window_id: int):
+        """(app, title, top-level id, (x, y, w, h)) for the top-level window
+        that ``window_id`` belongs to, or None if it has none (or vanished)."""
+        cached = self._tops.get(window_id)
+        if cached is not None:
+            # Known window: only the title can have changed (a browser tab, a
+            # document name); skip the ancestor walk and geometry queries.
+            top, app, geometry = cached
         else:
-            focus = self.display.get_input_focus().focus
-            if isinstance(focus, int) or focus in (X.NONE, X.PointerRoot) or focus.id == self.root.id:
+            try:
+                window = self.display.create_resource_object("window", window_id)
+                top = self._named_ancestor(window)
+                if top is None:
+                    return None
+                if top.get_wm_class() is None and not top.get_wm_name():
+                    # A window manager's frame: the application window is inside it.
+                    top = self._named_descendant(top) or top
+                cls = top.get_wm_class()
+                app = cls[1] if cls else None
+                geom = top.get_geometry()
+                pos = top.translate_coords(self.root, 0, 0)
+                geometry = (-pos.x, -pos.y, geom.width, geom.height)
+            except Exception as exc:  # BadWindow: it vanished
+                log.debug("window %s: %s", window_id, exc)
                 return None
-            window = focus
-        if self._cached is not None and self._cached[0] == window.id:
-            # Same focused window as last poll: only the title can have changed
-            # (a browser tab, a document name); skip the ancestor walk and
-            # geometry queries, which are most of the X round trips.
-            _, top, app, geometry = self._cached
-        else:
-            top = self._named_ancestor(window)
-            if top is None:
-                return None
-            cls = top.get_wm_class()
-            app = cls[1] if cls else None
-            geom = top.get_geometry()
-            pos = top.translate_coords(self.root, 0, 0)
-            geometry = (-pos.x, -pos.y, geom.width, geom.height)
-            self._cached = (window.id, top, app, geometry)
-        title = self._title(top)
+            if len(self._tops) >= self._CACHE_MAX:
+                self._tops.clear()
+            self._tops[window_id] = (top, app, geometry)
+            self.watch(top.id)  # its title changes then reach the stream
+        try:
+            title = self._title(top)
+        except Exception as exc:
+            log.debug("window %s title: %s", window_id, exc)
+            self._tops.pop(window_id, None)
+            return None
         return (app, title, top.id, geometry)
 
     def _named_ancestor(self, window):
@@ -393,6 +644,19 @@ class X11WindowTracker:
                 return current
             current = tree.parent
         return current
+
+    def _named_descendant(self, window, depth: int = 3):
+        """The first window below ``window`` with WM_CLASS (breadth first)."""
+        level = [window]
+        for _ in range(depth):
+            nxt = []
+            for w in level:
+                for child in w.query_tree().children:
+                    if child.get_wm_class() is not None:
+                        return child
+                    nxt.append(child)
+            level = nxt
+        return None
 
     def _title(self, window) -> str | None:
         prop = window.get_full_property(self.atoms["_NET_WM_NAME"], self.atoms["UTF8_STRING"])
