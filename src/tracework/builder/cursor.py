@@ -52,12 +52,17 @@ CURSOR_COLUMNS = [
 ]
 
 
+_CURSOR_INPUT = ["type", "excluded", "_sid", "_row", "work_session", "task", "seq", "t_ns", "x", "y", "_focus", "screen_w", "screen_h"]
+
+
 def cursor_segments(lf: pl.LazyFrame, settings: BuildSettings) -> pl.LazyFrame:
     """One row per movement segment (``CURSOR_COLUMNS``) from sessionized rows."""
     typ = pl.col("type")
     rest_ns = int(settings.rest_ms * 1e6)
     rows = lf
-    lf = lf.filter(~pl.col("excluded") & typ.is_in(["mouse_move", "button_down", "button_up"]))
+    # Only the columns used, and no per-row strings: person, device and
+    # session are looked up through the segment's first row at the end.
+    lf = lf.select(_CURSOR_INPUT).filter(~pl.col("excluded") & typ.is_in(["mouse_move", "button_down", "button_up"]))
     is_btn = typ != "mouse_move"
     bdelta = pl.when(typ == "button_down").then(1).when(typ == "button_up").then(-1).otherwise(0)
     lf = lf.with_columns(cumsum_in_session(bdelta).alias("_bs"))
@@ -142,9 +147,7 @@ def cursor_segments(lf: pl.LazyFrame, settings: BuildSettings) -> pl.LazyFrame:
         pl.when(pl.col("_held0") > 0).then(pl.lit("drag")).otherwise(pl.col("_next")).alias("_ends"),
     )
     agg = moves.group_by("seg").agg(
-        pl.col("person").first(),
-        pl.col("device").first(),
-        pl.col("session").first(),
+        pl.col("_row").first().alias("_r0"),
         pl.col("work_session").first(),
         pl.col("task").first(),
         pl.col("_ends").last().alias("ends_with"),
@@ -174,5 +177,7 @@ def cursor_segments(lf: pl.LazyFrame, settings: BuildSettings) -> pl.LazyFrame:
         disp.alias("displacement_px"),
         pl.when(pl.col("path_length_px") > 0).then(disp / pl.col("path_length_px")).otherwise(None).alias("straightness"),
     )
+    owners = rows.select(pl.col("_row").alias("_r0"), "person", "device", "session")
+    agg = agg.join(owners, on="_r0", how="left").drop("_r0")
     agg = agg.sort(["session", "seq_first"]).with_columns(pl.int_range(pl.len()).over("session").alias("segment_index"))
     return with_focus(agg, rows, ("app",)).select(CURSOR_COLUMNS)
