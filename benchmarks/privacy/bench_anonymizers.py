@@ -28,15 +28,19 @@ from tracework.privacy.eval.report import cursor_plot, cursor_table, typing_plot
 console = Console(width=220)
 
 
-def bench_typing(root: str, out: Path) -> None:
+def bench_typing(root: str, out: Path, max_people: int | None = None, quick: bool = False) -> None:
     t0 = time.time()
-    people = load_aalto(root)
+    people = load_aalto(root, max_people=max_people)
     console.print(f"[bold]typing[/]: {len(people)} people, "
                   f"{sum(len(s) for s in people.values())} sentences")
-    for kind, r in te.compare_attackers(people).items():
-        console.print(f"  attacker {kind:7s} raw: top-1 per sentence {r.top1_sentence:.3f}, "
-                      f"per person (5 sentences) {r.top1_person:.3f}; top-5 {r.top5_sentence:.3f}/{r.top5_person:.3f}")
-    rows = te.evaluate(people)
+    if not quick:
+        for kind, r in te.compare_attackers(people).items():
+            console.print(f"  attacker {kind:7s} raw: top-1 per sentence {r.top1_sentence:.3f}, "
+                          f"per person (5 sentences) {r.top1_person:.3f}; top-5 {r.top5_sentence:.3f}/{r.top5_person:.3f}")
+    sweep = te.default_sweep()
+    if quick:  # iteration: only the population rows and the references
+        sweep = [r for r in sweep if r[0] != "kloak"]
+    rows = te.evaluate(people, sweep)
     console.print(typing_table(rows))
     raw, chance = rows[0].ident, rows[0].ident.chance_top1
     for r in rows[1:]:
@@ -78,11 +82,13 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default="bench-out/privacy")
     ap.add_argument("--block", type=int, default=20)
     ap.add_argument("--only", choices=["typing", "cursor"])
+    ap.add_argument("--max-people", type=int, default=None, help="typing: first N people only (iteration)")
+    ap.add_argument("--quick", action="store_true", help="typing: skip kloak rows and the attacker comparison")
     args = ap.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if args.only in (None, "typing"):
-        bench_typing(args.aalto, out)
+        bench_typing(args.aalto, out, args.max_people, args.quick)
     if args.only in (None, "cursor"):
         bench_cursor(args.balabit, out, args.block)
     return 0

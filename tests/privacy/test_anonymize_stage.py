@@ -11,6 +11,7 @@ from tracework.privacy.anonymize_stage import (CursorStage, KloakStage, TypingSt
                                                make_typing_stage)
 from tracework.privacy.chain import build_pipeline
 from tracework.privacy.stage import Pipeline
+from tracework.privacy.typing import TypingParams
 
 MS = 1_000_000
 
@@ -51,8 +52,11 @@ def mixed_stream(draw):
     return events
 
 
-def _run(events, cuts, seed):
-    pipe = Pipeline([TypingStage(seed=seed), CursorStage(seed=seed + 1)])
+def _run(events, cuts, seed, releases="keep"):
+    # releases="keep" keeps the whole press/release interleaving (what
+    # _check_invariants checks); the default "population" keeps the press
+    # order and text only (_check_invariants_releases).
+    pipe = Pipeline([TypingStage(TypingParams(releases=releases), seed=seed), CursorStage(seed=seed + 1)])
     out = []
     bounds = [0, *sorted(set(cuts)), len(events)]
     for a, b in zip(bounds[:-1], bounds[1:]):
@@ -77,13 +81,38 @@ def _check_invariants(events, out):
             assert a == b
 
 
+def _check_invariants_releases(events, out):
+    """Default stage (releases redrawn): non-key events in place, presses and text kept."""
+    assert [e.seq for e in out] == [e.seq for e in events], "same seq numbers, same order"
+    t = [e.t_ns for e in out]
+    assert all(b >= a for a, b in zip(t, t[1:])), "t_ns non-decreasing in seq order"
+    for a, b in zip(events, out):
+        assert isinstance(a, (KeyDown, KeyUp)) == isinstance(b, (KeyDown, KeyUp)), "key events stay in their runs"
+        if isinstance(a, (ButtonDown, ButtonUp, Scroll)):
+            assert (a.x, a.y, a.t_ns) == (b.x, b.y, b.t_ns), "clicks and scrolls untouched"
+        if isinstance(a, FocusChange):
+            assert a == b
+    downs = lambda evs: [(e.key_code, e.char) for e in evs if isinstance(e, KeyDown)]  # noqa: E731
+    assert downs(out) == downs(events), "key-press order and text unchanged"
+    assert sorted((type(e).__name__, e.key_code) for e in out if isinstance(e, (KeyDown, KeyUp))) == \
+           sorted((type(e).__name__, e.key_code) for e in events if isinstance(e, (KeyDown, KeyUp)))
+    open_ = {}
+    for e in out:
+        if isinstance(e, KeyDown):
+            open_[e.key_code] = open_.get(e.key_code, 0) + 1
+        elif isinstance(e, KeyUp):
+            assert open_.get(e.key_code, 0) > 0, "a key-up before its own key-down"
+            open_[e.key_code] -= 1
+
+
 @settings(max_examples=30, deadline=None)
 @given(mixed_stream(), st.lists(st.integers(0, 200), max_size=12), st.integers(0, 2**31))
-def test_chunking_never_changes_output(events, cuts, seed):
+@pytest.mark.parametrize("releases", ["keep", "population"])
+def test_chunking_never_changes_output(releases, events, cuts, seed):
     cuts = [c for c in cuts if 0 < c < len(events)]
-    whole = _run(events, [], seed)
-    chunked = _run(events, cuts, seed)
-    _check_invariants(events, whole)
+    whole = _run(events, [], seed, releases)
+    chunked = _run(events, cuts, seed, releases)
+    (_check_invariants if releases == "keep" else _check_invariants_releases)(events, whole)
     assert [(e.seq, e.t_ns, getattr(e, "x", None), getattr(e, "y", None)) for e in whole] == \
            [(e.seq, e.t_ns, getattr(e, "x", None), getattr(e, "y", None)) for e in chunked]
 

@@ -167,3 +167,90 @@ def test_shipped_model_is_aggregate_only():
     seq = sequence_from_events([KeyDown(seq=0, t_ns=0, session="s", key_code=1, char="a"),
                                 KeyUp(seq=1, t_ns=MS, session="s", key_code=1, char="a")])
     assert len(population_retime(seq, seed=0)) == 2
+
+
+# ---- releases="population": key releases redrawn, presses and text kept ----
+
+from tracework.privacy.anonymize_stage import TypingStage, make_typing_stage  # noqa: E402
+from tracework.privacy.typing import TypingParams  # noqa: E402
+
+POP = TypingParams(releases="population", speed_grid=0.09)
+
+
+def _check_pairs(events):
+    """Each key-up is at or after its own key-down and before the same key's next press."""
+    pressed = {}
+    for e in events:
+        if isinstance(e, KeyDown):
+            assert e.key_code not in pressed or pressed[e.key_code] is None, "re-pressed before its release"
+            pressed[e.key_code] = e.t_ns
+        else:
+            assert pressed.get(e.key_code) is not None, "a key-up before its own key-down"
+            assert e.t_ns >= pressed[e.key_code]
+            pressed[e.key_code] = None
+
+
+@settings(max_examples=60, deadline=None)
+@given(typed(), st.integers(0, 2**32 - 1))
+def test_population_releases_keep_presses_text_and_pairs(events, seed):
+    out = anonymize_key_events(events, POP, seed=seed)
+    assert sorted(e.seq for e in out) == [e.seq for e in out] == [e.seq for e in events]
+    downs_in = [(e.key_code, e.char) for e in events if isinstance(e, KeyDown)]
+    downs_out = [(e.key_code, e.char) for e in out if isinstance(e, KeyDown)]
+    assert downs_out == downs_in, "key-press order and text unchanged"
+    assert sorted((type(e).__name__, e.key_code) for e in out) == sorted((type(e).__name__, e.key_code) for e in events)
+    t = [e.t_ns for e in out]
+    assert all(b >= a for a, b in zip(t, t[1:])), "timestamps non-decreasing in seq order"
+    _check_pairs(out)
+    assert t[0] <= events[0].t_ns and t[-1] <= events[-1].t_ns
+    assert anonymize_key_events(events, POP, seed=seed) == out, "deterministic with a seed"
+
+
+def _rollover_text(n=40):
+    """Every key released only after the next one is pressed (heavy rollover)."""
+    evs, t = [], 1_700_000_000_000 * MS
+    chars = "the quick brown fox jumps over the lazy dog"[:n]
+    for i, ch in enumerate(chars):
+        evs.append(KeyDown(seq=0, t_ns=t + i * 100 * MS, session="s", key_code=1000 + i, char=ch))
+        evs.append(KeyUp(seq=0, t_ns=t + i * 100 * MS + 150 * MS, session="s", key_code=1000 + i, char=ch))
+    evs.sort(key=lambda e: e.t_ns)
+    return [type(e)(**{**{f: getattr(e, f) for f in e.__struct_fields__}, "seq": k}) for k, e in enumerate(evs)]
+
+
+def test_rollover_pattern_no_longer_follows_the_person():
+    events = _rollover_text()
+    # Input: each key is released after the next key's press (the habit).
+    def overlaps(evs):
+        down_t = {e.key_code: e.t_ns for e in evs if isinstance(e, KeyDown)}
+        up_t = {e.key_code: e.t_ns for e in evs if isinstance(e, KeyUp)}
+        codes = sorted(down_t)
+        return [up_t[a] > down_t[b] for a, b in zip(codes, codes[1:])]
+    assert all(overlaps(events))
+    out = anonymize_key_events(events, POP, seed=3)
+    got = overlaps(out)
+    assert not all(got), "some releases now come before the next press"
+    kept = anonymize_key_events(events, TypingParams(releases="keep"), seed=3)
+    assert all(overlaps(kept)), "releases='keep' keeps the interleaving"
+
+
+def test_stage_default_redraws_releases_and_describes_it():
+    stage = make_typing_stage(None)
+    assert isinstance(stage, TypingStage)
+    d = stage.describe()
+    assert d.params["releases"] == "population" and d.params["speed_grid"] == 0.0
+    events = _rollover_text()
+    out = stage.process(events, events[-1].t_ns) + stage.flush(events[-1].t_ns)
+    assert [e.seq for e in out] == [e.seq for e in events]
+    assert "".join(e.char for e in out if isinstance(e, KeyDown)) == "".join(e.char for e in events if isinstance(e, KeyDown))
+    _check_pairs(out)
+
+
+def test_bad_release_and_grid_settings_are_refused():
+    import pytest
+
+    from tracework.errors import PolicyError
+
+    with pytest.raises(PolicyError):
+        make_typing_stage({"anonymizer": {"typing": {"releases": "shuffle"}}})
+    with pytest.raises(PolicyError):
+        make_typing_stage({"anonymizer": {"typing": {"speed_grid": 0.9}}})

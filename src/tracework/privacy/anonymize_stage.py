@@ -18,7 +18,8 @@ Policy: a plain dict section ``anonymizer`` (or an object with an
     anonymizer = {
         "typing": {"enabled": True, "method": "population",   # or "kloak"
                    "pause_ms": 2000, "hesitation_ms": 1000, "quantum_ms": 200,
-                   "speed_jitter": 0.0, "max_delay_ms": 50},  # max_delay_ms: kloak only
+                   "speed_jitter": 0.0, "releases": "population",  # or "keep"
+                   "speed_grid": 0.0, "max_delay_ms": 50},  # max_delay_ms: kloak only
         "cursor": {"enabled": True, "rest_ms": 300, "retime": True, "strength": 1.0},
         "seed": None,   # tests only: fixes the random draws; never set it in production
     }
@@ -37,14 +38,17 @@ from ..errors import PolicyError
 from ..events import ButtonDown, ButtonUp, Event, MouseMove, Scroll, Transform
 from .cursor import CursorParams, anonymize_segment, default_model as default_cursor_model
 from .typing import (MS, PopulationRetimer, TypingParams, default_model as default_typing_model, is_key_event,
-                     kloak_retime, sequence_from_events, with_times)
+                     kloak_retime, reorder_by_time, sequence_from_events, with_times)
 
 # Default parameters chosen from the sweep in benchmarks/privacy (see
-# docs/privacy-anonymization.md): lowest identification (20.0% top-1 per
-# sentence among 150) with the lowest median typing-speed error (0.5%);
-# speed_jitter 0.04/0.08 did not lower identification.
+# docs/privacy-anonymization.md and BENCHMARKS.md): releases="population"
+# (key releases redrawn, so the rollover habit no longer follows the person)
+# lowered identification most; a log speed grid (speed_grid 0.09/0.18) and
+# speed_jitter 0.04/0.08 did not lower it measurably and cost speed accuracy,
+# so they stay off.
 DEFAULT_TYPING = {"enabled": True, "method": "population", "pause_ms": 2000.0, "hesitation_ms": 1000.0,
-                  "quantum_ms": 200.0, "speed_jitter": 0.0, "max_delay_ms": 50.0}
+                  "quantum_ms": 200.0, "speed_jitter": 0.0, "releases": "population", "speed_grid": 0.0,
+                  "max_delay_ms": 50.0}
 DEFAULT_CURSOR = {"enabled": True, "rest_ms": 300.0, "retime": True, "strength": 1.0}
 
 # A stretch is released after this many held events even without a pause,
@@ -107,8 +111,7 @@ class TypingStage:
     name = "typing_population_retime"
 
     def __init__(self, params: TypingParams | None = None, seed: int | None = None):
-        self.params = params or TypingParams(**{k: DEFAULT_TYPING[k] for k in ("pause_ms", "hesitation_ms",
-                                                                                  "quantum_ms", "speed_jitter")})
+        self.params = params or _params(TypingParams, DEFAULT_TYPING)
         self.retimer = PopulationRetimer(self.params, default_typing_model(), np.random.default_rng(seed))
         self.held: list[Event] = []
 
@@ -117,6 +120,10 @@ class TypingStage:
             return []
         run, self.held = self.held, []
         new_t = self.retimer.retime_run(sequence_from_events(run), end_limit_ns)
+        if self.params.releases == "population":
+            # Releases were redrawn: the run's interleaving changed, so its
+            # events go out in their new time order with the run's seq numbers.
+            return reorder_by_time(run, new_t)
         return with_times(run, new_t)
 
     def process(self, events: Sequence[Event], now_ns: int) -> list[Event]:
@@ -153,6 +160,7 @@ class TypingStage:
         return Transform(name=self.name, params={
             "pause_ms": float(p.pause_ms), "hesitation_ms": float(p.hesitation_ms),
             "quantum_ms": float(p.quantum_ms), "speed_jitter": float(p.speed_jitter),
+            "releases": str(p.releases), "speed_grid": float(p.speed_grid),
             "model": str(self.retimer.model.meta.get("source", "custom"))[:200]})
 
 

@@ -266,12 +266,27 @@ class TypingParams:
         ``[1 - speed_jitter, 1 + speed_jitter]``; a lengthened run is squeezed
         back so it never ends after the event that follows it (so in practice
         runs only get faster). 0 keeps every run's speed exact.
+    releases: ``"keep"`` keeps the order of all events, including which
+        key-up comes before which key-down (the person's rollover habit);
+        ``"population"`` re-times presses from the population and draws every
+        key release independently (hold times from the population), so the
+        press/release interleaving no longer follows the person. The order of
+        key presses and the text are kept; each key-up stays after its own
+        key-down; events must then be re-sorted by time (see
+        :func:`reorder_by_time`).
+    speed_grid: 0 keeps each run's duration exactly; a value ``g > 0``
+        rounds the run's duration to a logarithmic grid with steps of a factor
+        ``1 + g`` whose phase is drawn once per retimer (session), so the
+        exact speed is not kept and grid edges leak nothing fixed. Maximum
+        speed error about ``g / 2``.
     """
 
     pause_ms: float = 2000.0
     hesitation_ms: float = 1000.0
     quantum_ms: float = 200.0
     speed_jitter: float = 0.0
+    releases: str = "keep"
+    speed_grid: float = 0.0
 
     def validate(self) -> None:
         """Raise PolicyError if the parameters are inconsistent."""
@@ -282,6 +297,12 @@ class TypingParams:
         if not 0 <= self.speed_jitter < 0.5:
             raise PolicyError(f"speed_jitter must be in [0, 0.5), got {self.speed_jitter}",
                               hint="use a small value such as 0.04")
+        if self.releases not in ("keep", "population"):
+            raise PolicyError(f"releases must be 'keep' or 'population', got {self.releases!r}",
+                              hint="'population' re-draws key releases (stronger), 'keep' keeps the interleaving")
+        if not 0 <= self.speed_grid <= 0.25:
+            raise PolicyError(f"speed_grid must be in [0, 0.25], got {self.speed_grid}",
+                              hint="use e.g. 0.09 (speed error at most about 4.5%)")
 
 
 def _quantize_down(gap_ns: float, quantum_ns: float, floor_ns: float) -> float:
@@ -305,6 +326,18 @@ class PopulationRetimer:
         self.rng = rng if rng is not None else np.random.default_rng()
         self._prev_in_end: int | None = None  # original time of the last key event released
         self._prev_out_end: int | None = None  # its re-timed time
+        # Phase of the speed grid, drawn once per retimer (one per session in
+        # the agent) so the bucket edges are not the same for everyone.
+        self._grid_phase = float(self.rng.random())
+
+    def _grid_duration(self, target: float) -> float:
+        """``target`` (ns) rounded to the session's logarithmic speed grid."""
+        g = self.params.speed_grid
+        if g <= 0 or target <= 0:
+            return target
+        step = math.log1p(g)
+        k = round(math.log(target) / step - self._grid_phase)
+        return math.exp((k + self._grid_phase) * step)
 
     def forget_previous(self) -> None:
         """The next run does not follow typing directly (something else came between)."""
@@ -332,6 +365,11 @@ class PopulationRetimer:
             start = min(max(start, int(self._prev_out_end)), int(t[0]))
         orig_end = int(t[-1])
         limit = orig_end if end_limit_ns is None else max(orig_end, int(end_limit_ns))
+        if p.releases == "population" and n > 1:
+            out = self._retime_run_releases(seq, start, limit)
+            self._prev_in_end = orig_end
+            self._prev_out_end = int(out.max())
+            return out
         if n == 1:
             out = np.array([start], dtype=np.int64)
         else:
@@ -350,6 +388,7 @@ class PopulationRetimer:
                 target = gaps[fluent].sum()
                 if p.speed_jitter > 0:
                     target *= 1.0 + self.rng.uniform(-p.speed_jitter, p.speed_jitter)
+                target = self._grid_duration(target)
                 total = drawn.sum()
                 if total > 0:
                     drawn *= target / total
@@ -368,6 +407,100 @@ class PopulationRetimer:
             out = np.maximum.accumulate(out)
         self._prev_in_end = orig_end
         self._prev_out_end = int(out[-1])
+        return out
+
+    def _retime_run_releases(self, seq: KeySequence, start: int, limit: int) -> np.ndarray:
+        """``releases="population"``: presses re-timed, every release redrawn.
+
+        Returns one time per event in the input order; the result is *not*
+        monotone in that order (a release may now come after a later press or
+        before an earlier one's release). Guarantees: presses keep their order
+        and stay inside ``[start, limit]``; each release is at or after its
+        own press, before the same key's next press, and not after ``limit``;
+        a release whose press is not in this run goes to the run's start; a
+        modifier stays down until the next non-modifier key is pressed, so
+        shifted characters stay shifted.
+        """
+        p = self.params
+        t = np.asarray(seq.t_ns, dtype=np.int64)
+        n = len(t)
+        down_idx = np.nonzero(seq.is_down)[0]
+        out = np.full(n, start, dtype=np.int64)
+        if len(down_idx) == 0:
+            return out
+        # Pair each release with the latest unmatched press of the same key.
+        open_: dict = {}
+        release_of: dict[int, int] = {}
+        for i in range(n):
+            if seq.is_down[i]:
+                open_.setdefault(seq.key[i], []).append(i)
+            elif open_.get(seq.key[i]):
+                release_of[open_[seq.key[i]].pop()] = i
+        # Press-to-press intervals: a population hold of the first key plus a
+        # population release-to-press gap of the pair. Both are person-free;
+        # the sum is rescaled to the run's (gridded) press span below.
+        pt = t[down_idx].astype(float)
+        gaps = np.diff(pt)
+        new = np.empty(len(gaps))
+        if len(gaps):
+            hes = gaps >= p.hesitation_ms * MS
+            new[hes] = [_quantize_down(g, p.quantum_ms * MS, p.hesitation_ms * MS) for g in gaps[hes]]
+            fluent = ~hes
+            if fluent.any():
+                a_idx, b_idx = down_idx[:-1][fluent], down_idx[1:][fluent]
+                hold_labels = [f"hold|{seq.cls[a]}|{seq.cls[a]}" for a in a_idx]
+                ud_labels = []
+                for a, b in zip(a_idx, b_idx):
+                    lab = f"UD|{seq.cls[a]}|{seq.cls[b]}"
+                    if seq.cls[a] == "letter" and seq.cls[b] == "letter":
+                        if seq.key[a] == seq.key[b]:
+                            lab += "|same_key"
+                        elif seq.hand[a] != "-" and seq.hand[b] != "-":
+                            lab += "|same_hand" if seq.hand[a] == seq.hand[b] else "|alt_hand"
+                    ud_labels.append(lab)
+                drawn = (self.model.sample(hold_labels, self.rng) + self.model.sample(ud_labels, self.rng)) * MS
+                drawn = np.minimum(drawn, p.hesitation_ms * MS * 0.999)
+                target = gaps[fluent].sum()
+                if p.speed_jitter > 0:
+                    target *= 1.0 + self.rng.uniform(-p.speed_jitter, p.speed_jitter)
+                target = self._grid_duration(target)
+                total = drawn.sum()
+                drawn = drawn * (target / total) if total > 0 else np.full(len(drawn), target / len(drawn))
+                new[fluent] = drawn
+        offs = np.round(np.concatenate([[0.0], np.cumsum(new)])).astype(np.int64)
+        span = max(limit - start, 0)
+        if offs[-1] > span:
+            offs = np.floor(offs * (span / offs[-1])).astype(np.int64)
+        press_t = start + offs
+        out[down_idx] = press_t
+        # Releases: population hold times, independent of the person.
+        holds = self.model.sample([f"hold|{seq.cls[i]}|{seq.cls[i]}" for i in down_idx], self.rng) * MS
+        mod_after = self.model.sample(["DU|letter|modifier"] * len(down_idx), self.rng) * MS
+        next_same: dict[int, int] = {}
+        last_by_key: dict = {}
+        for j in range(len(down_idx) - 1, -1, -1):
+            k = seq.key[down_idx[j]]
+            if k in last_by_key:
+                next_same[j] = last_by_key[k]
+            last_by_key[k] = j
+        next_nonmod = np.full(len(down_idx), -1)
+        nxt = -1
+        for j in range(len(down_idx) - 1, -1, -1):
+            next_nonmod[j] = nxt
+            if seq.cls[down_idx[j]] != "modifier":
+                nxt = j
+        for j, i in enumerate(down_idx):
+            r = release_of.get(int(i))
+            if r is None:
+                continue
+            rel = press_t[j] + holds[j]
+            if seq.cls[i] == "modifier" and next_nonmod[j] >= 0:
+                rel = max(rel, press_t[next_nonmod[j]] + mod_after[j])
+            if j in next_same:
+                # Released before the same key is pressed again.
+                nxt_t = press_t[next_same[j]]
+                rel = min(rel, press_t[j] + (nxt_t - press_t[j]) * 0.9)
+            out[r] = int(min(max(rel, press_t[j]), limit))
         return out
 
     def split_runs(self, t_ns: np.ndarray) -> list[slice]:
@@ -432,6 +565,22 @@ def with_times(events: Sequence[Event], t_ns: Sequence[int]) -> list[Event]:
     return [msgspec.structs.replace(e, t_ns=int(t)) for e, t in zip(events, t_ns)]
 
 
+def reorder_by_time(events: Sequence[Event], t_ns: Sequence[int]) -> list[Event]:
+    """Events with new times, sorted by them, with ``seq`` re-assigned.
+
+    For ``releases="population"``: a held run of key events (nothing else in
+    between) gets new times that may change the press/release interleaving.
+    The events are put in time order (ties keep the original order, so a
+    key-up never precedes its own key-down) and take over the run's original
+    ``seq`` values in that order, so ``seq`` order and time order still agree
+    and the run occupies the same ``seq`` numbers as before.
+    """
+    t = np.asarray(t_ns, dtype=np.int64)
+    order = np.lexsort((np.arange(len(t)), t))
+    seqs = [e.seq for e in events]
+    return [msgspec.structs.replace(events[int(i)], t_ns=int(t[i]), seq=s) for i, s in zip(order, seqs)]
+
+
 def anonymize_key_events(events: Sequence[KeyDown | KeyUp], params: TypingParams | None = None,
                          model: PopulationModel | None = None, seed: int | None = None) -> list[Event]:
     """Population re-timing of a list of key events; order, keys and text unchanged."""
@@ -440,7 +589,10 @@ def anonymize_key_events(events: Sequence[KeyDown | KeyUp], params: TypingParams
     if not all(is_key_event(e) for e in events):
         raise ValueError("anonymize_key_events takes KeyDown/KeyUp events only")
     seq = sequence_from_events(events)
-    return with_times(events, population_retime(seq, params, model, seed))
+    new_t = population_retime(seq, params, model, seed)
+    if params is not None and params.releases == "population":
+        return reorder_by_time(events, new_t)
+    return with_times(events, new_t)
 
 
 def kloak_events(events: Sequence[Event], max_delay_ms: float = 50.0, seed: int | None = None) -> list[Event]:
@@ -454,5 +606,5 @@ def kloak_events(events: Sequence[Event], max_delay_ms: float = 50.0, seed: int 
 __all__ = [
     "KEY_CLASSES", "KeySequence", "PopulationModel", "PopulationRetimer", "TypingParams",
     "anonymize_key_events", "default_model", "gap_classes", "hand_of", "key_class_of",
-    "kloak_events", "kloak_retime", "population_retime", "sequence_from_events", "with_times",
+    "kloak_events", "kloak_retime", "population_retime", "reorder_by_time", "sequence_from_events", "with_times",
 ]
