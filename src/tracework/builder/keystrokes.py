@@ -56,12 +56,17 @@ EDIT_TYPE = pl.Struct({"op": pl.String, "pos": pl.Int32, "text": pl.String, "t_m
 RUN_TYPE = pl.Struct({"t_ms": pl.Int64, "length": pl.Int32, "pause_before_ms": pl.Int64})
 
 
+_TYPING_INPUT = ["type", "excluded", "_sid", "_row", "work_session", "task", "seq", "t_ns", "key", "char", "modifiers", "redacted", "_focus"]
+
+
 def typing_fields(lf: pl.LazyFrame, settings: BuildSettings) -> pl.DataFrame:
     """One row per typing field (columns ``TYPING_COLUMNS``) from sessionized rows."""
     del settings  # fields are cut by events, not thresholds
     typ = pl.col("type")
     rows = lf
-    lf = lf.filter(~pl.col("excluded") & (typ != "key_up") & (typ != "mouse_move"))
+    # Only the columns used, and no per-row strings: person, device and
+    # session are looked up through the field's first row at the end.
+    lf = lf.select(_TYPING_INPUT).filter(~pl.col("excluded") & (typ != "key_up") & (typ != "mouse_move"))
     lf = lf.with_columns(classify_keys())
     boundary = (
         (pl.col("_sid") != pl.col("_sid").shift(1))
@@ -119,9 +124,7 @@ def typing_fields(lf: pl.LazyFrame, settings: BuildSettings) -> pl.DataFrame:
         .agg(pl.struct(["t_ms", "length", "pause_before_ms"]).alias("correction_runs"))
     )
     agg = simple.group_by("field").agg(
-        pl.col("person").first(),
-        pl.col("device").first(),
-        pl.col("session").first(),
+        pl.col("_row").first().alias("_r0"),
         pl.col("work_session").first(),
         pl.col("task").first(),
         pl.col("_focus").first(),
@@ -143,7 +146,9 @@ def typing_fields(lf: pl.LazyFrame, settings: BuildSettings) -> pl.DataFrame:
     if caret_rows.height:
         replayed = _replay_fields(caret_rows)
         result = pl.concat([result, replayed.select(result.columns)], how="vertical_relaxed")
-    result = with_focus(result.lazy(), rows).collect(engine="in-memory")
+    owners = rows.select(pl.col("_row").alias("_r0"), "person", "device", "session")
+    result = result.lazy().join(owners, on="_r0", how="left", maintain_order="left").drop("_r0")
+    result = with_focus(result, rows).collect(engine="in-memory")
     return _finish(result)
 
 
@@ -225,9 +230,7 @@ def _replay_field(keys: list[dict]) -> dict:
     first, last = keys[0], keys[-1]
     return {
         "field": first["field"],
-        "person": first["person"],
-        "device": first["device"],
-        "session": first["session"],
+        "_r0": first["_row"],
         "work_session": first["work_session"],
         "task": first["task"],
         "_focus": first["_focus"],
