@@ -229,40 +229,57 @@ class FocusState:
         self.input_focus: int | None = None  # X window id of the input focus (None: no window)
         self.net_active: int = 0  # _NET_ACTIVE_WINDOW when a window manager sets it
         self.last: tuple | None = None  # last recorded (app, title, top id, geometry)
+        self.prefer_net = False  # the stream's latest word came from _NET_ACTIVE_WINDOW
         self.was_paused = True
-        self.marker_info = None  # what the poll saw when it put a marker in the stream
+        self.marker_info = None  # (marker number, what the poll saw) for a marker in the stream
+        self.markers_seen = 0
 
     def seed(self) -> None:
         """Initial state from a query (before any stream event exists)."""
         self.net_active = self.tracker.net_active_window()
         self.input_focus = self.tracker.input_focus()
+        self.prefer_net = bool(self.net_active)
 
     def current_window(self) -> int | None:
-        # With an EWMH window manager the active window is its word, as before.
-        return self.net_active or self.input_focus
+        # The latest word in the stream wins: a FocusIn says where keys go
+        # from there on; a window manager's _NET_ACTIVE_WINDOW (set next to
+        # its SetInputFocus) also names the active window when the input
+        # focus itself is on no window or the root.
+        if self.prefer_net and self.net_active:
+            return self.net_active
+        return self.input_focus or self.net_active or None
 
     def on_stream_event(self, event) -> None:
         etype = event.type & 0x7F
         if etype == _FOCUS_IN:
             if event.mode in (_NOTIFY_GRAB, _NOTIFY_UNGRAB) or event.detail == _NOTIFY_POINTER:
                 return  # a keyboard grab or pointer-root detail: the focus did not move
-            if event.detail in (_NOTIFY_POINTER_ROOT, _NOTIFY_DETAIL_NONE):
+            window = event.window.id if hasattr(event.window, "id") else int(event.window)
+            if event.detail in (_NOTIFY_POINTER_ROOT, _NOTIFY_DETAIL_NONE) or window == self.tracker.root.id:
                 self.input_focus = None
             else:
-                self.input_focus = event.window.id if hasattr(event.window, "id") else int(event.window)
+                self.input_focus = window
+                self.prefer_net = False
         elif etype == _PROPERTY_NOTIFY:
             window = event.window.id if hasattr(event.window, "id") else int(event.window)
             atom = event.atom
             tracker = self.tracker
             if window == tracker.root.id and atom == tracker.atoms["_NET_ACTIVE_WINDOW"]:
+                self.prefer_net = event.state != _PROPERTY_DELETE
                 if self.recorder.paused:
                     self.net_active = 0 if event.state == _PROPERTY_DELETE else -1  # resolved on resume
                     return
                 self.net_active = 0 if event.state == _PROPERTY_DELETE else tracker.net_active_window()
             elif window == tracker.marker_window and atom == tracker.atoms["_TRACEWORK_FOCUS_MARK"]:
-                if self.marker_info is not None and event.state != _PROPERTY_DELETE:
-                    self.input_focus, self.net_active = self.marker_info
+                self.markers_seen += 1
+                if self.marker_info is not None and self.marker_info[0] == self.markers_seen:
+                    self.input_focus, self.net_active = self.marker_info[1]
+                    self.prefer_net = bool(self.net_active)
                     self.marker_info = None
+                else:
+                    if self.marker_info is not None and self.markers_seen > self.marker_info[0]:
+                        self.marker_info = None  # its marker was passed without a match: retry later
+                    return
             elif self.last is not None and window == self.last[2] and atom in tracker.title_atoms:
                 pass  # the title of the focused window changed: re-read below
             else:
@@ -298,17 +315,24 @@ class FocusState:
         if self.recorder.paused:
             self.was_paused = True
             return
-        if self.marker_info is None:
-            seen = (self.tracker.input_focus(), self.tracker.net_active_window())
-            if seen != (self.input_focus, self.net_active) and self.net_active != -1:
-                seen_top = self.tracker.describe(seen[1] or seen[0]) if (seen[1] or seen[0]) else None
-                ours = self.tracker.describe(self.current_window()) if self.current_window() else None
+        tracker = self.tracker
+        if self.marker_info is None and self.net_active != -1:
+            seen = (tracker.input_focus(), tracker.net_active_window())
+            if seen != (self.input_focus, self.net_active):
+                window = (seen[1] if seen[1] and (self.prefer_net or not seen[0]) else seen[0]) or seen[1]
+                seen_top = tracker.describe(window) if window else None
+                ours = tracker.describe(self.current_window()) if self.current_window() else None
                 if (seen_top and seen_top[2]) != (ours and ours[2]):
                     # Watch that window from now on and let the stream say
-                    # where the switch falls relative to the keys.
-                    self.tracker.watch(seen[1] or seen[0])
-                    self.marker_info = seen
-                    self.tracker.put_marker()
+                    # where the switch falls relative to the keys: the marker
+                    # is applied when the listener reaches it, in order.
+                    tracker.watch(window)
+                    number = tracker.put_marker()
+                    # Asked again after the marker (same connection, so the
+                    # server answers after it): a marker is only trusted if
+                    # the focus was the same on both sides of it.
+                    if (tracker.input_focus(), tracker.net_active_window()) == seen:
+                        self.marker_info = (number, seen)
                     return
         self.record()
 
@@ -560,7 +584,7 @@ class X11WindowTracker:
         if len(self._watched) > 4 * self._CACHE_MAX:
             self._watched = set(list(self._watched)[-self._CACHE_MAX:])
 
-    def put_marker(self) -> None:
+    def put_marker(self) -> int:
         """Change a property of our marker window: the PropertyNotify lands in
         the XRecord stream at this point of the server's order."""
         from Xlib import X, Xatom
@@ -570,6 +594,7 @@ class X11WindowTracker:
         window.change_property(self.atoms["_TRACEWORK_FOCUS_MARK"], Xatom.CARDINAL, 32, [self._marks & 0xFFFFFFFF],
                                X.PropModeReplace)
         self.display.flush()
+        return self._marks
 
     def net_active_window(self) -> int:
         """``_NET_ACTIVE_WINDOW`` on the root (0: not set, no window manager)."""
