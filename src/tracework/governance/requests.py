@@ -386,6 +386,8 @@ def _scan_parquet(path: Path, needles: list[str], typed: bool) -> list[str]:
     found = []
     try:
         table = pq.read_table(path)
+    except FileNotFoundError:
+        return []  # removed since the listing (vacuum, dataset rewrite): nothing left to hold
     except (pa.ArrowInvalid, OSError) as exc:
         return [f"{path}: unreadable Parquet file ({exc}); cannot prove it is clean"]
     for name in table.column_names:
@@ -425,7 +427,13 @@ def scan_for(gov, needles: list[str], roots: list[Path] | None = None, typed: bo
                 continue
             if path.name.endswith(".lock"):
                 continue
-            data = _decode_bytes(path.read_bytes())
+            try:
+                data = _decode_bytes(path.read_bytes())
+            except FileNotFoundError:
+                # A concurrent writer's temporary file, renamed or removed since
+                # the listing: what it became is a new file, written after the
+                # erasure's delete (a later scan or erasure covers it).
+                continue
             for n in needles:
                 if n.encode() in data:
                     found.append(f"{path}: holds {n!r}")
