@@ -218,21 +218,23 @@ def test_kill9_during_upload_then_restart_loses_nothing_and_stores_nothing_twice
     assert sum(1 for r in rows if r["type"] == "button_down") == 1
 
 
-def test_collector_down_for_20_seconds_then_everything_arrives(xvfb, collector, agent_factory):
-    # 20 s, not longer: the consent document the agent holds lives 45 s from
-    # its last poll (every 15 s), and an outage past its expiry pauses capture
-    # (reason "consent") by design; test_agent_consent_e2e covers that side.
+def test_collector_down_for_30_seconds_then_everything_arrives(xvfb, collector, agent_factory):
+    # The issue's 30 s outage. The consent document the agent holds lives 55 s
+    # from issue and is refreshed every 10 s, so 30 s offline never pauses
+    # capture; an outage past its expiry pauses it by design (test_agent_consent_e2e).
     c = collector()
     a = enrolled_agent(agent_factory, c).start("--retry-max-seconds", "2")
     xdo(xvfb, "click", "1")
     wait_until(lambda: a.status()["uploaded_events"] > 0, what="a first upload")
     c.stop()  # a real outage: the collector process is gone
     clicks = 1
-    for _ in range(7):  # keep recording through about 20 seconds of outage
+    outage_started = time.monotonic()
+    while time.monotonic() - outage_started < 30:  # keep recording through 30 seconds of outage
         xdo(xvfb, "click", "1", "sleep", "3")
         clicks += 1
     status = a.status()
     assert status["pending_events"] > 0 and "unreachable" in (status["last_error"] or "")
+    assert not status["paused"], status  # 30 s offline must not pause capture
     c.start()
     wait_until(lambda: a.status()["pending_events"] == 0, timeout=60, interval=0.5, what="the spool to drain")
     a.stop()

@@ -35,10 +35,13 @@ from .signing import SigningKey, key_id as _key_id, load_public_key, verify_sign
 
 DOCUMENT_FORMAT = "tracework.consent/1"
 #: How long a signed consent document is valid. An agent that cannot fetch a
-#: newer one stops capturing when it expires.
-DOCUMENT_TTL_S = 45
-#: How often agents should fetch the document.
-POLL_INTERVAL_S = 15
+#: newer one stops capturing when it expires: under 60 s so that a withdrawal
+#: stops capture within a minute even when the agent cannot reach the collector,
+#: and long enough that a 30 s collector outage does not pause capture
+#: (at worst the document is POLL_INTERVAL_S old when the outage starts).
+DOCUMENT_TTL_S = 55
+#: How often agents fetch the document (a withdrawal reaches a connected agent within this).
+POLL_INTERVAL_S = 10
 
 
 class PurposeGrant(msgspec.Struct, kw_only=True):
