@@ -31,6 +31,7 @@ SETTINGS: dict[str, Setting] = {
     for s in [
         Setting("home", "~/.tracework", "Folder for the agent's state (spool, consent, device token)."),
         Setting("data_dir", "./tracework-data", "Collector's data folder: lake, governance store, keys."),
+        Setting("governance.store", "", "Governance store: empty = SQLite in the data folder, or a postgresql:// URL."),
         Setting("collector.url", "http://127.0.0.1:8470", "Where the agent uploads batches."),
         Setting("collector.host", "127.0.0.1", "Address the collector listens on."),
         Setting("collector.port", 8470, "Port the collector listens on."),

@@ -62,9 +62,14 @@ def query_cmd(sql: str, data_dir: str | None, as_json: bool, limit: int) -> None
     \b
     Example: tracework lake query "SELECT type, count(*) FROM events GROUP BY type"
     """
+    from ..governance import record
     from ..lake import query
 
-    result = query(_data_dir(data_dir), sql)
+    directory = _data_dir(data_dir)
+    result = query(directory, sql)
+    # Raw events are personal data (pseudonymous): every read is audited
+    # (invariant 6). The entry holds the SQL and the row count, never rows.
+    record(directory, "data.access", "lake.events", {"command": "lake query", "sql": sql, "rows": result.num_rows})
     rows = result.to_pylist()
     if as_json:
         for row in rows:

@@ -9,7 +9,6 @@ their tables via :func:`ensure_schema`.
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import threading
 from pathlib import Path
@@ -28,7 +27,7 @@ def store_location(data_dir: str | Path, store_url: str | None = None) -> str | 
     URL (given, or from ``TRACEWORK_GOVERNANCE_STORE``), else ``<data_dir>/governance.db``."""
     from .pgcompat import is_postgres_url
 
-    url = store_url if store_url is not None else os.environ.get("TRACEWORK_GOVERNANCE_STORE", "")
+    url = store_url if store_url is not None else governance_store_setting()
     return url if is_postgres_url(url) else governance_db_path(data_dir)
 
 
@@ -125,3 +124,11 @@ class ThreadLocalConnections:
                     pass
             self._all.clear()
         self._local = threading.local()
+
+
+def governance_store_setting() -> str:
+    """The ``governance.store`` setting (environment ``TRACEWORK_GOVERNANCE_STORE``
+    or ``[governance] store`` in tracework.toml); empty means SQLite in the data folder."""
+    from .. import config
+
+    return config.load()["governance.store"]

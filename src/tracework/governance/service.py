@@ -620,12 +620,12 @@ def open_governance(data_dir: str | Path, store_url: str | None = None, *, notic
     pseudonymises with that key: governance must compute the very same
     pseudonyms to find a person's rows.
     """
-    import os
 
     from .devices import DeviceRegistry
-    from .keys import PseudonymKeyring
 
-    store_url = store_url if store_url is not None else os.environ.get("TRACEWORK_GOVERNANCE_STORE", "")
+    from .db import governance_store_setting
+
+    store_url = store_url if store_url is not None else governance_store_setting()
     store = open_store(store_url, data_dir)
     devices = DeviceRegistry(data_dir, store_url=store_url)
     return Governance(store, data_dir, devices.keyring, notices_dir=notices_dir, device_registry=devices)
