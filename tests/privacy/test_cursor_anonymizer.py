@@ -86,3 +86,24 @@ def test_bad_params_and_model():
         CursorParams(strength=-1).validate()
     with pytest.raises(PolicyError):
         CursorModel.load(__file__)  # not JSON
+
+
+@settings(max_examples=100, deadline=None)
+@given(segment(), st.integers(0, 2**32 - 1), st.sampled_from([0.1, 0.25, 0.5]), st.floats(0, 1, exclude_max=True))
+def test_duration_grid_rounds_down_and_keeps_the_end(seg, seed, grid, phase):
+    start, t, x, y = seg
+    nt, nx, ny = anonymize_segment(start, t, x, y, np.random.default_rng(seed),
+                                   CursorParams(duration_grid=grid), grid_phase=phase)
+    assert (nx[-1], ny[-1]) == (x[-1], y[-1]), "the landing point is bit-exact"
+    assert nt[-1] == t[-1], "the segment's end time is kept"
+    assert nt[0] >= t[0], "the start only moves later (never before what came earlier)"
+    assert np.all(np.diff(nt) >= 0)
+    dur, new = int(t[-1] - t[0]), int(nt[-1] - nt[0])
+    if len(t) > 2 or (start is not None and len(t) > 1):
+        # Rounded down by less than one grid step (plus a nanosecond of rounding).
+        assert new <= dur and new * (1 + grid) >= dur - 1
+
+
+def test_duration_grid_out_of_range_is_refused():
+    with pytest.raises(PolicyError):
+        CursorParams(duration_grid=2.0).validate()

@@ -20,7 +20,8 @@ Policy: a plain dict section ``anonymizer`` (or an object with an
                    "pause_ms": 2000, "hesitation_ms": 1000, "quantum_ms": 200,
                    "speed_jitter": 0.0, "releases": "population",  # or "keep"
                    "speed_grid": 0.0, "max_delay_ms": 50},  # max_delay_ms: kloak only
-        "cursor": {"enabled": True, "rest_ms": 300, "retime": True, "strength": 1.0},
+        "cursor": {"enabled": True, "rest_ms": 300, "retime": True, "strength": 1.0,
+                   "duration_grid": 0.0},
         "seed": None,   # tests only: fixes the random draws; never set it in production
     }
 
@@ -49,7 +50,7 @@ from .typing import (MS, PopulationRetimer, TypingParams, default_model as defau
 DEFAULT_TYPING = {"enabled": True, "method": "population", "pause_ms": 2000.0, "hesitation_ms": 1000.0,
                   "quantum_ms": 200.0, "speed_jitter": 0.0, "releases": "population", "speed_grid": 0.0,
                   "max_delay_ms": 50.0}
-DEFAULT_CURSOR = {"enabled": True, "rest_ms": 300.0, "retime": True, "strength": 1.0}
+DEFAULT_CURSOR = {"enabled": True, "rest_ms": 300.0, "retime": True, "strength": 1.0, "duration_grid": 0.0}
 
 # A stretch is released after this many held events even without a pause,
 # so memory stays bounded and events keep flowing during non-stop input.
@@ -211,6 +212,8 @@ class CursorStage:
         self.params.validate()
         self.model = default_cursor_model()
         self.rng = np.random.default_rng(seed)
+        # Phase of the duration grid, one per session (so grid edges differ between people).
+        self.grid_phase = float(self.rng.random())
         self.held: list[MouseMove] = []
         self.last_pos: tuple[int, int] | None = None
 
@@ -221,7 +224,8 @@ class CursorStage:
         t = np.fromiter((e.t_ns for e in seg), dtype=np.int64, count=len(seg))
         x = np.fromiter((e.x for e in seg), dtype=np.int64, count=len(seg))
         y = np.fromiter((e.y for e in seg), dtype=np.int64, count=len(seg))
-        nt, nx, ny = anonymize_segment(self.last_pos, t, x, y, self.rng, self.params, self.model)
+        nt, nx, ny = anonymize_segment(self.last_pos, t, x, y, self.rng, self.params, self.model,
+                                       self.grid_phase)
         self.last_pos = (int(nx[-1]), int(ny[-1]))
         import msgspec
 
@@ -254,6 +258,7 @@ class CursorStage:
         p = self.params
         return Transform(name=self.name, params={
             "rest_ms": float(p.rest_ms), "retime": bool(p.retime), "strength": float(p.strength),
+            "duration_grid": float(p.duration_grid),
             "model": str(self.model.meta.get("source", "built-in"))[:200]})
 
 

@@ -29,6 +29,7 @@ data by ``scripts/build_population_models.py`` and shipped in
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from importlib import resources
 
@@ -102,11 +103,16 @@ class CursorParams:
         person's speed profile in the timing); False keeps original times.
     strength: scales the population-drawn shape deviations (1 = population
         typical; 0 = straight minimum-jerk paths).
+    duration_grid: 0 keeps each segment's duration; ``g > 0`` rounds it
+        *down* to a logarithmic grid with steps of a factor ``1 + g`` (phase
+        drawn once per session), by moving the segment's first sample later;
+        the end time and end point stay exact. Needs ``retime``.
     """
 
     rest_ms: float = 300.0
     retime: bool = True
     strength: float = 1.0
+    duration_grid: float = 0.0
 
     def validate(self) -> None:
         """Raise PolicyError if a parameter is out of range."""
@@ -114,6 +120,9 @@ class CursorParams:
             raise PolicyError(f"cursor rest_ms must be > 0, got {self.rest_ms}", hint="use e.g. 300")
         if not 0 <= self.strength <= 3:
             raise PolicyError(f"cursor strength must be in [0, 3], got {self.strength}", hint="use 1.0")
+        if not 0 <= self.duration_grid <= 1:
+            raise PolicyError(f"cursor duration_grid must be in [0, 1], got {self.duration_grid}",
+                              hint="use 0 (off) or e.g. 0.2")
 
 
 def min_jerk(u: np.ndarray) -> np.ndarray:
@@ -178,8 +187,11 @@ def synthetic_path(x0: float, y0: float, x1: int, y1: int, tau: np.ndarray, rng:
 
 def anonymize_segment(start: tuple[int, int] | None, t_ns: np.ndarray, x: np.ndarray, y: np.ndarray,
                       rng: np.random.Generator, params: CursorParams | None = None,
-                      model: CursorModel | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                      model: CursorModel | None = None, grid_phase: float = 0.0
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """New (t_ns, x, y) for the move samples of one segment.
+
+    grid_phase: the session's phase (0..1) of the ``duration_grid``.
 
     start: where the pointer was before the segment's first sample (None if
     unknown: the first sample is then kept as the start). The last sample's
@@ -198,8 +210,16 @@ def anonymize_segment(start: tuple[int, int] | None, t_ns: np.ndarray, x: np.nda
     if n == 1 or (keep_first and n == 2):
         return t.copy(), x.copy(), y.copy()
     if params.retime:
-        t_new = np.round(np.linspace(t[0], t[-1], n)).astype(np.int64)
-        t_new[0], t_new[-1] = t[0], t[-1]
+        t0 = int(t[0])
+        dur = int(t[-1]) - t0
+        if params.duration_grid > 0 and dur > 0:
+            # Round the duration down on the session's log grid: the start
+            # only moves later, so it never crosses what came before.
+            step = math.log1p(params.duration_grid)
+            k = math.floor(math.log(dur) / step - grid_phase)
+            t0 = max(t0, int(t[-1]) - int(math.exp((k + grid_phase) * step)))
+        t_new = t0 + np.round(np.linspace(0, int(t[-1]) - t0, n)).astype(np.int64)
+        t_new[-1] = t[-1]
     else:
         t_new = t.copy()
     # Normalised time of each sample: the motion is taken to begin one

@@ -493,14 +493,16 @@ class PopulationRetimer:
             r = release_of.get(int(i))
             if r is None:
                 continue
-            rel = press_t[j] + holds[j]
+            # Offsets from the press in float, added to the int64 press time:
+            # epoch nanoseconds do not fit a float's 53-bit mantissa.
+            p0 = int(press_t[j])
+            off = float(holds[j])
             if seq.cls[i] == "modifier" and next_nonmod[j] >= 0:
-                rel = max(rel, press_t[next_nonmod[j]] + mod_after[j])
+                off = max(off, float(int(press_t[next_nonmod[j]]) - p0) + float(mod_after[j]))
             if j in next_same:
                 # Released before the same key is pressed again.
-                nxt_t = press_t[next_same[j]]
-                rel = min(rel, press_t[j] + (nxt_t - press_t[j]) * 0.9)
-            out[r] = int(min(max(rel, press_t[j]), limit))
+                off = min(off, float(int(press_t[next_same[j]]) - p0) * 0.9)
+            out[r] = min(p0 + max(int(round(off)), 0), limit)
         return out
 
     def split_runs(self, t_ns: np.ndarray) -> list[slice]:

@@ -75,6 +75,7 @@ def anonymize_session(s: MouseSession, rng: np.random.Generator, params: CursorP
                       model: CursorModel | None = None) -> MouseSession:
     """A copy of ``s`` with every movement segment re-shaped (clicks, scrolls untouched)."""
     params = params or CursorParams()
+    phase = float(rng.random()) if params.duration_grid > 0 else 0.0  # one per session
     t = s.t.copy()
     x = s.x.copy()
     y = s.y.copy()
@@ -93,7 +94,7 @@ def anonymize_session(s: MouseSession, rng: np.random.Generator, params: CursorP
         tn = np.round(s.t[i:j] * 1e9).astype(np.int64)
         for sl in split_segments(tn, params.rest_ms):
             a, b = i + sl.start, i + sl.stop
-            nt, nx, ny = anonymize_segment(last_pos, tn[sl], s.x[a:b], s.y[a:b], rng, params, model)
+            nt, nx, ny = anonymize_segment(last_pos, tn[sl], s.x[a:b], s.y[a:b], rng, params, model, phase)
             t[a:b] = nt / 1e9
             t[b - 1] = s.t[b - 1]  # keep the exact float end time
             if sl.start == 0 and last_pos is not None:
