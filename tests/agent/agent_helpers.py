@@ -11,22 +11,9 @@ import sys
 import time
 from pathlib import Path
 
+from tracework.demo.processes import stop_process  # noqa: F401  (re-exported for tests)
+
 PYTHON = sys.executable
-
-
-def stop_process(proc: subprocess.Popen, timeout: float = 15.0) -> None:
-    """SIGTERM the process group, then SIGKILL if it does not end in time."""
-    if proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=timeout)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait(timeout=5)
 
 
 def run_tracework(*args: str, env: dict | None = None, timeout: float = 120, check: bool = False,

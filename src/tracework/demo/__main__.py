@@ -20,8 +20,6 @@ import re
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -31,6 +29,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from .processes import free_port as _free_port
+from .processes import stop_process as _stop
 from .xdriver import XDriver, start_xvfb
 
 # What the demo person consents to: everything the scripted session produces
@@ -54,33 +54,12 @@ NON_MODIFIER_KEY_DOWNS = (
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _tracework(*args: str, env: dict, check: bool = True, capture: bool = True) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "tracework", *args]
     result = subprocess.run(cmd, env=env, capture_output=capture, text=True, timeout=120)
     if check and result.returncode != 0:
         raise RuntimeError(f"`tracework {' '.join(args)}` failed:\n{result.stdout}\n{result.stderr}")
     return result
-
-
-def _stop(proc: subprocess.Popen, timeout: float = 30.0) -> None:
-    """SIGTERM the process group, then SIGKILL if it does not end in time."""
-    if proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=timeout)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait(timeout=5)
 
 
 def _wait_http(url: str, timeout: float = 30.0) -> None:
