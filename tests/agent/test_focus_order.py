@@ -98,3 +98,27 @@ def test_mouse_buttons_are_ordered_with_focus_changes(xvfb, x_window, collector,
         elif r["type"] == "button_down":
             clicks.append((r["button"], current))
     assert clicks == [("left", "Clickordera"), ("right", "Clickorderb")] * ROUNDS
+
+
+def test_input_after_a_resume_follows_a_focus_change_naming_its_window(xvfb, x_window, collector, agent):
+    """After a pause nothing was looked at; the first input after the resume
+    must still say which window it went to (recorded from the stream's state,
+    not asked when the key is processed)."""
+    c = collector()
+    w = x_window("Resume A - focus order", "ResumeOrderA", 0, 0)
+    a = agent("resume", TRACEWORK_TEST_X11_LAG_MS=40)
+    a.setup(c.url, c.enroll())
+    a.start()
+    xdo(xvfb, "windowfocus", "--sync", str(w["xid"]), "type", "ab")
+    a.cli("agent", "pause")
+    a.cli("agent", "resume")
+    xdo(xvfb, "type", "cd")
+    a.stop()
+
+    rows = lake_rows(c.data_dir)
+    resume = next(i for i, r in enumerate(rows) if r["type"] == "resume")
+    first_key = next(i for i, r in enumerate(rows) if i > resume and r["type"] == "key_down")
+    between = [r["app"] for r in rows[resume:first_key] if r["type"] == "focus_change"]
+    assert between == ["Resumeordera"]
+    assert [k for k, _ in attributed_keys(rows)] == list("abcd")
+    assert {app for _, app in attributed_keys(rows)} == {"Resumeordera"}

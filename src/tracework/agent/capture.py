@@ -88,6 +88,9 @@ class Recorder:
         self._lock = threading.Lock()
         self._buf: list[tuple] = []
         self.paused = True  # nothing is captured until the agent starts a session
+        # Counts switches from paused to capturing, so a source can record the
+        # focused window again before the first input after each one.
+        self.resumes = 0
         self.hotkey = hotkey
         self.on_hotkey = on_hotkey
         self._coalesce_ns = max(0, int(mouse_coalesce_ms)) * 1_000_000
@@ -169,6 +172,8 @@ class Recorder:
             else:
                 if marker is not None:
                     self._buf.append((K_MARK, time.monotonic_ns(), marker))
+                if self.paused:
+                    self.resumes += 1
                 self.paused = False
 
     def _toggle_from_hotkey(self) -> None:
@@ -176,6 +181,8 @@ class Recorder:
         if self.on_hotkey is not None:
             self.on_hotkey(paused)
         else:
+            if self.paused and not paused:
+                self.resumes += 1
             self.paused = paused
 
     def drain(self) -> list[tuple]:

@@ -159,7 +159,7 @@ class X11Source:
                 # Seed from a query: the stream only says what changes.
                 self._focus.seed()
             listener_cls = _x11_listener_class()
-            self._listener = listener_cls(recorder, self._on_focus_event, self._test_lag_s)
+            self._listener = listener_cls(recorder, self._on_focus_event, self._before_input, self._test_lag_s)
             self._listener.start()
             self._listener.wait()
         finally:
@@ -167,6 +167,19 @@ class X11Source:
         self._stop.clear()
         self._focus_thread = threading.Thread(target=self._poll_focus, name="tracework-focus", daemon=True)
         self._focus_thread.start()
+
+    def _before_input(self) -> None:
+        """Listener thread, before an input event: after a resume the stream's
+        current window is recorded first, so every session's (and every
+        resumed stretch's) input follows a focus change naming its window."""
+        focus = self._focus
+        if focus.needs_record():
+            with self._focus_lock:
+                try:
+                    focus.record()
+                except Exception as exc:  # a window vanishing mid-query is normal on X
+                    log.debug("focus record failed: %s", exc)
+                    self._tracker.forget()
 
     def _on_focus_event(self, event) -> None:
         """A FocusIn/FocusOut/PropertyNotify from the XRecord stream (listener
@@ -231,6 +244,7 @@ class FocusState:
         self.last: tuple | None = None  # last recorded (app, title, top id, geometry)
         self.prefer_net = False  # the stream's latest word came from _NET_ACTIVE_WINDOW
         self.was_paused = True
+        self.resumes_seen = -1  # recorder.resumes when the focus was last recorded
         self.marker_info = None  # (marker number, what the poll saw) for a marker in the stream
         self.markers_seen = 0
 
@@ -303,10 +317,18 @@ class FocusState:
         info = self.tracker.describe(window)
         if info is None:
             return
-        if info != self.last or self.was_paused or force:
+        resumes = recorder.resumes
+        if info != self.last or self.was_paused or force or resumes != self.resumes_seen:
             recorder.on_focus(info[0], info[1], info[2], info[3])
             self.last = info
         self.was_paused = False
+        self.resumes_seen = resumes
+
+    def needs_record(self) -> bool:
+        """True when capture resumed since the focus was last recorded (a
+        lock-free check the listener makes before each input event)."""
+        recorder = self.recorder
+        return not recorder.paused and recorder.resumes != self.resumes_seen
 
     def poll(self) -> None:
         """The poll thread's share: after a resume, and for title changes, the
@@ -382,10 +404,11 @@ def _x11_listener_class():
                 "errors": (0, 0), "client_started": False, "client_died": False}
 
     class InputListener(XKeyboardListener):
-        def __init__(self, recorder: Recorder, on_focus_event, lag_s: float = 0.0):
+        def __init__(self, recorder: Recorder, on_focus_event, before_input, lag_s: float = 0.0):
             super().__init__()
             self.recorder = recorder
             self.on_focus_event = on_focus_event
+            self.before_input = before_input
             self.lag_s = lag_s
             self._masks = (8, 128, 64)
 
@@ -427,6 +450,7 @@ def _x11_listener_class():
                 return
             if self.lag_s:
                 time.sleep(self.lag_s)
+            self.before_input()
             if etype >= _BUTTON_PRESS:
                 handle_mouse_event(self.recorder, event, self._masks)
                 return
