@@ -241,18 +241,33 @@ class RedactionStage:
                 if not c.released and not c.sticky:
                     c.label = c.span_key = None
         text = "".join(c.ch for c in cells[lo:])
-        for span in self.redactor.find(text):
-            if lo + span.end <= first:
-                continue
+        spans = [sp for sp in self.redactor.find(text) if lo + sp.end > first]
+        core: set[int] = set()  # cells inside a detected span (not widened)
+        for span in spans:
             key = (span.placeholder, id(cells[lo + span.start]))
-            for c in cells[lo + span.start : lo + span.end]:
-                if c.released:
-                    continue
-                # A later, fuller view of the text decides the type (a card's
-                # first groups may have looked like a phone number before a
-                # BackSpace); a sticky label only survives where nothing is found now.
-                c.label, c.span_key = span.placeholder, key
-                c.sticky = c.sticky or sticky
+            for i in range(lo + span.start, lo + span.end):
+                core.add(i)
+                self._apply(cells[i], span.placeholder, key, sticky)
+        # A secret's token is redacted whole: a detector that stops inside a
+        # token (a match running over two numbers typed side by side, a
+        # checksum failing on a retyped digit) must not leave the token's other
+        # characters as text. Widened cells never take over another span's
+        # cells, and widening is bounded so scans stay linear.
+        for span in spans:
+            start, end = lo + span.start, lo + span.end
+            grouped = span.placeholder in _GROUPED_NUMBERS
+            while start > lo and end - start < secrets.MAX_TOKEN_SCAN and (
+                not _token_edge(cells[start - 1].ch) or (grouped and _digit_group_gap(cells, start - 1, lo))
+            ):
+                start -= 1
+            while end < len(cells) and end - start < secrets.MAX_TOKEN_SCAN and (
+                not _token_edge(cells[end].ch) or (grouped and _digit_group_gap(cells, end, lo))
+            ):
+                end += 1
+            key = (span.placeholder, id(cells[lo + span.start]))
+            for i in range(start, end):
+                if i not in core:
+                    self._apply(cells[i], span.placeholder, key, sticky)
         # Deleted cells whose left neighbour (at deletion) is in a labelled
         # span or right before one take that span's label.
         index = {id(c): i for i, c in enumerate(cells)}
@@ -265,6 +280,16 @@ class RedactionStage:
                 if 0 <= j < len(cells) and cells[j].label:
                     dead.label, dead.span_key = cells[j].label, cells[j].span_key
                     break
+
+    @staticmethod
+    def _apply(cell: Cell, placeholder: str, key: object, sticky: bool) -> None:
+        if cell.released:
+            return
+        # A later, fuller view of the text decides the type (a card's first
+        # groups may have looked like a phone number before a BackSpace); a
+        # sticky label only survives where nothing is found now.
+        cell.label, cell.span_key = placeholder, key
+        cell.sticky = cell.sticky or sticky
 
     def _label_suspect_token(self) -> None:
         """On timeout the token at the caret may be a secret cut short (the
@@ -388,6 +413,31 @@ _PREFIXES = tuple(
         if len(h) >= 3 and h[0].isalnum() and "/" not in h
     )
 )
+
+
+# Numbers typed in groups ("4086 1093 6254 1706"): a digit group right next to
+# one of these spans is redacted with it, so that two numbers typed side by side
+# (a phone, then a card) cannot leave the second one's tail readable when the
+# detector's match took groups of both.
+_GROUPED_NUMBERS = frozenset({"CARD", "PHONE", "IBAN", "SSN", "NATIONAL_ID"})
+
+
+def _digit_group_gap(cells: list, i: int, lo: int) -> bool:
+    """Cell i is a single space or dash between two digits."""
+    return (
+        cells[i].ch in " -"
+        and lo < i < len(cells) - 1
+        and cells[i - 1].ch.isdigit()
+        and cells[i + 1].ch.isdigit()
+    )
+
+
+def _token_edge(ch: str) -> bool:
+    """Where span widening stops: at any character that is not a letter, digit,
+    ``_``, ``-`` or ``+``. So ``NAME=`` before a value, ``https://`` and ``@host``
+    around a credential and punctuation around a card stay readable, while the
+    rest of a digit run or token body a detector stopped inside is redacted."""
+    return not (ch.isalnum() or ch in "+_-")
 
 
 def _looks_secret(token: str) -> bool:
