@@ -11,7 +11,9 @@
     ├── AuthError                  unknown, revoked or missing credentials (terminal)
     ├── LakeError                  a lake table is missing or unreadable (terminal)
     ├── BuildError                 a dataset build failed; nothing was published (terminal)
-    └── GovernanceError            a governance request is invalid (terminal)
+    ├── GovernanceError            a governance request is invalid (terminal)
+    └── RecordingError             an imported recording is malformed or truncated; nothing written
+                                   (terminal; defined in tracework.importers)
 """
 
 from __future__ import annotations
