@@ -70,6 +70,10 @@ def test_only_consenting_person_is_in_the_dataset_and_withdrawal_removes_them(la
     typing = pl.read_parquet(out / "typing" / "*.parquet")
     assert set(typing["person"].to_list()) == {ps["alice"]}
     assert typing["text"].to_list() == ["alice writes"]
+    # typing_models consent covers key text and timing, not window titles:
+    # the field's window is withheld, the text is kept.
+    assert typing["app"].to_list() == [None] and typing["title"].to_list() == [None]
+    assert not any(b"notes s-alice" in f.read_bytes() for f in out.rglob("*.parquet"))
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["persons"] == [ps["alice"]]
     assert manifest["persons_excluded"] == 1

@@ -238,6 +238,7 @@ def build_datasets(
             for r in frames.pop("_redactions").iter_rows(named=True):
                 redactions[r["redacted"]] = redactions.get(r["redacted"], 0) + int(r["count"])
             for kind in kinds:
+                frames[kind] = withhold_unconsented_columns(frames[kind], consent)
                 schemas.setdefault(kind, frames[kind].schema)
                 chunk_counts, written = _write_kind(tmp, kind, frames[kind], settings, c)
                 for s, n in chunk_counts.items():
@@ -293,6 +294,31 @@ def _unique_transforms(transforms: list[dict]) -> list[dict]:
             seen.add(key)
             out.append(t)
     return out
+
+
+#: Columns that carry a data class of their own, beside the classes a kind is
+#: made of: typing and cursor rows name the focused window, which only a
+#: consent covering ``window_titles`` may release.
+CLASS_COLUMNS: dict[str, tuple[str, ...]] = {"window_titles": ("app", "title", "url")}
+
+
+def withhold_unconsented_columns(df: pl.DataFrame, consent: dict | None) -> pl.DataFrame:
+    """Null the columns of data classes the consent filter did not check: a
+    ``typing_models`` dataset keeps the text and timing people agreed to, not
+    the names of the windows they typed in. Without a consent filter (the
+    low-level API, tests) nothing is withheld."""
+    if not consent or "classes" not in consent:
+        return df
+    withheld = [
+        col
+        for data_class, cols in CLASS_COLUMNS.items()
+        if data_class not in consent["classes"]
+        for col in cols
+        if col in df.columns
+    ]
+    if not withheld:
+        return df
+    return df.with_columns([pl.lit(None, dtype=df.schema[c]).alias(c) for c in withheld])
 
 
 def _write_kind(tmp: Path, kind: str, df: pl.DataFrame, settings: BuildSettings, chunk: int) -> tuple[dict[str, int], list[str]]:
