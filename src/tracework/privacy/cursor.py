@@ -28,14 +28,13 @@ data by ``scripts/build_population_models.py`` and shipped in
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
-from importlib import resources
 
 import numpy as np
 
 from ..errors import PolicyError
+from .models import load_model_document
 
 # Statistics the synthetic path draws from the population, with the
 # fallback used if a model lacks one (values from the motor-control
@@ -59,17 +58,7 @@ class CursorModel:
     @classmethod
     def load(cls, path: str | None = None) -> "CursorModel":
         """Load a model file; None loads the one shipped with the package."""
-        if path is None:
-            text = resources.files("tracework.privacy.models").joinpath("cursor_population.json").read_text()
-        else:
-            with open(path) as fh:
-                text = fh.read()
-        try:
-            doc = json.loads(text)
-            return cls(doc["quantiles"], doc.get("meta"))
-        except (KeyError, ValueError, TypeError) as exc:
-            raise PolicyError(f"cursor population model {path or '(shipped)'} is malformed: {exc}",
-                              hint="rebuild it with scripts/build_population_models.py") from exc
+        return cls(*load_model_document("cursor", "cursor_population.json", path))
 
     def draw(self, name: str, rng: np.random.Generator) -> float:
         """One value of statistic ``name`` from its population distribution."""

@@ -40,17 +40,16 @@ order (the agent assigns ``seq`` before the privacy pipeline).
 
 from __future__ import annotations
 
-import json
 import math
 import string
 from dataclasses import dataclass
-from importlib import resources
 from typing import Iterable, Sequence
 
 import msgspec
 import numpy as np
 
 from ..errors import PolicyError
+from .models import load_model_document
 from ..events import Event, KeyDown, KeyUp
 
 MS = 1_000_000  # nanoseconds per millisecond
@@ -192,17 +191,7 @@ class PopulationModel:
     @classmethod
     def load(cls, path: str | None = None) -> "PopulationModel":
         """Load a model file; None loads the one shipped with the package."""
-        if path is None:
-            text = resources.files("tracework.privacy.models").joinpath("typing_population.json").read_text()
-        else:
-            with open(path) as fh:
-                text = fh.read()
-        try:
-            doc = json.loads(text)
-            return cls(doc["quantiles"], doc.get("meta"))
-        except (KeyError, ValueError, TypeError) as exc:
-            raise PolicyError(f"typing population model {path or '(shipped)'} is malformed: {exc}",
-                              hint="rebuild it with scripts/build_population_models.py") from exc
+        return cls(*load_model_document("typing", "typing_population.json", path))
 
     def table(self, label: str) -> np.ndarray:
         """The quantile table for ``label`` or its nearest coarser class."""
