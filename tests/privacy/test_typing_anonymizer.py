@@ -21,11 +21,14 @@ def typed(draw, max_keys=40):
     text = draw(st.text(alphabet=CHARS, min_size=n, max_size=n))
     t = 1_700_000_000_000 * MS
     raw = []
+    released_at = {}  # a physical key cannot be pressed again before its release
     for i, ch in enumerate(text):
         t += draw(st.one_of(st.integers(0, 400), st.integers(400, 4000))) * MS
+        t = max(t, released_at.get(ch, t))
         hold = draw(st.integers(0, 300)) * MS
         raw.append((t, True, i, ch))
         raw.append((t + hold, False, i, ch))
+        released_at[ch] = t + hold
     raw.sort(key=lambda r: (r[0], r[2], not r[1]))
     events = []
     for seq, (tt, down, i, ch) in enumerate(raw):
