@@ -14,7 +14,8 @@ its teardown (process group SIGTERM, then SIGKILL).
 
 ``collector`` (function scope)
     Factory for a real collector subprocess (``tracework serve``) on 127.0.0.1
-    with its own data folder under ``tmp_path``: ``c = collector()`` returns a
+    with its own data folder under ``tmp_path`` (``env=`` adds ``TRACEWORK_*``
+    settings): ``c = collector()`` returns a
     :class:`CollectorProcess` with ``url``, ``data_dir``, ``enroll(person)`` →
     token (and the person's governance consent to every class, unless
     ``consent=False``), ``stop()`` and ``start()`` (same port and data, for
@@ -143,7 +144,7 @@ def x_window(xvfb):
 class CollectorProcess:
     """A real ``tracework serve`` subprocess on 127.0.0.1."""
 
-    def __init__(self, data_dir: Path, log_path: Path, require_consent: bool = False):
+    def __init__(self, data_dir: Path, log_path: Path, require_consent: bool = False, env: dict | None = None):
         self.data_dir = data_dir
         # Governance's consent check is on by default in `tracework serve`;
         # tests whose subject is not consent grant it at enroll() anyway.
@@ -152,7 +153,7 @@ class CollectorProcess:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         self.proc: subprocess.Popen | None = None
-        self.env = dict(os.environ, TRACEWORK_DATA_DIR=str(data_dir))
+        self.env = dict(os.environ, TRACEWORK_DATA_DIR=str(data_dir), **(env or {}))
         self.env.pop("TRACEWORK_CONFIG", None)
 
     def start(self) -> "CollectorProcess":
@@ -199,8 +200,8 @@ def collector(tmp_path):
     """Factory for real collector subprocesses; all are stopped at teardown."""
     started: list[CollectorProcess] = []
 
-    def make(name: str = "collector", require_consent: bool = False) -> CollectorProcess:
-        c = CollectorProcess(tmp_path / f"{name}-data", tmp_path / f"{name}.log", require_consent)
+    def make(name: str = "collector", require_consent: bool = False, env: dict | None = None) -> CollectorProcess:
+        c = CollectorProcess(tmp_path / f"{name}-data", tmp_path / f"{name}.log", require_consent, env)
         started.append(c)
         return c.start()
 

@@ -180,6 +180,7 @@ class ErasureReport:
     files_removed: int = 0
     remaining: list[str] = field(default_factory=list)
     consent_withdrawn: list[str] = field(default_factory=list)
+    rounds: int = 0
 
     @property
     def verified(self) -> bool:
@@ -193,10 +194,17 @@ class ErasureReport:
             "datasets_touched": self.datasets_touched,
             "files_removed": self.files_removed,
             "consent_withdrawn": self.consent_withdrawn,
+            "rounds": self.rounds,
             "verified": self.verified,
             "remaining": self.remaining,
         }
 
+
+#: Waits before the second, third... round of an erasure whose scan still found
+#: rows (batches accepted just before the consent withdrawal, committed after
+#: the delete). The collector commits within ``collector.commit_interval_ms``
+#: (50 ms by default) of accepting a batch, so these cover a loaded machine.
+ERASURE_SETTLE_S = (0.5, 1.0, 2.0, 4.0)
 
 #: The stages of an erasure, in order (for progress display).
 ERASURE_STEPS = ("deleting raw rows", "rewriting datasets", "vacuuming old files and versions", "scanning for remains")
@@ -273,6 +281,7 @@ def erase_person(
     extra_needles: Iterable[str] = (),
     on_step: Callable[[str], None] | None = None,
     keep_consent: bool = False,
+    settle_s: float | None = None,
 ) -> ErasureReport:
     """Erase everything held about ``person_id`` in the lake and datasets,
     then verify by scanning. ``extra_needles`` are further strings that must not
@@ -281,7 +290,11 @@ def erase_person(
 
     Unless ``keep_consent``, every current grant is withdrawn first, so the
     person's agents stop within a minute and the collector refuses their
-    next batch: nothing new arrives while, or after, their data is erased."""
+    next batch: nothing new arrives while, or after, their data is erased.
+    A batch the collector accepted just before the withdrawal is still
+    committed, within ``collector.commit_interval_ms``; the erasure waits
+    ``settle_s`` (default: twice that interval plus 0.25 s) before deleting,
+    and repeats its rounds while the scan still finds anything."""
     from ..lake import delete_where, vacuum
 
     gov.authorize(principal, "data.own" if principal.role == "person" else "requests.handle", person_id)
@@ -299,18 +312,34 @@ def erase_person(
             report.consent_withdrawn.append(purpose)
     step = on_step or (lambda name: None)
     try:
-        step(ERASURE_STEPS[0])
-        report.raw_rows_deleted = delete_where(gov.data_dir, _salted_predicate(pseudonyms))
-        step(ERASURE_STEPS[1])
-        for folder in find_datasets(gov):
-            if manifest_persons(_read_manifest(folder)) & set(pseudonyms):
-                report.dataset_rows_deleted += _erase_from_dataset(folder, set(pseudonyms))
-                report.datasets_touched.append(folder.name)
-        step(ERASURE_STEPS[2])
-        report.files_removed = len(vacuum(gov.data_dir))
-        _drop_old_table_versions(gov.data_dir)
-        step(ERASURE_STEPS[3])
-        report.remaining = scan_for(gov, list(pseudonyms) + extra_needles, typed=bool(extra_needles))
+        # A batch that passed the collector's consent check just before the
+        # withdrawal may still be waiting for its group commit, and a dataset
+        # build that checked consent before it may still be writing: either can
+        # land after the delete. Nothing new can pass the check once consent is
+        # withdrawn, so repeating delete, rewrite, vacuum and scan after a short
+        # settle converges; the report says how many rounds it took.
+        if settle_s is None:
+            from ..config import load as load_settings
+
+            settle_s = 2 * load_settings()["collector.commit_interval_ms"] / 1000 + 0.25
+        for round_no, wait_s in enumerate((settle_s, *ERASURE_SETTLE_S)):
+            time.sleep(wait_s)
+            report.rounds = round_no + 1
+            step(ERASURE_STEPS[0])
+            report.raw_rows_deleted += delete_where(gov.data_dir, _salted_predicate(pseudonyms))
+            step(ERASURE_STEPS[1])
+            for folder in find_datasets(gov):
+                if manifest_persons(_read_manifest(folder)) & set(pseudonyms):
+                    report.dataset_rows_deleted += _erase_from_dataset(folder, set(pseudonyms))
+                    if folder.name not in report.datasets_touched:
+                        report.datasets_touched.append(folder.name)
+            step(ERASURE_STEPS[2])
+            report.files_removed += len(vacuum(gov.data_dir))
+            _drop_old_table_versions(gov.data_dir)
+            step(ERASURE_STEPS[3])
+            report.remaining = scan_for(gov, list(pseudonyms) + extra_needles, typed=bool(extra_needles))
+            if not report.remaining:
+                break
     except (LakeError, GovernanceError) as exc:
         gov.finish_request(request_id, "failed", {"error": str(exc)})
         gov.audit.append(gov.actor(principal), "data.erase", subject, {"request_id": request_id, "status": "failed"})
