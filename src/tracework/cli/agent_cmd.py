@@ -44,6 +44,28 @@ def agent_group() -> None:
     """
 
 
+def _refuse_a_key_the_collector_does_not_use(given: str, url: str) -> None:
+    """A pinned key that the collector does not sign with would silently stop
+    capture later; say so now, before anything is written. An unreachable
+    collector is not an error: the key given by the administrator is pinned."""
+    from ..agent.consent_gate import fetch_public_key
+    from ..errors import ConfigError
+    from ..governance.signing import key_id, load_public_key, public_key_b64
+
+    try:
+        presented = fetch_public_key(url)
+    except ConfigError:
+        return
+    given_key, presented_key = load_public_key(given.strip()), load_public_key(presented)
+    if public_key_b64(given_key) != public_key_b64(presented_key):
+        raise ConfigError(
+            f"the key given (id {key_id(given_key)}) is not the key the collector at {url} signs consent "
+            f"documents with (id {key_id(presented_key)}); nothing was changed",
+            hint="copy the key printed by `tracework devices enroll` (or `tracework consent public-key`) on the "
+            "collector; if it is right, something between this device and the collector answers in its place",
+        )
+
+
 @agent_group.command("configure")
 @click.option("--collector", "collector_url", default=None, metavar="URL", help="Collector address, e.g. http://127.0.0.1:8470.")
 @click.option("--token", default=None, metavar="TOKEN", help="Device token printed by `tracework devices enroll`.")
@@ -60,6 +82,8 @@ def configure_cmd(collector_url: str | None, token: str | None, collector_key: s
     h = AgentHome(s["home"])
     if collector_key is not None:
         check_public_key(collector_key)  # before anything is written
+        _refuse_a_key_the_collector_does_not_use(
+            collector_key, collector_url or h.device().get("collector_url") or s["collector.url"])
     if collector_url is not None or token is not None:
         record = h.configure(collector_url, token)
     elif collector_key is None:

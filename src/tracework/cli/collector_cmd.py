@@ -105,16 +105,32 @@ def _registry(data_dir: str | None):
 @click.option("--person", required=True, help="Id of the person this device records (kept in governance only).")
 @click.option("--name", default="", help="A name for the device, e.g. 'alice-laptop'.")
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None, help="Collector data folder [data_dir].")
-@click.option("--json", "as_json", is_flag=True, help="Print {device_id, token} as JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print {device_id, token, person, collector_key} as JSON.")
 def enroll(person: str, name: str, data_dir: str | None, as_json: bool) -> None:
-    """Give a device its upload token. The token is shown only once."""
+    """Give a device its upload token. The token is shown only once.
+
+    Also prints the collector's consent-signing public key: give it to the
+    device with the token (``tracework agent configure ... --collector-key``)
+    so the agent pins it from the start instead of trusting the first key it
+    is shown.
+    """
+    from ..governance import open_governance
+
+    settings = _settings(data_dir=data_dir)
     device_id, token = _registry(data_dir).enroll(person, name)
+    gov = open_governance(settings["data_dir"])
+    try:
+        key = gov.consent_public_key()
+    finally:
+        gov.close()
     if as_json:
-        click.echo(json.dumps({"device_id": device_id, "token": token, "person": person}))
+        click.echo(json.dumps({"device_id": device_id, "token": token, "person": person, "collector_key": key}))
         return
     click.echo(f"device {device_id} enrolled for person {person}")
     click.echo(f"token: {token}")
-    click.echo("store it on the device (it is not shown again): tracework agent run reads it from its settings")
+    click.echo(f"collector consent key: {key}")
+    click.echo("on the device (the token is not shown again):")
+    click.echo(f"  tracework agent configure --collector {settings['collector.url']} --token {token} --collector-key {key}")
 
 
 @devices.command("list")

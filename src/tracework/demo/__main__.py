@@ -5,7 +5,7 @@ What it does, all on this machine and all stopped at the end:
  2. a private virtual X display (Xvfb) unless --use-current-display is given;
  3. registers the demo person, records their consent in governance (`tracework
     consent grant`, the current notice of ``agent_training``), enrolls the device,
-    configures the agent (which pins the collector's consent key and fetches the
+    configures the agent (pinning the collector's consent key given at enrollment, then fetching the
     signed consent document), records the local opt-in, starts the agent;
  4. opens two real windows and drives them with xdotool for about a minute: typing
     sentences with corrections, clicks, double clicks, a drag, scrolling, window switches;
@@ -203,7 +203,10 @@ def main(argv: list[str] | None = None) -> int:
         console.print(f"  {granted}")
         enrolled = json.loads(_tracework("devices", "enroll", "--person", "demo-person", "--name", "demo-laptop",
                                          "--data-dir", str(data_dir), "--json", env=env).stdout)
-        configured = _tracework("agent", "configure", "--collector", url, "--token", enrolled["token"], env=env).stdout
+        # The key comes with the token from enrollment, so the agent pins it
+        # from the start (no trust on first use).
+        configured = _tracework("agent", "configure", "--collector", url, "--token", enrolled["token"],
+                                "--collector-key", enrolled["collector_key"], env=env).stdout
         for line in configured.splitlines():
             console.print(f"  {line}")
         _tracework("agent", "consent", "--accept", env=env)
