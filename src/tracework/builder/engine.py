@@ -21,7 +21,6 @@ from pathlib import Path
 
 import polars as pl
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from ..errors import BuildError, LakeError
 from .actions import reduce_actions
@@ -34,6 +33,8 @@ SPLITS = ("train", "validation", "test")
 # The in-memory engine: the streaming engine (Polars 2's default) was 2-3x
 # slower on the window expressions the transforms are made of.
 ENGINE = "in-memory"
+# String columns are read dictionary-encoded (see _read_file).
+_STRING_COLUMNS = {name for name, dtype in SOURCE_COLUMNS.items() if dtype == pl.String} | {"transforms"}
 PersonFilter = Callable[[list[str]], Iterable[str]]
 Progress = Callable[[str, float], None]
 
@@ -63,10 +64,73 @@ def split_of(person: str, settings: BuildSettings) -> str:
     return "test"
 
 
-def plan_chunks(data_dir: str | Path, chunk_events: int) -> tuple[int | None, str, list[tuple[list[str], list[str]]], list[str]]:
+@dataclass
+class Chunk:
+    """Whole sessions built together: their ids, the days (partitions) their
+    events lie on and, for a local lake, the data files that hold them."""
+
+    sessions: list[str]
+    days: list[str]
+    files: list[str] | None = None
+
+
+def _local_files(data_dir: str | Path) -> list[tuple[str, str | None]] | None:
+    """(file, day) for every data file of a local lake whose files can be read
+    as they are; None when only deltalake's reader may read them (deletion
+    vectors, column mapping, remote storage)."""
+    import pyarrow.dataset as pads
+    import pyarrow.fs as pafs
+
+    from ..lake import open_table, table_path
+    from ..lake.read import table_dataset
+
+    table = open_table(data_dir)
+    if table is None:
+        return None
+    dataset = table_dataset(table, table_path(data_dir))
+    if not isinstance(dataset, pads.FileSystemDataset) or not isinstance(dataset.filesystem, pafs.LocalFileSystem):
+        return None
+    out = []
+    for fragment in dataset.get_fragments():
+        day = pads.get_partition_keys(fragment.partition_expression).get("day")
+        out.append((fragment.path, None if day is None else str(day)))
+    return out
+
+
+def _read_file(path: str, columns: list[str]) -> pa.Table:
+    """``columns`` of one data file (those it has: older files may lack newer
+    columns), strings dictionary-encoded: decoding a string column into one
+    string per row is most of the cost of reading the lake, and the builder
+    needs the strings of few rows."""
+    import pyarrow.parquet as pq
+
+    present = set(pq.read_schema(path).names)
+    cols = [c for c in columns if c in present]
+    strings = [c for c in cols if c in _STRING_COLUMNS]
+    return pq.read_table(path, columns=cols, read_dictionary=strings, use_threads=False)
+
+
+def _dictionary_counts(column: pa.ChunkedArray) -> tuple[list, "np.ndarray"]:
+    """(values, row count per value) of a dictionary-encoded column, from its
+    indices: no per-row strings."""
+    import numpy as np
+
+    values: dict = {}
+    for chunk in column.chunks:
+        dictionary = chunk.dictionary.to_pylist()
+        idx = chunk.indices.fill_null(len(dictionary)).to_numpy()
+        counts = np.bincount(idx, minlength=len(dictionary) + 1)
+        for v, n in zip(dictionary + [None], counts.tolist()):
+            if n:
+                values[v] = values.get(v, 0) + n
+    return list(values), np.array(list(values.values()), dtype=np.int64)
+
+
+def plan_chunks(data_dir: str | Path, chunk_events: int) -> tuple[int | None, str, list[Chunk], list[str]]:
     """Split the lake into chunks of whole sessions of about ``chunk_events``
-    events each: (version, path, [(sessions, days)], people). Reads only the
-    ``session``, ``day`` and ``person`` columns."""
+    events each: (version, path, chunks, people). Reads only the ``session``,
+    ``day`` and ``person`` columns (for a local lake: ``session`` and
+    ``person`` of each file, dictionary-encoded, and the day from its path)."""
     from ..lake import open_table, read_events, table_path
 
     path = table_path(data_dir)
@@ -77,50 +141,99 @@ def plan_chunks(data_dir: str | Path, chunk_events: int) -> tuple[int | None, st
             hint="check --data-dir, or fill the lake first (tracework serve + agent, or tracework import)",
         )
     version = table.version()
-    index = pl.from_arrow(read_events(data_dir, columns=["session", "day", "person"]))
-    if index.height == 0:
-        return version, str(path), [], []
-    people = sorted(index["person"].drop_nulls().unique().to_list())
-    per_session = (
-        index.group_by("session")
-        .agg(pl.len().alias("n"), pl.col("day").unique().alias("days"), pl.col("day").min().alias("first_day"))
-        .sort(["first_day", "session"])
-    )
-    chunks: list[tuple[list[str], list[str]]] = []
+    files = _local_files(data_dir)
+    if files is not None:
+        people_set: set[str] = set()
+        parts = []
+        for i, (file, day) in enumerate(files):
+            t = _read_file(file, ["session", "person"])
+            if t.num_rows == 0:
+                continue
+            if "person" in t.column_names:
+                people_set.update(v for v in _dictionary_counts(t.column("person"))[0] if v is not None)
+            sessions, counts = _dictionary_counts(t.column("session"))
+            parts.append(pl.DataFrame({"session": sessions, "n": counts, "day": [day] * len(sessions), "file": [i] * len(sessions)},
+                                      schema={"session": pl.String, "n": pl.Int64, "day": pl.String, "file": pl.Int64}))
+        if not parts:
+            return version, str(path), [], []
+        index = pl.concat(parts)
+        people = sorted(people_set)
+        per_session = (
+            index.group_by("session")
+            .agg(pl.col("n").sum(), pl.col("day").unique().alias("days"), pl.col("day").min().alias("first_day"), pl.col("file").unique().alias("files"))
+            .sort(["first_day", "session"])
+        )
+    else:
+        index = pl.from_arrow(read_events(data_dir, columns=["session", "day", "person"]))
+        if index.height == 0:
+            return version, str(path), [], []
+        people = sorted(index["person"].drop_nulls().unique().to_list())
+        per_session = (
+            index.group_by("session")
+            .agg(pl.len().alias("n"), pl.col("day").unique().alias("days"), pl.col("day").min().alias("first_day"))
+            .sort(["first_day", "session"])
+        )
+    chunks: list[Chunk] = []
     sessions: list[str] = []
     days: set[str] = set()
+    in_files: set[int] = set()
     size = 0
+
+    def close() -> None:
+        chunks.append(Chunk(sessions, sorted(days), None if files is None else [files[i][0] for i in sorted(in_files)]))
+
     for row in per_session.iter_rows(named=True):
         if sessions and size + row["n"] > chunk_events:
-            chunks.append((sessions, sorted(days)))
-            sessions, days, size = [], set(), 0
+            close()
+            sessions, days, in_files, size = [], set(), set(), 0
         sessions.append(row["session"])
         days.update(d for d in row["days"] if d is not None)
+        in_files.update(row.get("files") or ())
         size += row["n"]
     if sessions:
-        chunks.append((sessions, sorted(days)))
+        close()
     return version, str(path), chunks, people
 
 
-def read_chunk(data_dir: str | Path, sessions: list[str], days: list[str]) -> tuple[pl.DataFrame, list[dict]]:
-    """The builder's columns for ``sessions`` (whose events lie on ``days``),
-    and the privacy transforms their session_start events record."""
+def read_chunk(data_dir: str | Path, chunk: Chunk) -> tuple[pl.DataFrame, list[dict]]:
+    """The builder's columns for the sessions of ``chunk``, and the privacy
+    transforms their session_start events record."""
+    import numpy as np
     import pyarrow.compute as pc
 
     from ..lake import RAW_EVENTS_SCHEMA, read_events
 
     columns = [c for c in SOURCE_COLUMNS if c in RAW_EVENTS_SCHEMA.names] + ["transforms"]
-    # Partition pruning on day first; the session filter then drops the rest.
-    where = pc.field("day").isin(days) & pc.field("session").isin(sessions)
-    arrow = read_events(data_dir, columns=columns, filter=where)
+    if chunk.files is None:
+        # Partition pruning on day first; the session filter then drops the rest.
+        where = pc.field("day").isin(chunk.days) & pc.field("session").isin(chunk.sessions)
+        arrow = read_events(data_dir, columns=columns, filter=where)
+    else:
+        wanted = set(chunk.sessions)
+        parts = []
+        for file in chunk.files:
+            t = _read_file(file, columns)
+            # The session filter on dictionary indices: one lookup per distinct session.
+            masks = []
+            for part in t.column("session").chunks:
+                keep = np.array([v in wanted for v in part.dictionary.to_pylist()] + [False], dtype=bool)
+                masks.append(keep[part.indices.fill_null(len(part.dictionary)).to_numpy()])
+            mask = np.concatenate(masks) if masks else np.zeros(0, dtype=bool)
+            if not mask.all():  # a file of only this chunk's sessions needs no copy
+                t = t.filter(pa.array(mask))
+            if t.num_rows:
+                parts.append(t)
+        arrow = pa.concat_tables(parts, promote_options="permissive") if parts else RAW_EVENTS_SCHEMA.empty_table().select(columns)
     transforms: list[dict] = []
-    starts = [v for v in arrow.column("transforms").drop_null().to_pylist() if v]
+    starts = [v for v in arrow.column("transforms").drop_null().to_pylist() if v] if "transforms" in arrow.column_names else []
     for value in set(starts):
         try:
             transforms.extend(json.loads(value))
         except ValueError:
             pass  # a malformed record cannot stop a build; the card lists what parsed
-    return pl.from_arrow(arrow.drop_columns(["transforms"])), transforms
+    if "transforms" in arrow.column_names:
+        arrow = arrow.drop_columns(["transforms"])
+    return pl.from_arrow(arrow), transforms
 
 
 def build_frames(
@@ -225,9 +338,9 @@ def build_datasets(
         session_parts: list[pl.DataFrame] = []
         redactions: dict[str, int] = {}
         transforms: list[dict] = []
-        for c, (chunk_sessions, days) in enumerate(chunks):
+        for c, chunk in enumerate(chunks):
             report(f"building chunk {c + 1} of {len(chunks)}", 0.05 + 0.85 * c / len(chunks))
-            raw, chunk_transforms = read_chunk(data_dir, chunk_sessions, days)
+            raw, chunk_transforms = read_chunk(data_dir, chunk)
             transforms += chunk_transforms
             raw = raw.filter(pl.col("person").is_in(sorted(allowed)))
             if raw.height == 0:
@@ -336,7 +449,9 @@ def _write_kind(tmp: Path, kind: str, df: pl.DataFrame, settings: BuildSettings,
             rel = f"{kind}/{name}-{chunk:05d}-{i:03d}.parquet"
             piece = part.slice(i * settings.shard_rows, settings.shard_rows)
             # zstd level 1: close to snappy's speed, noticeably smaller shards.
-            pq.write_table(piece.to_arrow(), tmp / rel, compression="zstd", compression_level=1)
+            # Polars' own writer: about 1.5x less CPU than converting to
+            # Arrow and writing with pyarrow (same Parquet types read back).
+            piece.write_parquet(tmp / rel, compression="zstd", compression_level=1)
             files.append(rel)
     return counts, files
 

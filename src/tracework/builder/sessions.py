@@ -154,15 +154,47 @@ def normalize(frame: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
     )
     # Events can reach the lake out of order (batches retried, several
     # collectors); the agent's sequence number is the order of capture.
-    # Sorting by a 64-bit hash of the session groups each session's rows
-    # (in seq order) far faster than sorting the strings; two sessions would
-    # have to collide in 64 bits to interleave.
-    lf = lf.with_columns(pl.col("session").hash(seed=0).alias("_sh")).sort(["_sh", "seq"])
+    # Rows are ordered by a 64-bit hash of the session, then seq: that groups
+    # each session's rows far faster than sorting the strings; two sessions
+    # would have to collide in 64 bits to interleave.
+    df = lf.with_columns(pl.col("session").hash(seed=0).alias("_sh")).collect(engine="in-memory")
+    df = _order_by_session(df)
     # An integer id per session: comparisons and windows use it, not the string.
-    return lf.with_columns(
+    return df.lazy().with_columns(
         (pl.col("_sh") != pl.col("_sh").shift(1)).fill_null(True).cast(pl.Int64).cum_sum().alias("_sid"),
         pl.int_range(pl.len(), dtype=pl.Int64).alias("_row"),
     ).drop("_sh")
+
+
+def _order_by_session(df: pl.DataFrame) -> pl.DataFrame:
+    """``df`` sorted by (``_sh``, ``seq``).
+
+    A lake mostly holds each session as a few long runs already in seq order
+    (one per file it spans). Then the sorted frame is those runs put in
+    order: slices copied as blocks, not a sort that gathers every column row
+    by row (most of the cost of normalising). Any other layout, or a seq
+    repeated within a session, takes the full sort."""
+    if df.height == 0:
+        return df
+    sh, seq = pl.col("_sh"), pl.col("seq")
+    new_run = ((sh != sh.shift(1)) | (seq <= seq.shift(1))).fill_null(True) | seq.is_null()
+    starts = df.select(pl.arg_where(new_run)).to_series()
+    if starts.len() > max(64, df.height // 1024):
+        return df.sort(["_sh", "seq"])
+    runs = (
+        df.select("_sh", "seq")
+        .with_columns(pl.int_range(pl.len(), dtype=pl.Int64).alias("_i"))
+        .with_columns(new_run.cum_sum().alias("_run"))
+        .group_by("_run")
+        .agg(sh.first(), seq.first().alias("first"), seq.last().alias("last"), pl.col("_i").first().alias("start"), pl.len().alias("n"))
+        .sort(["_sh", "first"])
+    )
+    same = runs["_sh"] == runs["_sh"].shift(1)
+    if (same & (runs["first"] <= runs["last"].shift(1))).any() or runs["first"].is_null().any():
+        return df.sort(["_sh", "seq"])  # runs of one session overlap in seq
+    if runs["start"].is_sorted() and runs.height == starts.len():
+        return df  # already in order
+    return pl.concat([df.slice(start, n) for start, n in zip(runs["start"].to_list(), runs["n"].to_list())], rechunk=True)
 
 
 def sessionize(lf: pl.LazyFrame, settings: BuildSettings) -> pl.LazyFrame:
