@@ -7,7 +7,6 @@ Xvfb server is shared by the module.
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import time
 
@@ -17,7 +16,6 @@ from agent_helpers import (
     AgentProcess,
     lake_rows,
     non_modifier_key_downs,
-    run_tracework,
     typed_text,
     wait_until,
     xdo,

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-import pytest
 
 from tracework import events as ev
 from tracework.governance.devices import DeviceRegistry

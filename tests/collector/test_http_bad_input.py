@@ -14,7 +14,6 @@ import msgspec
 import pytest
 import zstandard
 
-from tracework import events as ev
 
 from collector_helpers import enroll, headers, lake_state, make_batch, make_events
 

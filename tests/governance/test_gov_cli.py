@@ -10,7 +10,6 @@ import subprocess
 import sys
 import zipfile
 
-import click
 import pytest
 from click.testing import CliRunner
 

@@ -15,7 +15,6 @@ import sys
 from pathlib import Path
 
 import polars as pl
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import zstandard

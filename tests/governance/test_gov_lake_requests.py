@@ -10,7 +10,6 @@ import threading
 import time
 import zipfile
 from datetime import datetime, timezone
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
