@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator
 
-from . import pii, secrets
+from . import pii, prefilter, secrets
 from .checks import char_classes, shannon_entropy
 
 MAX_SCAN_CHARS = 1 << 20  # longest text one find() call looks at
@@ -99,6 +99,10 @@ class Redactor:
     allow_patterns: tuple[re.Pattern, ...] = ()
     custom_rules: tuple[CustomRule, ...] = ()
     phone_regions: tuple[str, ...] = pii.DEFAULT_PHONE_REGIONS
+    # The Hyperscan pass that skips detectors which cannot match (see
+    # prefilter.py). Off: every detector runs on every text with a trigger
+    # character (the reference the prefilter is tested against).
+    use_prefilter: bool = True
     _token_rules: list = field(default_factory=list, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -107,6 +111,7 @@ class Redactor:
             raise ValueError(f"unknown detectors {sorted(unknown)}; known: {', '.join(DETECTORS)}")
         self._token_scan = _CombinedTokenScan(secrets.TOKEN_RULES)
         self._on = {name: name not in self.disabled for name in DETECTORS}
+        self._prefilter = prefilter.load() if self.use_prefilter else None
 
     def find(self, text: str) -> list[Span]:
         """Non-overlapping spans of ``text`` to redact, in order."""
@@ -114,6 +119,16 @@ class Redactor:
             # Callers window their input; a longer text is scanned in
             # overlapping pieces so each call stays bounded.
             return _merge_windows(self, text)
+        if self._prefilter is not None:
+            hits = self._prefilter.scan(text)
+            if (
+                not hits
+                and not self.custom_rules
+                and len(text) <= secrets.MAX_TOKEN_SCAN
+                and "-----BEGIN" not in text
+            ):
+                return []  # no detector's necessary condition occurs
+            return self._resolve(text, list(self._candidates(text, hits)))
         if (
             not self.custom_rules
             and _SIMPLE_TRIGGER.search(text) is None
@@ -126,15 +141,23 @@ class Redactor:
         found = list(self._candidates(text))
         return self._resolve(text, found)
 
-    def _candidates(self, text: str) -> Iterator[Span]:
+    def _scan(self, text: str) -> set[int] | None:
+        return None if self._prefilter is None else self._prefilter.scan(text)
+
+    def _candidates(self, text: str, hits: set[int] | None = None) -> Iterator[Span]:
         # Each family runs only when the characters it needs are present:
         # ordinary prose (no digit, no '@', no '=' or ':', no long token)
-        # costs a handful of C-speed scans.
+        # costs a handful of C-speed scans. ``hits`` (from the prefilter)
+        # narrows this to the families whose necessary condition occurs;
+        # None means every family may match.
         on = self._on.__getitem__
-        has_digit = _DIGIT.search(text) is not None
+        may = _ALWAYS if hits is None else hits.__contains__
         if on("private_key") and "-----BEGIN" in text:
             yield from _private_keys(text)
-        tokens = on("provider_tokens") or on("jwt")
+        token_rules = self._token_scan.rules_for(hits)
+        tokens = (on("provider_tokens") and token_rules) or (on("jwt") and may(prefilter.JWT))
+        if len(text) > secrets.MAX_TOKEN_SCAN and (on("provider_tokens") or on("jwt")):
+            tokens = True  # a run this long is redacted whole (OVERSIZE_TOKEN)
         for m in secrets.LONG_TOKEN.finditer(text) if tokens else ():
             start, end = m.span()
             if end - start > secrets.MAX_TOKEN_SCAN:
@@ -144,39 +167,42 @@ class Redactor:
                 continue
             # Context rules (``aws_secret = ...``) need the name before the value.
             lo = max(0, start - secrets.CONTEXT_BEFORE)
-            if on("provider_tokens"):
-                yield from self._token_scan.scan(text, lo, end)
-            if on("jwt") and "eyJ" in m.group():
+            if on("provider_tokens") and token_rules:
+                yield from self._token_scan.scan(text, lo, end, token_rules)
+            if on("jwt") and may(prefilter.JWT) and "eyJ" in m.group():
                 for jm in secrets.JWT_PATTERN.finditer(text, start, end):
                     yield Span(jm.start(), jm.end(), JWT, "jwt")
-        if on("url_credentials") and "://" in text:
+        if on("url_credentials") and may(prefilter.URL_CREDENTIALS) and "://" in text:
             for m in secrets.URL_CREDENTIALS_PATTERN.finditer(text):
                 yield Span(m.start(1), m.end(1), URL_CREDENTIALS, "url-credentials")
-        if on("email") and "@" in text:
+        if on("email") and may(prefilter.EMAIL) and "@" in text:
             for s, e in pii.find_emails(text):
                 yield Span(s, e, EMAIL, "email")
-        if has_digit:
+        card, iban, ssn = on("card") and may(prefilter.CARD), on("iban") and may(prefilter.IBAN), on("ssn") and may(prefilter.SSN)
+        nid, phone = on("national_id") and may(prefilter.NATIONAL_ID), on("phone") and may(prefilter.PHONE)
+        ip = on("ip") and (may(prefilter.IPV4) or may(prefilter.IPV6))
+        if (card or iban or ssn or nid or ip or phone) and _DIGIT.search(text) is not None:
             # Number detectors run only in windows around digit clusters.
             for lo, hi in pii.digit_windows(text):
-                if on("card"):
+                if card:
                     for s, e in pii.find_cards(text, lo, hi):
                         yield Span(s, e, CARD, "card-luhn")
-                if on("iban"):
+                if iban:
                     for s, e in pii.find_ibans(text, lo, hi):
                         yield Span(s, e, IBAN, "iban-mod97")
-                if on("ssn"):
+                if ssn:
                     for s, e in pii.find_ssns(text, lo, hi):
                         yield Span(s, e, SSN, "us-ssn")
-                if on("national_id"):
+                if nid:
                     for s, e in pii.find_national_ids(text, lo, hi):
                         yield Span(s, e, NATIONAL_ID, "national-id")
-                if on("ip"):
+                if ip:
                     for s, e in pii.find_ips(text, lo, hi):
                         yield Span(s, e, IP_ADDRESS, "ip")
-                if on("phone"):
+                if phone:
                     for s, e in pii.find_phones(text, self.phone_regions, lo, hi):
                         yield Span(s, e, PHONE, "phonenumbers")
-        if on("generic_secret") and ("=" in text or ":" in text):
+        if on("generic_secret") and may(prefilter.GENERIC) and ("=" in text or ":" in text):
             yield from _generic_assignments(text)
         for rule in self.custom_rules:
             for m in rule.pattern.finditer(text):
@@ -221,10 +247,16 @@ class _CombinedTokenScan:
             hints = secrets.RULE_HINTS[rule.provider]
             self._rules.append((rule, re.compile(rule.pattern), hints, rule.provider in secrets.LOWER_HINT_RULES))
 
-    def scan(self, text: str, lo: int, hi: int) -> Iterator[Span]:
+    def rules_for(self, hits: set[int] | None) -> list:
+        """The rules whose prefilter condition fired (all when ``hits`` is None)."""
+        if hits is None:
+            return self._rules
+        return [self._rules[h - prefilter.TOKEN_BASE] for h in sorted(hits) if h >= prefilter.TOKEN_BASE]
+
+    def scan(self, text: str, lo: int, hi: int, rules: list | None = None) -> Iterator[Span]:
         window = text[lo:hi]
         lower = None
-        for rule, rx, hints, use_lower in self._rules:
+        for rule, rx, hints, use_lower in self._rules if rules is None else rules:
             if use_lower:
                 if lower is None:
                     lower = window.lower()
@@ -235,6 +267,10 @@ class _CombinedTokenScan:
                 continue
             for m in rx.finditer(text, lo, hi):
                 yield Span(m.start(rule.group), m.end(rule.group), rule.placeholder, rule.provider)
+
+
+def _ALWAYS(_fid: int) -> bool:
+    return True
 
 
 def _priority(placeholder: str) -> int:
@@ -273,7 +309,10 @@ def _merge_windows(redactor: Redactor, text: str) -> list[Span]:
     spans: list[Span] = []
     for base in range(0, len(text), step):
         piece = text[base : base + MAX_SCAN_CHARS]
-        spans.extend(Span(s.start + base, s.end + base, s.placeholder, s.rule) for s in redactor._candidates(piece))
+        spans.extend(
+            Span(s.start + base, s.end + base, s.placeholder, s.rule)
+            for s in redactor._candidates(piece, redactor._scan(piece))
+        )
         if base + MAX_SCAN_CHARS >= len(text):
             break
     return redactor._resolve(text, list(set(spans)))
