@@ -69,6 +69,10 @@ TRAJECTORY_COLUMNS = [
 ]
 
 
+# Key and unit categories as an Enum: the many comparisons between rows
+# (and with literals) are then integer compares, not string compares.
+CATEGORY = pl.Enum(["type", "backspace", "key", "hotkey", "modifier", "press", "scroll", "break"])
+
 PATH_TYPE = pl.List(pl.Struct({"x": pl.Int32, "y": pl.Int32, "t_ms": pl.Int32}))
 
 
@@ -102,17 +106,17 @@ def classify_keys() -> list[pl.Expr]:
         pl.when(~is_down)
         .then(None)
         .when(pl.col("redacted").is_not_null())
-        .then(pl.lit("type"))
+        .then(pl.lit("type", dtype=CATEGORY))
         .when(pl.col("key").is_in(MODIFIER_KEYS))
-        .then(pl.lit("modifier"))
+        .then(pl.lit("modifier", dtype=CATEGORY))
         .when((pl.col("key") == "backspace") & ~hot)
-        .then(pl.lit("backspace"))
+        .then(pl.lit("backspace", dtype=CATEGORY))
         .when(_is_typing_char())
-        .then(pl.lit("type"))
+        .then(pl.lit("type", dtype=CATEGORY))
         .when(hot)
-        .then(pl.lit("hotkey"))
+        .then(pl.lit("hotkey", dtype=CATEGORY))
         .when(pl.col("key").is_not_null())
-        .then(pl.lit("key"))
+        .then(pl.lit("key", dtype=CATEGORY))
         .otherwise(None)
     )
     return [kcat.alias("kcat")]
@@ -178,15 +182,15 @@ def _units(lf: pl.LazyFrame, settings: BuildSettings) -> pl.LazyFrame:
     typ = pl.col("type")
     ucat = (
         pl.when(typ == "button_down")
-        .then(pl.lit("press"))
+        .then(pl.lit("press", dtype=CATEGORY))
         .when(typ == "scroll")
-        .then(pl.lit("scroll"))
+        .then(pl.lit("scroll", dtype=CATEGORY))
         .when(pl.col("kcat") == "backspace")
-        .then(pl.when(pl.col("underflow")).then(pl.lit("key")).otherwise(pl.lit("type")))
+        .then(pl.when(pl.col("underflow")).then(pl.lit("key", dtype=CATEGORY)).otherwise(pl.lit("type", dtype=CATEGORY)))
         .when(pl.col("kcat").is_in(["type", "key", "hotkey"]))
         .then(pl.col("kcat"))
         .when(typ.is_in(["focus_change", "idle", "active", "pause", "resume", "session_start", "session_end"]))
-        .then(pl.lit("break"))
+        .then(pl.lit("break", dtype=CATEGORY))
         .otherwise(None)
     )
     lf = lf.with_columns(ucat.alias("ucat"))
@@ -253,7 +257,7 @@ def reduce_actions(lf: pl.LazyFrame, settings: BuildSettings) -> pl.LazyFrame:
     # Groups for the depth scan: every row belongs to the last unit before it
     # (contiguous ids); rows outside typing runs add nothing.
     lf = lf.with_columns(
-        pl.col("aid").forward_fill().fill_null(0).alias("_tg"),
+        pl.col("aid").forward_fill().fill_null(0).set_sorted().alias("_tg"),
         pl.when(pl.col("ucat") == "type").then(pl.col("_delta")).otherwise(0).alias("_delta"),
     )
     lf = _apply_depth(lf, "_tg")
@@ -514,7 +518,9 @@ def _finish(agg: pl.LazyFrame, paths: pl.LazyFrame, settings: BuildSettings) -> 
         (pl.col("end_x") / sw).alias("end_x_norm"),
         (pl.col("end_y") / sh).alias("end_y_norm"),
         ((pl.col("end_ns") - pl.col("start_ns")) / 1e6).alias("duration_ms"),
-        pl.int_range(pl.len()).over("_sid").alias("action_index"),
+        # Position within the session: rows are in session order, so the row
+        # number minus the session's first row number (no window needed).
+        (row - pl.when(pl.col("_sid") != pl.col("_sid").shift(1).fill_null(-1)).then(row).forward_fill()).alias("action_index"),
     )
     agg = agg.with_columns(command_expr().alias("command"))
     agg = agg.join(paths, on="akey", how="left", maintain_order="left").with_columns(

@@ -74,7 +74,9 @@ def cursor_segments(lf: pl.LazyFrame, settings: BuildSettings) -> pl.LazyFrame:
         | is_btn.shift(1)
         | ((pl.col("t_ns") - prev_t) > rest_ns)
     ).fill_null(True)
-    lf = lf.with_columns(new.cast(pl.Int64).cum_sum().alias("seg"))
+    # Flagged sorted (it is a running count): group-bys and windows over it
+    # then work on contiguous slices instead of hashing.
+    lf = lf.with_columns(new.cast(pl.Int64).cum_sum().set_sorted().alias("seg"))
     # What came right after each segment: a button-down within rest_ms is a click.
     nxt = (
         pl.when((typ.shift(-1) == "button_down") & ((pl.col("t_ns").shift(-1) - pl.col("t_ns")) <= rest_ns))

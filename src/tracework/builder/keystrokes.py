@@ -75,7 +75,9 @@ def typing_fields(lf: pl.LazyFrame, settings: BuildSettings) -> pl.DataFrame:
         | typ.is_in(["focus_change", "button_down", "session_start", "session_end", "pause", "resume", "idle", "active"])
         | ((typ == "key_down") & pl.col("key").is_in(FIELD_END_KEYS).fill_null(False))
     ).fill_null(True)
-    lf = lf.with_columns(boundary.cast(pl.Int64).cum_sum().alias("field"))
+    # Flagged sorted (a running count): group-bys and windows over fields
+    # then work on contiguous slices instead of hashing.
+    lf = lf.with_columns(boundary.cast(pl.Int64).cum_sum().set_sorted().alias("field"))
     is_caret = (typ == "key_down") & pl.col("key").is_in(CARET_KEYS) & (pl.col("kcat") == "key")
     keys = lf.filter(pl.col("kcat").is_in(["type", "backspace"]) | is_caret)
     keys = keys.with_columns(is_caret.any().over("field").alias("caret_moved"))

@@ -161,7 +161,7 @@ def normalize(frame: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
     df = _order_by_session(df)
     # An integer id per session: comparisons and windows use it, not the string.
     return df.lazy().with_columns(
-        (pl.col("_sh") != pl.col("_sh").shift(1)).fill_null(True).cast(pl.Int64).cum_sum().alias("_sid"),
+        (pl.col("_sh") != pl.col("_sh").shift(1)).fill_null(True).cast(pl.Int64).cum_sum().set_sorted().alias("_sid"),
         pl.int_range(pl.len(), dtype=pl.Int64).alias("_row"),
     ).drop("_sh")
 
