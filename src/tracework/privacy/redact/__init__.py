@@ -194,8 +194,8 @@ class Redactor:
                     for s, e in pii.find_ssns(text, lo, hi):
                         yield Span(s, e, SSN, "us-ssn")
                 if nid:
-                    for s, e in pii.find_national_ids(text, lo, hi):
-                        yield Span(s, e, NATIONAL_ID, "national-id")
+                    for s, e, kind in pii.find_national_ids(text, lo, hi):
+                        yield Span(s, e, NATIONAL_ID, kind)
                 if ip:
                     for s, e in pii.find_ips(text, lo, hi):
                         yield Span(s, e, IP_ADDRESS, "ip")
@@ -214,7 +214,7 @@ class Redactor:
             return []
         if self.allow_values or self.allow_patterns:
             found = [s for s in found if not self._allowed(text[s.start : s.end])]
-        found.sort(key=lambda s: (_priority(s.placeholder), s.start - s.end, s.start))
+        found.sort(key=lambda s: (_span_priority(s), s.start - s.end, s.start))
         # Accepted spans never overlap, so their starts and ends interleave in
         # one sorted list: a new span is free iff it falls into one gap.
         starts: list[int] = []
@@ -275,6 +275,14 @@ def _ALWAYS(_fid: int) -> bool:
 
 def _priority(placeholder: str) -> int:
     return _PRIORITY.get(placeholder, _TOKEN_PRIORITY)
+
+
+def _span_priority(span: Span) -> float:
+    if span.rule == "sin-phone-context":
+        # A SIN-shaped number next to a phone word: PHONE first if the phone
+        # detector accepted it too (pii.sin_reads_as_phone).
+        return _PRIORITY[PHONE] + 0.5
+    return _PRIORITY.get(span.placeholder, _TOKEN_PRIORITY)
 
 
 def _private_keys(text: str) -> Iterator[Span]:

@@ -193,16 +193,33 @@ def find_ssns(text: str, lo: int = 0, hi: int | None = None):
 
 
 def find_national_ids(text: str, lo: int = 0, hi: int | None = None):
-    """Yield (start, end) of UK NINOs, Luhn-valid Canadian SINs and Verhoeff-valid Aadhaar numbers."""
+    """Yield (start, end, kind) of UK NINOs, Luhn-valid Canadian SINs and
+    Verhoeff-valid Aadhaar numbers. kind is "sin-phone-context" for a SIN-shaped
+    number next to a phone word and no SIN word (see ``sin_reads_as_phone``),
+    else "national-id"."""
     for m in NINO_PATTERN.finditer(text, lo, len(text) if hi is None else hi):
         if m.group(1).upper() not in NINO_EXCLUDED:
-            yield m.start(), m.end()
+            yield m.start(), m.end(), "national-id"
     for m in SIN_PATTERN.finditer(text, lo, len(text) if hi is None else hi):
         if luhn_ok(m.group(1) + m.group(3) + m.group(4)):
-            yield m.start(), m.end()
+            kind = "sin-phone-context" if sin_reads_as_phone(text, m.start(), m.end()) else "national-id"
+            yield m.start(), m.end(), kind
     for m in AADHAAR_PATTERN.finditer(text, lo, len(text) if hi is None else hi):
         if verhoeff_ok(m.group(1) + m.group(3) + m.group(4)):
-            yield m.start(), m.end()
+            yield m.start(), m.end(), "national-id"
+
+
+SIN_CONTEXT = re.compile(r"(?i:\bsin\b|social insurance|insurance number|\bnas\b)")
+
+
+def sin_reads_as_phone(text: str, start: int, end: int) -> bool:
+    """A 3-3-3 digit group passes Luhn by chance one time in ten, and many
+    9-digit phone numbers are written 3-3-3 (Spain, France without the
+    trunk 0, Australia...). Next to a phone word and with no SIN word
+    around, it is read as a phone number: the redactor then prefers PHONE
+    when the phone detector accepts it (it stays redacted either way)."""
+    lo, hi = max(0, start - PHONE_CONTEXT_CHARS), min(len(text), end + PHONE_CONTEXT_CHARS)
+    return _phone_context(text, start, end) and SIN_CONTEXT.search(text, lo, hi) is None
 
 
 def find_ips(text: str, lo: int = 0, hi: int | None = None):
@@ -286,7 +303,11 @@ def _phone_candidate_ok(text: str, start: int, end: int, raw: str, regions) -> b
 
 
 PHONE_CONTEXT = re.compile(
-    r"(?i:phone|tel|mobile|cell|call|fax|office|number|contact|reach|whatsapp|sms|text me|ph\b|☎|home|work)"
+    r"(?i:phone|tel|mobile|cell|call|fax|office|number|contact|reach|whatsapp|sms|text me|ph\b|☎|home|work"
+    # Words for reaching someone by phone: (not) answering, dial, voicemail,
+    # landline, hotline, (text) message. Not "answer" or "dial..." alone:
+    # "the answer is 42", "dialog 1234".
+    r"|answering|\bdial(?:l?ing|led|ed|s)?\b|voicemail|landline|hotline|message)"
 )
 PHONE_CONTEXT_CHARS = 40
 
