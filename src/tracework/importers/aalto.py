@@ -54,6 +54,20 @@ _KEYCODE_NUMPAD = {96 + d: str(d) for d in range(10)} | {106: "*", 107: "+", 109
 #: Longer than any real press of a character key: auto-repeat starts after
 #: about 500 ms, and 99.98% of the dataset's character presses last < 500 ms.
 STALE_PRESS_MS = 1000
+#: Keys whose auto-repeat edits the text or moves the caret. The log has one
+#: row per key (press and release), never a row per repeat: a held key's
+#: repeats are only visible in its duration.
+REPEAT_KEYS = frozenset({"BackSpace", "Delete", "Left", "Right", "Up", "Down"})
+#: Auto-repeat as the operating system sends it by default (Windows: delay
+#: 500 ms, rate 31 of 31 = about 30 repeats per second; X11's xset defaults
+#: are 660 ms / 25 per second, macOS's about 500 ms / 12 per second).
+REPEAT_DELAY_MS = 500
+REPEAT_INTERVAL_MS = 33
+#: A stale press this soon after the previous sentence's last key press was
+#: that sentence's last key (its release lost when the sentence was sent).
+LOST_KEYUP_MS = 1000
+_MODIFIER_LETTERS = frozenset({"SHIFT", "CTRL", "CAPS_LOCK", "WIN", "MENU", "NUM_LK", "ALT", "ALT_GR"})
+_MODIFIER_CODES = frozenset({"16", "17", "18", "20", "91", "92", "93", "144", "225"})
 
 
 @dataclass
@@ -124,6 +138,48 @@ def _layout_codes(rows: list[dict]) -> dict[str, int]:
     return out
 
 
+def _letter(r: dict) -> str:
+    """LETTER, or "" where the KEYCODE must say which key it was."""
+    letter = r["LETTER"]
+    if len(letter) > 1 and letter not in NAMED:
+        # A key name the logger spelled differently (one row reads
+        # "ARw_DOWN"): the KEYCODE says which key it was.
+        return ""
+    if r["KEYCODE"].isdigit() and int(r["KEYCODE"]) in _KEYCODE_NAMED and letter == chr(int(r["KEYCODE"])):
+        # Some browsers' logs spell a non-character key as the character
+        # of its code: Left (37) as "%", Right (39) as "'", Delete (46) as ".".
+        return ""
+    return letter
+
+
+def _is_modifier(r: dict) -> bool:
+    return r["LETTER"] in _MODIFIER_LETTERS or (r["LETTER"] in ("", "\x10", "\x11", "\x14") and r["KEYCODE"] in _MODIFIER_CODES)
+
+
+def _held_ms(others: list[tuple[int, int, int]], i: int, press: int, release: int) -> int | None:
+    """How long row ``i`` (pressed at ``press``, released at ``release``) was
+    held on its own: until its release or the next non-modifier key's press,
+    whichever came first. ``None`` when another key went down *and up*
+    inside the press: nobody holds a key through a whole other keystroke, so
+    the press time is not when the key went down (a stale press time).
+
+    ``others``: (press, release, row) of the file's non-modifier keys, by press.
+    Modifiers do not count: shift goes down while backspace is still held
+    (the next capital), and does not stop the repeat in the browser."""
+    import bisect
+
+    held = release - press
+    for p, r, j in others[bisect.bisect_right(others, (press, release, i)) :]:
+        if p >= release:
+            break
+        if j == i:
+            continue
+        if r <= release and p > press:
+            return None
+        held = min(held, p - press)
+    return max(held, 0)
+
+
 def read_aalto(path: str | Path, session: str | None = None, *, repair: bool = True) -> tuple[list, list[AaltoSentence]]:
     """Events (ordered, with seq) and the sentences of one participant file.
 
@@ -145,60 +201,106 @@ def read_aalto(path: str | Path, session: str | None = None, *, repair: bool = T
     sentences: list[AaltoSentence] = []
     layout = _layout_codes(rows)
 
-    def press_of(r) -> int:
-        press, release = int(r["PRESS_TIME"]), int(r["RELEASE_TIME"])
-        if repair and release - press > STALE_PRESS_MS and r["LETTER"] not in NAMED:
+    n = len(rows)
+    letters = [_letter(r) for r in rows]
+    codes = [int(r["KEYCODE"]) if r["KEYCODE"].isdigit() else 0 for r in rows]
+    named = [NAMED[l] if l in NAMED else (_KEYCODE_NAMED.get(c) if l == "" else None) for l, c in zip(letters, codes)]
+    is_mod = [_is_modifier(r) for r in rows]
+    raw_presses = [int(r["PRESS_TIME"]) for r in rows]
+    releases = [int(r["RELEASE_TIME"]) for r in rows]
+    presses = list(raw_presses)
+    stale = [False] * n
+    for i in range(n):
+        if repair and named[i] is None and not is_mod[i] and releases[i] - raw_presses[i] > STALE_PRESS_MS:
             # A character key "held" for seconds without a single repeated row
             # was not held: the browser would have auto-repeated it after
             # ~500 ms. Its PRESS_TIME is stale (it can lie before the
             # sentence, even before the previous one), while KEYSTROKE_ID,
             # assigned as keys are logged on release, puts it where its
             # release is: the key went down just before its release.
-            return release - 1
-        return press
-
-    presses = [press_of(r) for r in rows]
+            presses[i], stale[i] = releases[i] - 1, True
+    # Non-modifier keys by press time: which key went down next, and whether
+    # one went down and up inside another key's press (see _held_ms).
+    others = sorted((presses[i], releases[i], i) for i in range(n) if not is_mod[i])
+    held_of: dict[int, int] = {}
+    for i in range(n):
+        if repair and named[i] in REPEAT_KEYS:
+            held = _held_ms(others, i, presses[i], releases[i])
+            if held is not None:
+                held_of[i] = held
+            elif releases[i] - presses[i] > STALE_PRESS_MS:
+                # Another key went down and up inside this press: the key was
+                # not held through it; its PRESS_TIME is stale, as above.
+                presses[i], stale[i] = releases[i] - 1, True
+    # How long this participant holds a character key: where a stale key
+    # really went down, for the shift state it was typed with.
+    durations = sorted(releases[i] - raw_presses[i] for i in range(n) if named[i] is None and not is_mod[i] and not stale[i])
+    typical_hold = max(durations[len(durations) // 2], 1) if durations else 100
     # The file lists sentences one after another, each one's keys by press
     # time. Sentence order comes from the file, not from the clock: a stale
     # press must not pull a sentence's keys into the one before it.
     section_index: dict[str, int] = {}
-    for i, r in enumerate(rows):
+    for r in rows:
         if r["TEST_SECTION_ID"] not in section_index:
             section_index[r["TEST_SECTION_ID"]] = len(section_index)
             sentences.append(AaltoSentence(r["TEST_SECTION_ID"], r["SENTENCE"], r["USER_INPUT"]))
-    first_press: dict[str, int] = {}
-    for r, press in zip(rows, presses):
-        first_press[r["TEST_SECTION_ID"]] = min(press, first_press.get(r["TEST_SECTION_ID"], press))
+    first_press: dict[int, int] = {}
+    last_press: dict[int, int] = {}
+    for i, r in enumerate(rows):
+        s_idx = section_index[r["TEST_SECTION_ID"]]
+        first_press[s_idx] = min(presses[i], first_press.get(s_idx, presses[i]))
+        if not stale[i]:
+            last_press[s_idx] = max(presses[i], last_press.get(s_idx, presses[i]))
+
+    def modifiers_at(t: int) -> int:
+        bits = 0
+        for mp, mr, bit in mods:
+            if mp < t <= mr:
+                bits |= bit
+        return bits
+
+    def typed(letter: str, code: int, modifiers: int, caps: bool) -> tuple[str | None, str | None]:
+        if letter in NAMED:
+            return NAMED[letter], None
+        if letter == "":
+            # Some participants' files record no letter: the KEYCODE and the
+            # shift / caps-lock state say which character the browser typed.
+            return _key_from_code(code, bool(modifiers & MOD_SHIFT), caps)
+        return letter, letter
+
     timed: list[tuple[int, int, int, object]] = []  # (sentence, t_ms, order, event-maker)
     caps = False
     timed.append((-1, min(presses) - 2, 0, ("start",)))
     for section, idx in section_index.items():
-        timed.append((idx, first_press[section] - 1, -1, ("focus", section)))
+        timed.append((idx, first_press[idx] - 1, -1, ("focus", section)))
     for i, r in enumerate(rows):
         s_idx = section_index[r["TEST_SECTION_ID"]]
-        press, release = presses[i], int(r["RELEASE_TIME"])
-        modifiers = 0
-        for mp, mr, bit in mods:
-            if mp < press <= mr:
-                modifiers |= bit
-        letter = r["LETTER"]
-        if len(letter) > 1 and letter not in NAMED:
-            # A key name the logger spelled differently (one row reads
-            # "ARw_DOWN"): the KEYCODE says which key it was.
-            letter = ""
-        elif r["KEYCODE"].isdigit() and int(r["KEYCODE"]) in _KEYCODE_NAMED and letter == chr(int(r["KEYCODE"])):
-            # Some browsers' logs spell a non-character key as the character
-            # of its code: Left (37) as "%", Right (39) as "'", Delete (46) as ".".
-            letter = ""
-        if letter in NAMED:
-            key_sym, char = NAMED[letter], None
-        elif letter == "":
-            # Some participants' files record no letter: the KEYCODE and the
-            # shift / caps-lock state say which character the browser typed.
-            key_sym, char = _key_from_code(int(r["KEYCODE"] or 0), bool(modifiers & MOD_SHIFT), caps)
-        else:
-            key_sym, char = letter, letter
-            code = int(r["KEYCODE"]) if r["KEYCODE"].isdigit() else 0
+        press, release, letter, code = presses[i], releases[i], letters[i], codes[i]
+        modifiers = modifiers_at(press)
+        if stale[i] and s_idx > 0 and s_idx - 1 in last_press:
+            early = raw_presses[i]
+            if last_press[s_idx - 1] < early <= last_press[s_idx - 1] + LOST_KEYUP_MS and early < first_press[s_idx]:
+                # The stale PRESS_TIME is a real key press: the previous
+                # sentence's last key, pressed just after its other keys. Its
+                # release was never logged (the sentence was submitted while
+                # it was down), so the row stayed open until the same key's
+                # next release, in this sentence.
+                early_mods = modifiers_at(early)
+                key_sym, char = typed(letter, code, early_mods, caps)
+                if key_sym is not None:
+                    timed.append((s_idx - 1, early, 2 * i, ("down", key_sym, char, early_mods)))
+                    timed.append((s_idx - 1, early, 2 * i, ("up", key_sym, char, early_mods)))
+        if stale[i]:
+            # The shift state when the key really went down, about one
+            # typical press before its release (not the stale press's state,
+            # nor the instant before release, when shift is often up already).
+            modifiers = modifiers_at(release - typical_hold)
+        key_sym, char = typed(letter, code, modifiers, caps)
+        if stale[i] and char is not None and len(char) == 1 and char.isalpha():
+            # LETTER was read when the stale press went down; the case is the
+            # shift / caps-lock state of this press.
+            char = key_sym = char.upper() if bool(modifiers & MOD_SHIFT) != caps else char.lower()
+        if letter not in NAMED and letter != "":
             lost = None if not repair or layout.get(letter) == code else _lost_key(letter, code)
             if lost is not None:
                 # LETTER comes from the text field and KEYCODE from the key
@@ -212,6 +314,15 @@ def read_aalto(path: str | Path, session: str | None = None, *, repair: bool = T
         if key_sym is None:
             continue
         timed.append((s_idx, press, 2 * i + 1, ("down", key_sym, char, modifiers)))
+        if i in held_of:
+            # Held past the repeat delay: the system sent the key again every
+            # interval until the release or until another key went down
+            # (auto-repeat follows the newest key). The log keeps one row;
+            # the events say what the field received, as a live capture would.
+            t = press + REPEAT_DELAY_MS
+            while t < press + held_of[i]:
+                timed.append((s_idx, t, 2 * i + 1, ("down", key_sym, char, modifiers)))
+                t += REPEAT_INTERVAL_MS
         timed.append((s_idx, max(release, press), 2 * i + 1, ("up", key_sym, char, modifiers)))
     timed.sort(key=lambda e: (e[0], e[1], e[2]))
     events = []
