@@ -13,6 +13,9 @@ class CollectorMetrics:
             "tracework_batches_accepted", "Batches stored in the lake", registry=self.registry
         )
         self.events_accepted = Counter("tracework_events_accepted", "Events stored in the lake", registry=self.registry)
+        self.batches_by_format = Counter(
+            "tracework_batches_by_format", "Batches stored, by wire format (ndjson, arrow)", ["format"], registry=self.registry
+        )
         self.batches_rejected = Counter(
             "tracework_batches_rejected", "Batches refused, by error code", ["code"], registry=self.registry
         )

@@ -1,0 +1,467 @@
+"""The columnar wire batch: a zstd-compressed Arrow IPC stream.
+
+The second batch format the collector accepts, beside zstd NDJSON
+(:mod:`tracework.events.codec`). The body is an Arrow IPC *stream* (schema
+message, then record batches) compressed as a whole with zstd
+(``Content-Encoding: zstd``), so the collector's decompression cap bounds
+every byte it will hold. Arrow's own per-buffer compression is refused: a
+compressed buffer declares its own uncompressed length, which would let a
+small body allocate gigabytes before any check runs.
+
+* Columns: those of :data:`~tracework.events.columns.EVENT_SCHEMA` (derived
+  from the msgspec model), by name, with exactly those types. A column may be
+  left out (an agent built before a field was added); it then counts as all
+  null. Unknown columns are refused.
+* The batch header (:class:`~tracework.events.model.BatchHeader`, as JSON) is
+  in the schema metadata under ``tracework.batch``.
+* Row semantics mirror the model, field by field and per ``type``: a field of
+  the row's type that is required must be non-null; a field with a default
+  (``modifiers``, ``dx``, ``denied``, ``transforms``...) may be null, meaning
+  "absent", and gets the default as it would in JSON; a field that does not
+  belong to the row's type must be null (JSON would silently drop it; a
+  column value that would be lost is refused instead). ``msgspec.Meta``
+  constraints (ge/le, string lengths in characters) are checked per column.
+
+:func:`decode_arrow_batch` checks all of this with vectorized Arrow/numpy
+operations (no per-event Python), so that the accepted table equals what
+:func:`~tracework.events.columns.events_to_table` makes of the same events
+decoded from NDJSON — the differential property test in
+``tests/events/test_arrow_wire_differential.py`` checks both the verdicts
+and the rows.
+"""
+
+from __future__ import annotations
+
+import functools
+import struct
+from dataclasses import dataclass
+from typing import Iterator, Sequence
+
+import msgspec
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import zstandard
+
+from .codec import BatchDecodeError
+from .columns import EVENT_FIELDS, EVENT_SCHEMA, JSON_FIELDS, events_to_table, table_to_events
+from .model import EVENT_TYPES, BatchHeader, Transform
+
+ARROW_CONTENT_TYPE = "application/vnd.apache.arrow.stream"
+HEADER_METADATA_KEY = b"tracework.batch"
+
+_header_decoder = msgspec.json.Decoder(BatchHeader)
+_json = msgspec.json.Encoder()
+_transforms_decoder = msgspec.json.Decoder(list[Transform])
+
+TAGS: tuple[str, ...] = tuple(cls.__struct_config__.tag for cls in EVENT_TYPES)
+_TAG_ARRAY = pa.array(TAGS, pa.string())
+_N_TYPES = len(TAGS)
+
+
+# -- the per-field rules, derived from the model ------------------------------
+
+
+def _unwrap(t):
+    """(base type, nullable) of a msgspec.inspect type."""
+    nullable = False
+    if isinstance(t, msgspec.inspect.UnionType):
+        inner = [x for x in t.types if not isinstance(x, msgspec.inspect.NoneType)]
+        nullable = len(inner) < len(t.types)
+        if len(inner) == 1:
+            t = inner[0]
+    if isinstance(t, msgspec.inspect.Metadata):
+        t = t.type
+    return t, nullable
+
+
+def _constraints(t) -> tuple:
+    if isinstance(t, msgspec.inspect.IntType):
+        if t.gt is not None or t.lt is not None or t.multiple_of is not None:
+            raise TypeError("arrow_wire checks ge/le on integers only; extend it for gt/lt/multiple_of")
+        return ("int", t.ge, t.le)
+    if isinstance(t, msgspec.inspect.StrType):
+        if t.pattern is not None:
+            # Arrow's regex engine (RE2) is not Python's; a pattern on an event
+            # field needs its own check here before the model may use it.
+            raise TypeError("arrow_wire does not check string patterns on event fields")
+        return ("str", t.min_length, t.max_length)
+    return ("other",)
+
+
+@dataclass(frozen=True)
+class _FieldRule:
+    name: str
+    required: np.ndarray  # bool per type code: non-null required
+    allowed: np.ndarray  # bool per type code: the field belongs to the type
+    defaults: dict  # type code -> default value filled for a null (fields with a non-None default)
+    constraints: dict  # constraint tuple -> bool mask of type codes it applies to
+
+    @functools.cached_property
+    def default_types(self) -> np.ndarray:
+        mask = np.zeros(_N_TYPES, bool)
+        mask[list(self.defaults)] = True
+        return mask
+
+    @functools.cached_property
+    def default(self):
+        values = {repr(v) for v in self.defaults.values()}
+        if len(values) != 1:
+            raise TypeError(f"field {self.name!r} has different defaults per type; arrow_wire needs one")
+        return next(iter(self.defaults.values()))
+
+
+def _rules() -> dict[str, _FieldRule]:
+    rules: dict[str, dict] = {}
+    for code, cls in enumerate(EVENT_TYPES):
+        for f in msgspec.inspect.type_info(cls).fields:
+            base, nullable = _unwrap(f.type)
+            r = rules.setdefault(
+                f.name,
+                {"required": np.zeros(_N_TYPES, bool), "allowed": np.zeros(_N_TYPES, bool), "defaults": {}, "constraints": {}},
+            )
+            r["allowed"][code] = True
+            if f.required and not nullable:
+                r["required"][code] = True
+            elif not f.required:
+                default = f.default_factory() if f.default_factory is not msgspec.NODEFAULT else f.default
+                if default is not None:
+                    r["defaults"][code] = _json.encode(default).decode() if f.name in JSON_FIELDS else default
+            if f.name not in JSON_FIELDS:
+                c = _constraints(base)
+                r["constraints"].setdefault(c, np.zeros(_N_TYPES, bool))[code] = True
+    return {name: _FieldRule(name=name, **r) for name, r in rules.items()}
+
+
+RULES: dict[str, _FieldRule] = _rules()
+_COMMON = [name for name, r in RULES.items() if r.required.all()]  # seq, t_ns, session
+
+
+# -- encoding ----------------------------------------------------------------
+
+
+def encode_arrow_table(header: BatchHeader, table: pa.Table, level: int = 3) -> bytes:
+    """Wire body (zstd over an Arrow IPC stream) of an events table with
+    :data:`EVENT_SCHEMA` (e.g. from :func:`events_to_table`)."""
+    schema = table.schema.with_metadata({HEADER_METADATA_KEY: _json.encode(header)})
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, schema) as writer:
+        writer.write_table(table.replace_schema_metadata(schema.metadata))
+    return zstandard.ZstdCompressor(level=level).compress(sink.getvalue().to_pybytes())
+
+
+def encode_arrow_batch(header: BatchHeader, events: list, level: int = 3) -> bytes:
+    """Encode and compress a batch of event Structs in the Arrow wire format."""
+    return encode_arrow_table(header, events_to_table(events), level)
+
+
+# -- decoding ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ArrowBatch:
+    """A validated Arrow wire batch. ``table`` has exactly :data:`EVENT_SCHEMA`
+    and equals ``events_to_table`` of the same events."""
+
+    header: BatchHeader
+    table: pa.Table
+
+    @property
+    def events(self) -> "TableEvents":
+        """The events as Structs, made on demand (for hooks written against
+        the NDJSON path's ``DecodedBatch.events``; costs Python per event)."""
+        return TableEvents(self.table)
+
+
+class TableEvents(Sequence):
+    """A read-only sequence of event Structs backed by an events table;
+    rows are turned into Structs a chunk at a time as they are read."""
+
+    _CHUNK = 1024
+
+    def __init__(self, table: pa.Table):
+        self._table = table
+
+    def __len__(self) -> int:
+        return self._table.num_rows
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return list(self)[index]
+        n = len(self)
+        if index < 0:
+            index += n
+        if not 0 <= index < n:
+            raise IndexError("event index out of range")
+        return table_to_events(self._table.slice(index, 1))[0]
+
+    def __iter__(self) -> Iterator:
+        for start in range(0, len(self), self._CHUNK):
+            yield from table_to_events(self._table.slice(start, self._CHUNK))
+
+
+def _bad(code: str, message: str) -> BatchDecodeError:
+    return BatchDecodeError(code, message)
+
+
+def _record_batch_compressed(metadata: bytes) -> bool:
+    """Whether an IPC record batch message uses Arrow buffer compression.
+
+    Reads the flatbuffer of the message by hand (pyarrow does not expose it):
+    Message.header (field 2) is a RecordBatch table for record batch
+    messages; its field 3 is ``compression``. Any malformed offset is an
+    error, not a guess.
+    """
+    buf = memoryview(metadata)
+
+    def table_field(table_pos: int, field: int) -> int:
+        vtable = table_pos - struct.unpack_from("<i", buf, table_pos)[0]
+        vt_size = struct.unpack_from("<H", buf, vtable)[0]
+        slot = 4 + 2 * field
+        if slot + 2 > vt_size:
+            return 0
+        return struct.unpack_from("<H", buf, vtable + slot)[0]
+
+    root = struct.unpack_from("<I", buf, 0)[0]
+    header_off = table_field(root, 2)
+    if header_off == 0:
+        raise ValueError("record batch message without a header")
+    header_pos = root + header_off + struct.unpack_from("<I", buf, root + header_off)[0]
+    return table_field(header_pos, 3) != 0
+
+
+def _read_stream(raw: bytes) -> tuple[pa.Schema, list[pa.RecordBatch]]:
+    """Schema and record batches of an IPC stream, refusing dictionaries and
+    compressed buffers before any buffer is materialized."""
+    try:
+        reader = pa.ipc.MessageReader.open_stream(pa.py_buffer(raw))
+        first = reader.read_next_message()
+    except (pa.ArrowInvalid, OSError, StopIteration) as exc:
+        raise _bad("bad_arrow", f"the body is not an Arrow IPC stream ({exc}); send a stream written with pyarrow.ipc.new_stream") from None
+    if first.type != "schema":
+        raise _bad("bad_arrow", "the Arrow stream does not start with a schema message")
+    try:
+        schema = pa.ipc.read_schema(first)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise _bad("bad_arrow", f"the Arrow schema message is invalid ({exc})") from None
+    _check_schema(schema)
+    batches = []
+    while True:
+        try:
+            message = reader.read_next_message()
+        except StopIteration:
+            break
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise _bad("bad_arrow", f"the Arrow stream is truncated or corrupt ({exc}); resend the batch") from None
+        if message.type != "record batch":
+            raise _bad("bad_arrow", f"unexpected Arrow {message.type} message: the stream must hold record batches only (no dictionaries)")
+        try:
+            compressed = _record_batch_compressed(message.metadata.to_pybytes())
+        except (struct.error, ValueError) as exc:
+            raise _bad("bad_arrow", f"an Arrow record batch message is corrupt ({exc})") from None
+        if compressed:
+            raise _bad(
+                "bad_arrow",
+                "Arrow buffer compression is not accepted; write the stream uncompressed and compress the whole body "
+                "with zstd (Content-Encoding: zstd)",
+            )
+        try:
+            batch = pa.ipc.read_record_batch(message, schema)
+            batch.validate(full=True)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as exc:
+            raise _bad("bad_arrow", f"an Arrow record batch is invalid ({exc}); resend the batch") from None
+        batches.append(batch)
+    return schema, batches
+
+
+def _check_schema(schema: pa.Schema) -> None:
+    seen = set()
+    for field in schema:
+        expected = EVENT_FIELDS.get(field.name)
+        if expected is None:
+            raise _bad("bad_schema", f"unknown column {field.name!r}; the columns are those of tracework.events.EVENT_SCHEMA")
+        if field.name in seen:
+            raise _bad("bad_schema", f"column {field.name!r} appears twice")
+        seen.add(field.name)
+        if field.type != expected:
+            raise _bad("bad_schema", f"column {field.name!r} has type {field.type}, it must be {expected}")
+    for name in ["type", *_COMMON]:
+        if name not in seen:
+            raise _bad("bad_schema", f"the required column {name!r} is missing")
+
+
+def decode_arrow_batch(raw: bytes, max_events: int) -> ArrowBatch:
+    """Validate an uncompressed Arrow IPC stream batch against the event model.
+
+    Raises :class:`BatchDecodeError` (same codes as the NDJSON path where the
+    problem is the same) naming the row and field of the problem.
+    """
+    schema, batches = _read_stream(raw)
+    meta = schema.metadata or {}
+    if HEADER_METADATA_KEY not in meta:
+        raise _bad("bad_header", "the Arrow schema metadata has no 'tracework.batch' batch header")
+    try:
+        header = _header_decoder.decode(meta[HEADER_METADATA_KEY])
+    except msgspec.DecodeError as exc:
+        raise _bad("bad_header", f"batch header (schema metadata 'tracework.batch'): {exc}") from None
+    n = sum(b.num_rows for b in batches)
+    if n != header.event_count:
+        raise _bad(
+            "count_mismatch",
+            f"the header announces {header.event_count} events but the body holds {n}; "
+            "the batch was probably truncated in transit, resend it",
+        )
+    if n > max_events:
+        raise _bad("too_many_events", f"the batch holds {n} events, the limit is {max_events}; send smaller batches")
+    table = pa.Table.from_batches(batches, schema=schema.remove_metadata())
+    return ArrowBatch(header=header, table=validate_table(table))
+
+
+def validate_table(table: pa.Table) -> pa.Table:
+    """Check an events table (columns a subset of EVENT_SCHEMA, types already
+    checked) row by row against the model, vectorized; returns it with
+    EVENT_SCHEMA's column order, missing columns as nulls and defaults filled."""
+    n = table.num_rows
+    if n == 0:
+        return EVENT_SCHEMA.empty_table()
+    type_col = table.column("type").combine_chunks()
+    codes_arr = pc.index_in(type_col, value_set=_TAG_ARRAY)
+    if codes_arr.null_count:
+        row = _first(np.asarray(codes_arr.is_null()))
+        value = type_col[row].as_py()
+        what = "is null" if value is None else f"is {value!r}, not a known event type"
+        raise _bad("bad_event", f"row {row}: field 'type' {what} (known: {', '.join(TAGS)})")
+    codes = codes_arr.to_numpy(zero_copy_only=False).astype(np.int8, copy=False)
+    counts = np.bincount(codes, minlength=_N_TYPES)
+    columns = []
+    for name, arrow_type in EVENT_FIELDS.items():
+        if name == "type":
+            columns.append(type_col)
+            continue
+        idx = table.schema.get_field_index(name)
+        if idx < 0:
+            col = pa.nulls(n, arrow_type)
+        else:
+            chunked = table.column(idx)
+            col = chunked.chunk(0) if chunked.num_chunks == 1 else chunked.combine_chunks()
+        columns.append(_check_column(RULES[name], col, codes, counts, n))
+    return pa.Table.from_arrays(columns, schema=EVENT_SCHEMA)
+
+
+def _first(mask: np.ndarray) -> int:
+    return int(np.argmax(mask))
+
+
+def _tag_of(codes: np.ndarray, row: int) -> str:
+    return TAGS[int(codes[row])]
+
+
+def _validity(col: pa.Array) -> np.ndarray:
+    """Validity of ``col`` as numpy bools, unpacked from its bitmap."""
+    bitmap = col.buffers()[0]
+    if bitmap is None:
+        return np.ones(len(col), bool)
+    bits = np.unpackbits(np.frombuffer(bitmap, np.uint8), bitorder="little")
+    return bits[col.offset : col.offset + len(col)].view(bool)
+
+
+def _check_column(rule: _FieldRule, col: pa.Array, codes: np.ndarray, counts: np.ndarray, n: int) -> pa.Array:
+    """Presence, constraints and defaults of one column.
+
+    Presence is checked with counts per type: the rows of type T that hold a
+    value (one weighted bincount) must be all of them when the field is
+    required in T and none when it does not belong to T. The exact row is
+    only looked for once a check has failed.
+    """
+    name = rule.name
+    nulls = col.null_count
+    present = counts > 0
+    if nulls == n:
+        valid_per_type = np.zeros(_N_TYPES)
+    elif nulls == 0:
+        valid_per_type = counts
+    else:
+        valid_per_type = np.bincount(codes, weights=_validity(col), minlength=_N_TYPES)
+    if (valid_per_type[~rule.allowed] > 0).any():
+        bad = _validity(col) & ~rule.allowed[codes]
+        row = _first(bad)
+        raise _bad("bad_event", f"row {row}: field {name!r} does not belong to {_tag_of(codes, row)}; it must be null")
+    if (valid_per_type[rule.required] < counts[rule.required]).any():
+        bad = ~_validity(col) & rule.required[codes] if nulls != n else rule.required[codes]
+        row = _first(bad)
+        raise _bad("bad_event", f"row {row}: {_tag_of(codes, row)} requires field {name!r}, it is null")
+    if nulls != n:
+        # Values: the model's constraints, on the rows they apply to.
+        if name in JSON_FIELDS:
+            col = _check_json_field(name, col, codes)
+        else:
+            single = len(rule.constraints) == 1
+            for constraint, types in rule.constraints.items():
+                if (types & present).any():
+                    _check_constraint(name, constraint, col, None if single else types, codes)
+    # Defaults: null in a field with a default means "absent" (as in JSON).
+    if rule.defaults and nulls and (rule.default_types & present).any():
+        valid = _validity(col) if nulls != n else np.zeros(n, bool)
+        fill = ~valid & rule.default_types[codes]
+        if fill.any():
+            col = pc.if_else(pa.array(fill), pa.scalar(rule.default, col.type), col)
+    return col
+
+
+def _check_constraint(name: str, constraint: tuple, col: pa.Array, types: np.ndarray | None, codes: np.ndarray) -> None:
+    """ge/le (integers) or min/max length in characters (strings) on the
+    non-null values of ``col`` (of the rows whose type is in ``types``; all
+    rows when None: values of other types were already refused)."""
+    kind = constraint[0]
+    if kind == "other":
+        return
+    lo, hi = constraint[1], constraint[2]
+    if lo is None and hi is None:
+        return
+    n = len(col)
+    # Fast path on the raw buffers: integer values, or string lengths in
+    # bytes (characters <= bytes, and >= 1 character iff >= 1 byte). Null
+    # slots hold arbitrary values, so a failure here only sends the column
+    # to the exact check below, never refuses it.
+    if kind == "int":
+        raw = np.frombuffer(col.buffers()[1], np.int64)[col.offset : col.offset + n]
+    else:
+        offsets = np.frombuffer(col.buffers()[1], np.int32)[col.offset : col.offset + n + 1]
+        raw = np.diff(offsets)
+    if types is None and (lo is None or raw.min() >= lo) and (hi is None or raw.max() <= hi):
+        return
+    measure = pc.utf8_length(col) if kind == "str" else col
+    filled = pc.fill_null(measure, lo if lo is not None else hi).to_numpy(zero_copy_only=False)
+    bad = np.zeros(n, bool)
+    if lo is not None:
+        bad |= filled < lo
+    if hi is not None:
+        bad |= filled > hi
+    if types is not None:
+        bad &= types[codes]
+    if not bad.any():
+        return
+    row = _first(bad)
+    value = col[row].as_py()
+    if kind == "str":
+        limits = f"{lo or 0}..{hi} characters" if hi is not None else f"at least {lo} characters"
+        raise _bad("bad_event", f"row {row}: field {name!r} of {_tag_of(codes, row)} has {len(value)} characters, expected {limits}")
+    limits = " and ".join(p for p in (f">= {lo}" if lo is not None else "", f"<= {hi}" if hi is not None else "") if p)
+    raise _bad("bad_event", f"row {row}: field {name!r} of {_tag_of(codes, row)} is {value}, expected {limits}")
+
+
+def _check_json_field(name: str, col: pa.Array, codes: np.ndarray) -> pa.Array:
+    """Nested fields travel as JSON text (rare: once per session): decode each
+    non-null value with the model and store its canonical encoding, exactly
+    what events_to_table stores for the decoded Struct's value."""
+    values = col.to_pylist()
+    out = list(values)
+    for row, text in enumerate(values):
+        if text is None:
+            continue
+        try:
+            decoded = _transforms_decoder.decode(text)
+        except msgspec.DecodeError as exc:
+            raise _bad("bad_event", f"row {row}: field {name!r} of {_tag_of(codes, row)}: {exc}") from None
+        out[row] = _json.encode(decoded).decode()
+    return pa.array(out, pa.string())
