@@ -54,6 +54,54 @@ def bench_typing(root: str, out: Path, max_people: int | None = None, quick: boo
     console.print(f"typing done in {time.time() - t0:.0f}s")
 
 
+def bench_typing_ablation(root: str, out: Path, max_people: int | None = None, seeds: int = 3) -> None:
+    """What carries the identification left after the default typing anonymizer (ablation, attacker views)."""
+    from collections import Counter
+
+    import numpy as np
+
+    from tracework.privacy.anonymize_stage import DEFAULT_TYPING
+    from tracework.privacy.eval import typing_ablation as ta
+    from tracework.privacy.typing import TypingParams
+
+    t0 = time.time()
+    people = load_aalto(root, max_people=max_people)
+    params = TypingParams(**{k: v for k, v in DEFAULT_TYPING.items() if k in TypingParams.__dataclass_fields__})
+    console.print(f"[bold]typing ablation[/]: {len(people)} people; default anonymizer {params}")
+    # Which modifier keys the data can tell apart: Aalto logs JavaScript key
+    # codes, where left and right Shift/Ctrl/Alt share one code.
+    mods = Counter((l, c) for ss in people.values() for s in ss for l, c in zip(s.letters, s.keycodes)
+                   if l in ("SHIFT", "CAPS_LOCK", "CTRL", "ALT", "WIN"))
+    caps_users = sum(any("CAPS_LOCK" in s.letters for s in ss) for ss in people.values())
+    console.print(f"  modifier (LETTER, KEYCODE) pairs in the data: {dict(mods)}; "
+                  f"{caps_users} of {len(people)} people use CAPS_LOCK")
+    raw_m = te.feature_matrices(people)
+    anon_m = te.feature_matrices(te.anonymize_people(people, te.population_anonymizer(params), 0))
+    full = te.identify_features(anon_m)
+    console.print(ta.ablation_table("Ablation, default anonymizer (seed 0), adaptive LDA attacker",
+                                    ta.ablation(anon_m), full))
+    views = {"raw": ta.attacker_views(raw_m)}
+    for seed in range(seeds):
+        m = anon_m if seed == 0 else te.feature_matrices(
+            te.anonymize_people(people, te.population_anonymizer(params), seed))
+        views[f"default seed {seed}"] = ta.attacker_views(m)
+    sigma = 0.065  # median speed error about 4.4 %: the 5 % budget, with a margin
+    noisy = te.anonymize_people(people, ta.speed_noise_reference(te.population_anonymizer(params), sigma), 0)
+    views[f"default + speed noise {sigma}"] = ta.attacker_views(te.feature_matrices(noisy))
+    console.print(ta.views_table(f"Attacker views among {len(people)} people (chance top-1 "
+                                 f"{100 / len(people):.2f}%)", views))
+    for view in views["raw"]:
+        accs = [views[f"default seed {s}"][view].top1_sentence for s in range(seeds)]
+        console.print(f"  {view}: default anonymizer top-1/sentence mean {100 * np.mean(accs):.1f}% "
+                      f"(seeds {', '.join(f'{100 * a:.1f}' for a in accs)}) = {np.mean(accs) * len(people):.1f}x chance; "
+                      f"raw {100 * views['raw'][view].top1_sentence:.1f}%")
+    u = te.utility(people, noisy)
+    console.print(f"  speed noise reference sigma {sigma}: median speed error {100 * u.speed_median_rel_error:.1f}%")
+    (out / "results_typing_ablation.json").write_text(json.dumps(
+        {name: {v: r.__dict__ for v, r in vs.items()} for name, vs in views.items()}, indent=1, default=float))
+    console.print(f"typing ablation done in {time.time() - t0:.0f}s")
+
+
 def bench_cursor(root: str, out: Path, block: int) -> None:
     t0 = time.time()
     users = load_balabit(root)
@@ -84,10 +132,15 @@ def main(argv=None) -> int:
     ap.add_argument("--only", choices=["typing", "cursor"])
     ap.add_argument("--max-people", type=int, default=None, help="typing: first N people only (iteration)")
     ap.add_argument("--quick", action="store_true", help="typing: skip kloak rows and the attacker comparison")
+    ap.add_argument("--ablation", action="store_true",
+                    help="typing: feature ablation and attacker views of the default anonymizer instead of the sweep")
+    ap.add_argument("--seeds", type=int, default=3, help="typing ablation: anonymizer seeds for the attacker views")
     args = ap.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    if args.only in (None, "typing"):
+    if args.only in (None, "typing") and args.ablation:
+        bench_typing_ablation(args.aalto, out, args.max_people, args.seeds)
+    elif args.only in (None, "typing"):
         bench_typing(args.aalto, out, args.max_people, args.quick)
     if args.only in (None, "cursor"):
         bench_cursor(args.balabit, out, args.block)

@@ -28,6 +28,11 @@ Two anonymizers:
     rounded *down* to a multiple of ``quantum_ms``, so they stay informative
     (a thinking pause before a word) without carrying exact personal timing.
 
+With ``modifier_sides="merge"`` (the agent's default) the left and right
+copies of Shift, Control, Alt and Super are recorded as one key
+(:class:`ModifierSideMerger`): the text and the order of key presses do not
+change, but which side a person uses no longer shows in the key codes.
+
 The population model is aggregate statistics only (quantiles of gap lengths
 per transition class), built from public data by
 ``scripts/build_population_models.py`` and shipped in
@@ -276,6 +281,7 @@ class TypingParams:
     speed_jitter: float = 0.0
     releases: str = "keep"
     speed_grid: float = 0.0
+    modifier_sides: str = "keep"
 
     def validate(self) -> None:
         """Raise PolicyError if the parameters are inconsistent."""
@@ -292,6 +298,9 @@ class TypingParams:
         if not 0 <= self.speed_grid <= 0.25:
             raise PolicyError(f"speed_grid must be in [0, 0.25], got {self.speed_grid}",
                               hint="use e.g. 0.09 (speed error at most about 4.5%)")
+        if self.modifier_sides not in ("keep", "merge"):
+            raise PolicyError(f"modifier_sides must be 'keep' or 'merge', got {self.modifier_sides!r}",
+                              hint="'merge' records left and right Shift/Control/Alt/Super as one key")
 
 
 def _quantize_down(gap_ns: float, quantum_ns: float, floor_ns: float) -> float:
@@ -572,6 +581,81 @@ def reorder_by_time(events: Sequence[Event], t_ns: Sequence[int]) -> list[Event]
     return [msgspec.structs.replace(events[int(i)], t_ns=int(t[i]), seq=s) for i, s in zip(order, seqs)]
 
 
+# ---- left/right modifier keys --------------------------------------------------
+
+# Left and right copies of the same modifier: (left name, left code, right
+# name, right code) as each capture source reports them. Which side someone
+# uses for Shift (always the left one, or the hand opposite the letter) is a
+# stable personal habit and the key code says it outright. Only exact
+# (name, code) matches are merged; anything else passes unchanged. AltGr
+# (ISO_Level3_Shift, alt_gr) types other characters, so it is not an Alt.
+MODIFIER_SIDE_PAIRS: tuple[tuple[str, int, str, int], ...] = (
+    # X11 keycodes under evdev/libinput (Xorg, XWayland); names are X keysyms.
+    ("Shift_L", 50, "Shift_R", 62), ("Control_L", 37, "Control_R", 105),
+    ("Alt_L", 64, "Alt_R", 108), ("Super_L", 133, "Super_R", 134),
+    # pynput on Windows: virtual-key codes VK_LSHIFT/VK_RSHIFT etc. (not tested: no such machine in CI).
+    ("shift", 160, "shift_r", 161), ("ctrl_l", 162, "ctrl_r", 163), ("alt_l", 164, "alt_r", 165),
+    ("cmd", 91, "cmd_r", 92),
+    # pynput on macOS: kVK_Shift/kVK_RightShift etc. (not tested: no such machine in CI).
+    ("shift", 56, "shift_r", 60), ("ctrl", 59, "ctrl_r", 62), ("alt", 58, "alt_r", 61), ("cmd", 55, "cmd_r", 54),
+)
+_SIDE_OF: dict[tuple[str, int], tuple[int, int]] = {}
+for _i, (_ls, _lc, _rs, _rc) in enumerate(MODIFIER_SIDE_PAIRS):
+    _SIDE_OF[(_ls.lower(), _lc)] = (_i, 0)
+    _SIDE_OF[(_rs.lower(), _rc)] = (_i, 1)
+
+
+class ModifierSideMerger:
+    """Records left and right Shift/Control/Alt/Super as one key, streaming.
+
+    A pressed modifier is given the *left* key's name and code, unless the
+    left identity is already down (held by the other physical key): then it
+    gets the right one. Its release gets the same identity as its press. So
+    the output never presses a key that is already down, every release pairs
+    with its own press, the text and the order of events are unchanged, and
+    the only trace of sides left is that two copies were held at once, which
+    the two presses show anyway.
+
+    Stateful across calls (a modifier may be held across batches and typing
+    runs); one instance per session.
+    """
+
+    def __init__(self) -> None:
+        # pair index -> {physical side (0 left, 1 right): identity given (0/1)}
+        self._down: dict[int, dict[int, int]] = {}
+
+    def __call__(self, ev: Event) -> Event:
+        """``ev`` with its modifier side replaced (other events unchanged)."""
+        if not isinstance(ev, (KeyDown, KeyUp)) or ev.key_code is None or ev.key_sym is None:
+            return ev
+        hit = _SIDE_OF.get((ev.key_sym.lower(), ev.key_code))
+        if hit is None:
+            return ev
+        pair, physical = hit
+        down = self._down.setdefault(pair, {})
+        given = down.get(physical)
+        if given is None:
+            given = 0 if 0 not in down.values() else 1
+        if isinstance(ev, KeyDown):
+            down[physical] = given  # autorepeat presses keep the identity they got
+        else:
+            down.pop(physical, None)
+        if given == physical:
+            return ev
+        ls, lc, rs, rc = MODIFIER_SIDE_PAIRS[pair]
+        sym, code = (ls, lc) if given == 0 else (rs, rc)
+        return msgspec.structs.replace(ev, key_sym=sym, key_code=code)
+
+    def merge(self, events: Sequence[Event]) -> list[Event]:
+        """Every event of ``events`` through :meth:`__call__`."""
+        return [self(e) for e in events]
+
+
+def merge_modifier_sides(events: Sequence[Event]) -> list[Event]:
+    """Left/right modifier merge of one event sequence (pure; see :class:`ModifierSideMerger`)."""
+    return ModifierSideMerger().merge(events)
+
+
 def anonymize_key_events(events: Sequence[KeyDown | KeyUp], params: TypingParams | None = None,
                          model: PopulationModel | None = None, seed: int | None = None) -> list[Event]:
     """Population re-timing of a list of key events; order, keys and text unchanged."""
@@ -579,6 +663,8 @@ def anonymize_key_events(events: Sequence[KeyDown | KeyUp], params: TypingParams
         return []
     if not all(is_key_event(e) for e in events):
         raise ValueError("anonymize_key_events takes KeyDown/KeyUp events only")
+    if params is not None and params.modifier_sides == "merge":
+        events = merge_modifier_sides(events)
     seq = sequence_from_events(events)
     new_t = population_retime(seq, params, model, seed)
     if params is not None and params.releases == "population":
@@ -595,7 +681,8 @@ def kloak_events(events: Sequence[Event], max_delay_ms: float = 50.0, seed: int 
 
 
 __all__ = [
-    "KEY_CLASSES", "KeySequence", "PopulationModel", "PopulationRetimer", "TypingParams",
-    "anonymize_key_events", "default_model", "gap_classes", "hand_of", "key_class_of",
-    "kloak_events", "kloak_retime", "population_retime", "reorder_by_time", "sequence_from_events", "with_times",
+    "KEY_CLASSES", "MODIFIER_SIDE_PAIRS", "KeySequence", "ModifierSideMerger", "PopulationModel",
+    "PopulationRetimer", "TypingParams", "anonymize_key_events", "default_model", "gap_classes", "hand_of",
+    "key_class_of", "kloak_events", "kloak_retime", "merge_modifier_sides", "population_retime",
+    "reorder_by_time", "sequence_from_events", "with_times",
 ]

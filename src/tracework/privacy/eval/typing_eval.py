@@ -157,14 +157,56 @@ def _make_classifier(kind: str):
     raise ValueError(f"unknown attacker classifier {kind!r}")
 
 
-def identify(people: dict[str, list[TypedSentence]], enrol: int = 10, classifier: str = "lda") -> IdResult:
-    """Closed-set identification accuracy of the attacker on ``people``."""
+def feature_groups() -> dict[str, list[int]]:
+    """Column indices of each feature group in :meth:`FeatureSpace.vector` (for ablations).
+
+    Kept next to the vector's layout so the two cannot drift apart: per-key
+    holds, per-digraph DD and UD latencies, then the global block.
+    """
+    g0 = N_KEYS + 2 * N_DIGRAPHS
+    return {
+        "key holds": list(range(0, N_KEYS)),
+        "digraph DD": list(range(N_KEYS, N_KEYS + N_DIGRAPHS)),
+        "digraph UD": list(range(N_KEYS + N_DIGRAPHS, g0)),
+        "hold quantiles": list(range(g0, g0 + 6)),
+        "DD quantiles": list(range(g0 + 6, g0 + 12)),
+        "UD quantiles": list(range(g0 + 12, g0 + 17)),
+        "speed": [g0 + 17],
+        "rollover": [g0 + 18],
+        "backspace rate": [g0 + 19],
+        "shift rate": [g0 + 20],
+        "keystrokes per char": [g0 + 21],
+    }
+
+
+# Features of the text itself (which keys were pressed), not of timing: an
+# anonymizer that keeps the text and the key order keeps them exactly.
+TEXT_HABIT_GROUPS = ("backspace rate", "shift rate", "keystrokes per char")
+
+
+@dataclass
+class FeatureMatrices:
+    """The attacker's enrolment and test features for one dataset."""
+
+    space: FeatureSpace
+    xtr: np.ndarray
+    ytr: np.ndarray
+    xte: np.ndarray
+    yte: np.ndarray
+
+
+def feature_matrices(people: dict[str, list[TypedSentence]], enrol: int = 10) -> FeatureMatrices:
+    """Feature vectors of every enrolment and test sentence (fitted on enrolment data)."""
     train, test = split_enrol_test(people, enrol)
     fs = FeatureSpace.fit([s for s, _ in train])
-    xtr = np.array([fs.vector(s) for s, _ in train])
-    ytr = np.array([p for _, p in train])
-    xte = np.array([fs.vector(s) for s, _ in test])
-    yte = np.array([p for _, p in test])
+    return FeatureMatrices(fs, np.array([fs.vector(s) for s, _ in train]), np.array([p for _, p in train]),
+                           np.array([fs.vector(s) for s, _ in test]), np.array([p for _, p in test]))
+
+
+def identify_features(m: FeatureMatrices, classifier: str = "lda", columns: list[int] | None = None) -> IdResult:
+    """Identification accuracy from precomputed features, optionally on some columns only."""
+    cols = slice(None) if columns is None else sorted(columns)
+    xtr, xte, ytr, yte = m.xtr[:, cols], m.xte[:, cols], m.ytr, m.yte
     clf = _make_classifier(classifier)
     clf.fit(xtr, ytr)
     classes = list(clf.classes_)
@@ -172,13 +214,18 @@ def identify(people: dict[str, list[TypedSentence]], enrol: int = 10, classifier
     truth = np.array([classes.index(p) for p in yte])
     per_person_scores, per_person_truth = [], []
     for pid in classes:
-        m = yte == pid
-        if m.any():
-            per_person_scores.append(logp[m].sum(axis=0))
+        mask = yte == pid
+        if mask.any():
+            per_person_scores.append(logp[mask].sum(axis=0))
             per_person_truth.append(classes.index(pid))
     ps, pt = np.array(per_person_scores), np.array(per_person_truth)
     return IdResult(_topk(logp, truth, 1), _topk(logp, truth, 5), _topk(ps, pt, 1), _topk(ps, pt, 5),
-                    len(classes), len(test))
+                    len(classes), len(yte))
+
+
+def identify(people: dict[str, list[TypedSentence]], enrol: int = 10, classifier: str = "lda") -> IdResult:
+    """Closed-set identification accuracy of the attacker on ``people``."""
+    return identify_features(feature_matrices(people, enrol), classifier)
 
 
 def compare_attackers(people, enrol: int = 10, kinds=("lda", "logreg", "rf")) -> dict[str, IdResult]:
