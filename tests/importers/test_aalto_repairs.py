@@ -129,3 +129,42 @@ def test_stale_letter_takes_the_shift_state_of_its_real_press(tmp_path):
     keys = [(10_000, 20_100, "t", 84), (19_950, 20_080, "SHIFT", 16)] + _typed("he", 20_300)
     _write(tmp_path / "9_keystrokes.txt.gz", [("1", keys)])
     assert _replay(tmp_path / "9_keystrokes.txt.gz") == {"1": "The"}
+
+
+def test_apostrophe_on_a_national_key_is_a_layout_even_once(tmp_path):
+    # One apostrophe in the whole file, on keycode 191 (German / Nordic
+    # keyboards) or 192 (British): the participant's apostrophe key, not a
+    # lost "/" or "`" (_layout_codes needs two rows to see a layout).
+    for code in (191, 192):
+        keys = [(t, r, ch, code if ch == "'" else c) for t, r, ch, c in _typed("it's", 10_000)]
+        _write(tmp_path / "9_keystrokes.txt.gz", [("1", keys)])
+        assert _replay(tmp_path / "9_keystrokes.txt.gz") == {"1": "it's"}
+
+
+def test_other_punctuation_on_a_neighbouring_key_is_still_a_lost_key(tmp_path):
+    # "." logged with the keycode of "/" (the key beside it): "/" was typed
+    # first, then ".", and both are erased by the two backspaces.
+    keys = _typed("night", 10_000) + [(10_800, 10_860, ".", 191), (11_500, 11_560, "BKSP", 8), (11_700, 11_760, "BKSP", 8)]
+    keys += [(12_000, 12_060, ".", 190)]
+    _write(tmp_path / "9_keystrokes.txt.gz", [("1", keys)])
+    assert _replay(tmp_path / "9_keystrokes.txt.gz") == {"1": "night."}
+
+
+def _no_letter(text_keys: list[tuple[int, int, str, int]]) -> list[tuple[int, int, str, int]]:
+    return [(t, r, "" if letter not in ("SHIFT", "BKSP") else letter, c) for t, r, letter, c in text_keys]
+
+
+def test_french_keyboard_in_a_file_without_letter(tmp_path):
+    # keyCode 161 is the AZERTY "!" key (no US key reports it): the file was
+    # typed on a French keyboard, where 52 unshifted is the apostrophe and
+    # shift + 59 the full stop.
+    first = _no_letter(_typed("don", 10_000) + [(10_450, 10_520, "'", 52)] + _typed("t", 10_600) + [(10_700, 10_760, "!", 161)])
+    second = _no_letter(_typed("ok", 20_000) + [(20_300, 20_500, "SHIFT", 16), (20_350, 20_420, ".", 59)])
+    _write(tmp_path / "9_keystrokes.txt.gz", [("1", first), ("2", second)])
+    assert _replay(tmp_path / "9_keystrokes.txt.gz") == {"1": "don't!", "2": "ok."}
+
+
+def test_without_the_french_signature_the_us_layout_stays(tmp_path):
+    keys = _no_letter(_typed("don", 10_000) + [(10_450, 10_520, "'", 222)] + _typed("t", 10_600) + [(10_700, 10_760, ";", 59)])
+    _write(tmp_path / "9_keystrokes.txt.gz", [("1", keys)])
+    assert _replay(tmp_path / "9_keystrokes.txt.gz") == {"1": "don't;"}

@@ -49,6 +49,18 @@ _KEYCODE_PUNCT = {32: (" ", " "), 186: (";", ":"), 187: ("=", "+"), 188: (",", "
                   191: ("/", "?"), 192: ("`", "~"), 219: ("[", "{"), 220: ("\\", "|"), 221: ("]", "}"), 222: ("'", '"'),
                   173: ("-", "_"), 59: (";", ":"), 61: ("=", "+")}
 _SHIFTED_DIGITS = ")!@#$%^&*("
+# The apostrophe's key where it is not the US one (222): German and Nordic
+# keyboards report 191 (US "/"), British ones 192 (US "`"). In the dataset
+# these codes never carry an apostrophe in a file that also types one with 222.
+_NATIONAL_KEYS = frozenset({("'", 191), ("'", 192)})
+# The French AZERTY layout as Firefox reports it (files without LETTER only).
+# Its "!", ")", "$", "^", "ù" and "*" keys have keyCodes (161, 169, 164, 160,
+# 165, 170) that no US-layout key reports: one of them in a file is the
+# layout's signature. The digit row types "à&é\"'(-è_ç" without shift.
+_AZERTY_DIGIT_ROW = "à&é\"'(-è_ç"
+_AZERTY_PUNCT = {59: (";", "."), 188: (",", "?"), 58: (":", "/"), 161: ("!", "§"), 169: (")", "°"), 61: ("=", "+"),
+                 165: ("ù", "%"), 170: ("*", "µ"), 160: ("^", "¨"), 164: ("$", "£"), 60: ("<", ">")}
+_AZERTY_ONLY_CODES = frozenset({161, 169, 164, 160, 165, 170})
 # The numeric keypad (num lock on: it types digits whatever the shift state).
 _KEYCODE_NUMPAD = {96 + d: str(d) for d in range(10)} | {106: "*", 107: "+", 109: "-", 110: ".", 111: "/"}
 #: Longer than any real press of a character key: auto-repeat starts after
@@ -79,12 +91,17 @@ class AaltoSentence:
     user_input: str
 
 
-def _key_from_code(code: int, shift: bool, caps: bool) -> tuple[str | None, str | None]:
+def _key_from_code(code: int, shift: bool, caps: bool, azerty: bool = False) -> tuple[str | None, str | None]:
     if code in _KEYCODE_NAMED:
         return _KEYCODE_NAMED[code], None
     if 65 <= code <= 90:
         ch = chr(code)
         return ch, ch if shift != caps else ch.lower()
+    if azerty and (48 <= code <= 57 or code in _AZERTY_PUNCT):
+        # French keyboard: the digit row types symbols unshifted and digits
+        # with shift; its punctuation keys are its own.
+        ch = chr(code) if 48 <= code <= 57 and shift else _AZERTY_DIGIT_ROW[code - 48] if 48 <= code <= 57 else _AZERTY_PUNCT[code][shift]
+        return ch, ch
     if 48 <= code <= 57:
         ch = _SHIFTED_DIGITS[code - 48] if shift else chr(code)
         return ch, ch
@@ -106,6 +123,10 @@ def _lost_key(letter: str, code: int) -> str | None:
     if 48 <= code <= 57:
         return None if letter in (chr(code), _SHIFTED_DIGITS[code - 48]) else chr(code)
     if code in _KEYCODE_PUNCT:
+        if (letter, code) in _NATIONAL_KEYS:
+            # The apostrophe's own key on a national layout: a layout even
+            # where the file shows it once (too rare for _layout_codes).
+            return None
         return None if letter in _KEYCODE_PUNCT[code] else _KEYCODE_PUNCT[code][0]
     return None
 
@@ -234,6 +255,8 @@ def read_aalto(path: str | Path, session: str | None = None, *, repair: bool = T
                 presses[i], stale[i] = releases[i] - 1, True
     # How long this participant holds a character key: where a stale key
     # really went down, for the shift state it was typed with.
+    # A file without LETTER typed on a French keyboard: its keycodes say so.
+    azerty = repair and any(l == "" and c in _AZERTY_ONLY_CODES for l, c in zip(letters, codes))
     durations = sorted(releases[i] - raw_presses[i] for i in range(n) if named[i] is None and not is_mod[i] and not stale[i])
     typical_hold = max(durations[len(durations) // 2], 1) if durations else 100
     # The file lists sentences one after another, each one's keys by press
@@ -265,7 +288,7 @@ def read_aalto(path: str | Path, session: str | None = None, *, repair: bool = T
         if letter == "":
             # Some participants' files record no letter: the KEYCODE and the
             # shift / caps-lock state say which character the browser typed.
-            return _key_from_code(code, bool(modifiers & MOD_SHIFT), caps)
+            return _key_from_code(code, bool(modifiers & MOD_SHIFT), caps, azerty)
         return letter, letter
 
     timed: list[tuple[int, int, int, object]] = []  # (sentence, t_ms, order, event-maker)
