@@ -24,7 +24,7 @@ from __future__ import annotations
 import polars as pl
 
 from ..events import MOD_ALT, MOD_ALTGR, MOD_CTRL, MOD_META, MOD_SHIFT
-from .sessions import MODIFIER_KEYS, bfill_in_session, cummin_in_session, cumsum_in_session, ffill_in_session, prev_in_session, with_focus
+from .sessions import MODIFIER_KEYS, attach_rows, bfill_in_session, cummin_in_session, cumsum_in_session, ffill_in_session, prev_in_session
 from .settings import BuildSettings
 
 # Modifiers that turn a key into a hotkey (shift alone only changes the character).
@@ -372,9 +372,9 @@ def reduce_actions(lf: pl.LazyFrame, settings: BuildSettings) -> pl.LazyFrame:
         ).alias("path")
     ).group_by("akey").agg(pl.col("path"))
     agg = agg.join(texts, on="akey", how="left")
-    owners = rows.select(pl.col("_row").alias("_r0"), "person", "device", "session")
-    out = _finish(agg, paths, settings).join(owners, on="_r0", how="left", maintain_order="left")
-    return with_focus(out, rows).select(TRAJECTORY_COLUMNS)
+    out = _finish(agg, paths, settings).collect(engine="in-memory")
+    refs = {"_r0": ("person", "device", "session"), "_focus": ("app", "title", "url")}
+    return attach_rows(out, rows, refs).select(TRAJECTORY_COLUMNS).lazy()
 
 
 def _finish(agg: pl.LazyFrame, paths: pl.LazyFrame, settings: BuildSettings) -> pl.LazyFrame:
@@ -529,67 +529,60 @@ def _finish(agg: pl.LazyFrame, paths: pl.LazyFrame, settings: BuildSettings) -> 
     return agg.select([c for c in TRAJECTORY_COLUMNS if c not in ("app", "title", "url", "person", "device", "session")] + ["_focus", "_r0"])
 
 
+_CALLS = {
+    "click": "pyautogui.click(",
+    "double_click": "pyautogui.doubleClick(",
+    "triple_click": "pyautogui.tripleClick(",
+    "right_click": "pyautogui.rightClick(",
+    "middle_click": "pyautogui.middleClick(",
+    "move": "pyautogui.moveTo(",
+    "drag": "pyautogui.moveTo(",
+    "scroll": "pyautogui.scroll(",
+    "type": "pyautogui.write(",
+    "press": "pyautogui.press(",
+    "hotkey": "pyautogui.hotkey(",
+}
+
+
 def command_expr() -> pl.Expr:
-    """The action as a PyAutoGUI call (what agent datasets train on)."""
+    """The action as a PyAutoGUI call (what agent datasets train on).
+
+    Built from pieces, each the empty string where it does not apply, in one
+    concatenation: a chain of one full string expression per action kind
+    costs a concatenation per kind for every row. A piece that applies but is
+    null (a missing coordinate) makes the command null."""
     act = pl.col("action")
     xs = pl.col("x").cast(pl.String)
     ys = pl.col("y").cast(pl.String)
-    at = pl.lit("(x=") + xs + pl.lit(", y=") + ys
     keys_repr = pl.col("keys").list.eval(pl.lit("'") + pl.element() + pl.lit("'")).list.join(", ")
     text_repr = pl.col("text").str.replace_all("\\", "\\\\", literal=True).str.replace_all("'", "\\'", literal=True).str.replace_all(
         "\n", "\\n", literal=True
     )
-    amount = pl.col("scroll_amount").cast(pl.String)
-    return (
-        pl.when(act == "click")
-        .then(pl.lit("pyautogui.click") + at + pl.lit(")"))
-        .when(act == "double_click")
-        .then(pl.lit("pyautogui.doubleClick") + at + pl.lit(")"))
-        .when(act == "triple_click")
-        .then(pl.lit("pyautogui.tripleClick") + at + pl.lit(")"))
-        .when(act == "right_click")
-        .then(pl.lit("pyautogui.rightClick") + at + pl.lit(")"))
-        .when(act == "middle_click")
-        .then(pl.lit("pyautogui.middleClick") + at + pl.lit(")"))
-        .when(act == "move")
-        .then(pl.lit("pyautogui.moveTo") + at + pl.lit(")"))
-        .when(act == "drag")
-        .then(
-            pl.lit("pyautogui.moveTo")
-            + at
-            + pl.lit("); pyautogui.dragTo(x=")
+    is_scroll = act == "scroll"
+    horizontal = is_scroll & ~pl.col("scroll_direction").is_in(["up", "down"])
+
+    def piece(applies: pl.Expr, value: pl.Expr) -> pl.Expr:
+        return pl.when(applies).then(value).otherwise(pl.lit(""))
+
+    call = pl.when(horizontal).then(pl.lit("pyautogui.hscroll(")).otherwise(act.cast(pl.String).replace_strict(_CALLS, default="pyautogui.hotkey("))
+    return pl.concat_str(
+        call,
+        piece(is_scroll & pl.col("scroll_direction").is_in(["down", "left"]), pl.lit("-")),
+        piece(is_scroll, pl.col("scroll_amount").cast(pl.String) + pl.lit(", ")),
+        piece(act.is_in(["click", "double_click", "triple_click", "right_click", "middle_click", "move", "drag", "scroll"]), pl.lit("x=") + xs + pl.lit(", y=") + ys),
+        piece(
+            act == "drag",
+            pl.lit("); pyautogui.dragTo(x=")
             + pl.col("end_x").cast(pl.String)
             + pl.lit(", y=")
             + pl.col("end_y").cast(pl.String)
             + pl.lit(", button='")
             + pl.col("button")
-            + pl.lit("')")
-        )
-        .when((act == "scroll") & pl.col("scroll_direction").is_in(["up", "down"]))
-        .then(
-            pl.lit("pyautogui.scroll(")
-            + pl.when(pl.col("scroll_direction") == "down").then(pl.lit("-")).otherwise(pl.lit(""))
-            + amount
-            + pl.lit(", x=")
-            + xs
-            + pl.lit(", y=")
-            + ys
-            + pl.lit(")")
-        )
-        .when(act == "scroll")
-        .then(
-            pl.lit("pyautogui.hscroll(")
-            + pl.when(pl.col("scroll_direction") == "left").then(pl.lit("-")).otherwise(pl.lit(""))
-            + amount
-            + pl.lit(", x=")
-            + xs
-            + pl.lit(", y=")
-            + ys
-            + pl.lit(")")
-        )
-        .when(act == "type")
-        .then(pl.lit("pyautogui.write('") + text_repr + pl.lit("')"))
-        .when(act == "press")
-        .then(pl.lit("pyautogui.press(") + keys_repr + pl.lit(", presses=") + pl.col("presses").cast(pl.String) + pl.lit(")"))
-        .otherwise(pl.lit("pyautogui.hotkey(") + keys_repr + pl.lit(")"))
+            + pl.lit("'"),
+        ),
+        piece(act == "type", pl.lit("'") + text_repr + pl.lit("'")),
+        piece(act.is_in(["press", "hotkey"]), keys_repr),
+        piece(act == "press", pl.lit(", presses=") + pl.col("presses").cast(pl.String)),
+        pl.lit(")"),
+        ignore_nulls=False,
     )

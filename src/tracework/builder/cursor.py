@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from .sessions import cummin_in_session, cumsum_in_session, with_focus
+from .sessions import attach_rows, cummin_in_session, cumsum_in_session
 from .settings import BuildSettings
 
 CURSOR_COLUMNS = [
@@ -179,7 +179,6 @@ def cursor_segments(lf: pl.LazyFrame, settings: BuildSettings) -> pl.LazyFrame:
         disp.alias("displacement_px"),
         pl.when(pl.col("path_length_px") > 0).then(disp / pl.col("path_length_px")).otherwise(None).alias("straightness"),
     )
-    owners = rows.select(pl.col("_row").alias("_r0"), "person", "device", "session")
-    agg = agg.join(owners, on="_r0", how="left").drop("_r0")
-    agg = agg.sort(["session", "seq_first"]).with_columns(pl.int_range(pl.len()).over("session").alias("segment_index"))
-    return with_focus(agg, rows, ("app",)).select(CURSOR_COLUMNS)
+    out = attach_rows(agg.collect(engine="in-memory"), rows, {"_r0": ("person", "device", "session"), "_focus": ("app",)})
+    out = out.sort(["session", "seq_first"]).with_columns(pl.int_range(pl.len()).over("session").alias("segment_index"))
+    return out.select(CURSOR_COLUMNS).lazy()

@@ -18,7 +18,7 @@ from __future__ import annotations
 import polars as pl
 
 from .actions import _apply_depth, classify_keys, joined_text, key_token
-from .sessions import with_focus
+from .sessions import attach_rows
 from .settings import BuildSettings
 
 CARET_KEYS = ["left", "right", "home", "end", "delete", "up", "down"]
@@ -148,9 +148,7 @@ def typing_fields(lf: pl.LazyFrame, settings: BuildSettings) -> pl.DataFrame:
     if caret_rows.height:
         replayed = _replay_fields(caret_rows)
         result = pl.concat([result, replayed.select(result.columns)], how="vertical_relaxed")
-    owners = rows.select(pl.col("_row").alias("_r0"), "person", "device", "session")
-    result = result.lazy().join(owners, on="_r0", how="left", maintain_order="left").drop("_r0")
-    result = with_focus(result, rows).collect(engine="in-memory")
+    result = attach_rows(result, rows, {"_r0": ("person", "device", "session"), "_focus": ("app", "title", "url")})
     return _finish(result)
 
 

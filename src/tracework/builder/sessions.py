@@ -268,6 +268,25 @@ def with_focus(out: pl.LazyFrame, rows: pl.LazyFrame, columns: tuple[str, ...] =
     return out.join(table, on="_focus", how="left", maintain_order="left").drop("_focus")
 
 
+def attach_rows(out: pl.DataFrame, rows: pl.LazyFrame, refs: dict[str, tuple[str, ...]]) -> pl.DataFrame:
+    """Replace each row-reference column of ``out`` (``_r0``: an output row's
+    first raw row; ``_focus``: the focus change of its window) by ``columns``
+    of the referenced rows of ``rows`` (the :func:`sessionize` frame).
+
+    ``_row`` is the row's position in that frame, so the look-up is a gather
+    by position, not a join that hashes every raw row (checked: a frame whose
+    ``_row`` is not its position, e.g. a filtered one, takes the join)."""
+    wanted = sorted({c for cols in refs.values() for c in cols})
+    src = rows.select(["_row", *wanted]).collect(engine="in-memory")
+    for ref, columns in refs.items():
+        idx = out[ref]
+        picked = src.select(pl.col(["_row", *columns]).gather(idx))
+        if picked["_row"].ne_missing(idx.cast(pl.Int64)).any():
+            picked = out.select(ref).join(src.select(pl.col("_row").alias(ref), *columns), on=ref, how="left", maintain_order="left")
+        out = out.drop(ref).hstack(picked.select(columns))
+    return out
+
+
 def session_summary(lf: pl.LazyFrame) -> pl.LazyFrame:
     """One row per work session: span, event count, apps (for the report timeline)."""
     return (
