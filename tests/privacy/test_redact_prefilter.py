@@ -1,5 +1,6 @@
-"""The Hyperscan prefilter only skips detectors that could not have matched:
-the redactor finds exactly the same spans with it as without it."""
+"""The shortcuts (the Hyperscan prefilter, the digit count per number window)
+only skip detectors that could not have matched: the redactor finds exactly
+the same spans with them as without them (``use_prefilter=False``)."""
 
 from __future__ import annotations
 

@@ -99,9 +99,11 @@ class Redactor:
     allow_patterns: tuple[re.Pattern, ...] = ()
     custom_rules: tuple[CustomRule, ...] = ()
     phone_regions: tuple[str, ...] = pii.DEFAULT_PHONE_REGIONS
-    # The Hyperscan pass that skips detectors which cannot match (see
-    # prefilter.py). Off: every detector runs on every text with a trigger
-    # character (the reference the prefilter is tested against).
+    # Shortcuts that skip detectors which cannot match: the Hyperscan pass
+    # (prefilter.py) and the digit count per number window. Off: every
+    # detector runs on every text with a trigger character and on every
+    # digit window (the reference the shortcuts are tested against; the
+    # results are the same).
     use_prefilter: bool = True
     _token_rules: list = field(default_factory=list, init=False, repr=False)
 
@@ -112,6 +114,11 @@ class Redactor:
         self._token_scan = _CombinedTokenScan(secrets.TOKEN_RULES)
         self._on = {name: name not in self.disabled for name in DETECTORS}
         self._prefilter = prefilter.load() if self.use_prefilter else None
+        self._min_digits = (
+            (pii.MIN_DIGITS_CARD, pii.MIN_DIGITS_SSN, pii.MIN_DIGITS_NATIONAL_ID, pii.MIN_DIGITS_PHONE)
+            if self.use_prefilter
+            else (0, 0, 0, 0)
+        )
 
     def find(self, text: str) -> list[Span]:
         """Non-overlapping spans of ``text`` to redact, in order."""
@@ -183,23 +190,24 @@ class Redactor:
         ip = on("ip") and (may(prefilter.IPV4) or may(prefilter.IPV6))
         if (card or iban or ssn or nid or ip or phone) and _DIGIT.search(text) is not None:
             # Number detectors run only in windows around digit clusters.
-            for lo, hi in pii.digit_windows(text):
-                if card:
+            min_card, min_ssn, min_nid, min_phone = self._min_digits
+            for lo, hi, nd in pii.digit_windows(text):
+                if card and nd >= min_card:
                     for s, e in pii.find_cards(text, lo, hi):
                         yield Span(s, e, CARD, "card-luhn")
                 if iban:
                     for s, e in pii.find_ibans(text, lo, hi):
                         yield Span(s, e, IBAN, "iban-mod97")
-                if ssn:
+                if ssn and nd >= min_ssn:
                     for s, e in pii.find_ssns(text, lo, hi):
                         yield Span(s, e, SSN, "us-ssn")
-                if nid:
+                if nid and nd >= min_nid:
                     for s, e, kind in pii.find_national_ids(text, lo, hi):
                         yield Span(s, e, NATIONAL_ID, kind)
                 if ip:
                     for s, e in pii.find_ips(text, lo, hi):
                         yield Span(s, e, IP_ADDRESS, "ip")
-                if phone:
+                if phone and nd >= min_phone:
                     for s, e in pii.find_phones(text, self.phone_regions, lo, hi):
                         yield Span(s, e, PHONE, "phonenumbers")
         if on("generic_secret") and may(prefilter.GENERIC) and ("=" in text or ":" in text):

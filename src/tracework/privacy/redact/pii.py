@@ -73,29 +73,44 @@ WINDOW_RIGHT = 16  # a NINO's final letter, "ext. 12", an IBAN's last letters af
 WINDOW_GAP = 10  # digit runs closer than this share a window (grouped numbers)
 
 
-def digit_windows(text: str) -> list[tuple[int, int]]:
-    """(lo, hi) windows around clusters of digits: the number detectors only
-    run there, so prose between numbers costs nothing. Clusters closer than
-    ``WINDOW_GAP`` merge, so a grouped number is never split."""
-    windows: list[tuple[int, int]] = []
+def digit_windows(text: str) -> list[tuple[int, int, int]]:
+    """(lo, hi, digits) windows around clusters of digits: the number
+    detectors only run there, so prose between numbers costs nothing.
+    Clusters closer than ``WINDOW_GAP`` merge, so a grouped number is never
+    split. ``digits`` counts the ``\\d`` characters in the window: a window
+    whose margin reaches another cluster's digits overlaps that cluster's
+    window and is merged with it, so the sum over its own clusters is exact.
+    Detectors that need more digits than a window has skip it."""
+    windows: list[tuple[int, int, int]] = []
     start = end = -1
+    count = 0
     for m in DIGIT_RUN.finditer(text):
         if start >= 0 and m.start() - end <= WINDOW_GAP:
             end = m.end()
+            count += end - m.start()
             continue
         if start >= 0:
-            windows.append((max(0, start - WINDOW_LEFT), min(len(text), end + WINDOW_RIGHT)))
+            windows.append((max(0, start - WINDOW_LEFT), min(len(text), end + WINDOW_RIGHT), count))
         start, end = m.start(), m.end()
+        count = end - start
     if start >= 0:
-        windows.append((max(0, start - WINDOW_LEFT), min(len(text), end + WINDOW_RIGHT)))
+        windows.append((max(0, start - WINDOW_LEFT), min(len(text), end + WINDOW_RIGHT), count))
     # Windows widened by the margins may overlap: merge them.
-    merged: list[tuple[int, int]] = []
-    for lo, hi in windows:
+    merged: list[tuple[int, int, int]] = []
+    for lo, hi, n in windows:
         if merged and lo <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(hi, merged[-1][1]))
+            merged[-1] = (merged[-1][0], max(hi, merged[-1][1]), merged[-1][2] + n)
         else:
-            merged.append((lo, hi))
+            merged.append((lo, hi, n))
     return merged
+
+
+# Fewest \d characters a match of each number detector holds (see the
+# patterns): a window with fewer cannot hold one.
+MIN_DIGITS_CARD = 12
+MIN_DIGITS_SSN = 9
+MIN_DIGITS_NATIONAL_ID = 6  # NINO; SIN 9, Aadhaar 12
+MIN_DIGITS_PHONE = 7  # _phone_candidate_ok
 
 
 def find_emails(text: str):
@@ -271,7 +286,7 @@ def find_phones(text: str, regions=DEFAULT_PHONE_REGIONS, lo: int = 0, hi: int |
         tries = 0
         for end in reversed(_group_ends(raw)):
             prefix = raw[:end].rstrip(" -./(")
-            digits = sum(ch.isdigit() for ch in prefix)
+            digits = sum(map(str.isdigit, prefix))
             if digits > 15:
                 continue
             if digits < 7 or tries == _PHONE_RETRIES:
@@ -290,8 +305,8 @@ _PHONE_RETRIES = 3  # shorter group sequences tried per failed candidate (bounds
 
 
 def _phone_candidate_ok(text: str, start: int, end: int, raw: str, regions) -> bool:
-    digits = sum(ch.isdigit() for ch in raw)
-    if digits < 7 or digits > 17:
+    digits = sum(map(str.isdigit, raw))
+    if digits < MIN_DIGITS_PHONE or digits > 17:
         return False
     # Short numbers (8 digits or fewer, no country code) look like house
     # numbers, postcodes and ids; they count only next to a phone word.
@@ -396,7 +411,7 @@ def _plus_fast(cand: str) -> bool | None:
     """is_possible_number(parse(cand, None)) for "+<digits>" without parse, or None."""
     if _PLAIN_PLUS.fullmatch(cand) is None:
         return None
-    digits = "".join(ch for ch in cand if ch.isdigit())
+    digits = "".join(filter(str.isdigit, cand))
     if len(digits) <= 2 or digits[0] == "0":
         return None
     for i in (1, 2, 3):
@@ -427,7 +442,7 @@ def _phone_ok(raw: str, regions, fast: bool = True) -> bool:
                 return phonenumbers.is_possible_number(phonenumbers.parse(cand, None))
             except phonenumbers.NumberParseException:
                 continue
-        digits = "".join(ch for ch in cand if ch.isdigit())
+        digits = "".join(filter(str.isdigit, cand))
         plain = fast and _PLAIN.fullmatch(cand) is not None
         for region in regions:
             info = _REGION_CACHE.get(region)
