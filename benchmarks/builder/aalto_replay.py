@@ -1,16 +1,40 @@
 """Replay the Aalto 136M-keystrokes sentences through the typing builder and
 list every sentence whose rebuilt text differs from USER_INPUT.
 
-    .venv/bin/python benchmarks/builder/aalto_replay.py [--data ../shared/data/aalto-keystrokes] [--show 40]
+    .venv/bin/python benchmarks/builder/aalto_replay.py [--data ../shared/data/aalto-keystrokes] [--show 40] [--repeat-grid]
 
 Prints the match rate, the mismatches grouped by the shape of the difference
-(difflib opcodes: a character missing from the replay, extra text, ...) and by
-likely reason (read off the shape: keys the log lacks, text moved or replaced
-without keys, extra keys the field did not keep, other characters), and the
-first ``--show`` mismatches with USER_INPUT and the rebuilt text.
+(difflib opcodes) and by cause, and the first ``--show`` mismatches with
+USER_INPUT and the rebuilt text. Causes are tested in order, each on the
+sentence's own log rows and the difference (first that holds):
+
+- the last key never logged: the rebuilt text is USER_INPUT minus its last
+  character (the key went down as the sentence was sent; no row has it);
+- a held key's repeat: a backspace, Delete or arrow row is held past the
+  repeat delay and another repeat setting (``REPEAT_GRID``) rebuilds the
+  sentence exactly: the participant's rate is not the default one, which the
+  log cannot tell;
+- letter case: the texts differ only in case (LETTER or the shift / caps
+  state disagree with the field);
+- keys missing from a file without LETTER: characters missing from the
+  replay in one of the files whose LETTER column is empty, where a key lost
+  in a shared row leaves no trace (in files with LETTER the converter
+  restores them from the LETTER/KEYCODE disagreement);
+- keys missing from the log: characters missing, no trace in the log;
+- text moved: the same characters in another order (caret placed with the
+  mouse, which the log does not record);
+- a logged key the field did not keep: one or two extra characters, nothing
+  missing;
+- text replaced without keys: the replay keeps extra text (3 or more
+  characters) and lacks nothing (a mouse selection overtyped, autocompletion);
+- other: characters other than typed (LETTER disagreeing with the field,
+  mouse edits mixed with typing).
+
 Baseline in the same run: the converter without its repairs of the log
 (``read_aalto(..., repair=False)``: LETTER as typed at PRESS_TIME, BKSP
-deletes, no lost-key or stale-time rules) through the same builder.
+deletes, no lost-key, stale-time, key-repeat or layout rules) through the same
+builder. ``--repeat-grid`` also replays with other repeat delays / intervals
+(how sensitive the match rate is to the default 500 ms / 33 ms).
 USER_INPUT is used only here, for comparison: the converter never reads it.
 """
 
@@ -18,8 +42,10 @@ from __future__ import annotations
 
 import argparse
 import collections
+import csv
 import difflib
 import glob
+import gzip
 import time
 from pathlib import Path
 
@@ -53,26 +79,80 @@ def shape(target: str, got: str) -> str:
     return " + ".join(sorted({names[o[0]] for o in ops}))
 
 
-def reason(target: str, got: str) -> str:
-    """The likely reason of a mismatch, read off the difference's shape."""
+REPEAT_CODES = {"8", "37", "38", "39", "40", "46"}
+
+
+def raw_rows(files: list[str]) -> tuple[dict, set]:
+    """(session, section) -> the sentence's log rows; and the sessions whose
+    file has no LETTER for its character keys."""
+    rows: dict = collections.defaultdict(list)
+    no_letter = set()
+    for f in files:
+        with gzip.open(f, "rt", encoding="utf-8", errors="replace") as fh:
+            file_rows = list(csv.DictReader(fh, delimiter="\t", quoting=csv.QUOTE_NONE))
+        session = f"aalto-{file_rows[0]['PARTICIPANT_ID']}"
+        chars = [r for r in file_rows if r["KEYCODE"].isdigit() and 65 <= int(r["KEYCODE"]) <= 90]
+        if chars and sum(r["LETTER"] == "" for r in chars) > len(chars) / 2:
+            no_letter.add(session)
+        for r in file_rows:
+            rows[(session, r["TEST_SECTION_ID"])].append(r)
+    return rows, no_letter
+
+
+#: Key-repeat settings people use (delay ms, interval ms): Windows' delay
+#: steps 250-1000 ms, rates 2.5-30 per second; X11 and macOS defaults.
+REPEAT_GRID = [(d, i) for d in (250, 500, 660, 750, 1000) for i in (25, 33, 40, 50, 83)]
+
+
+def held_repeat_key(rows: list[dict]) -> bool:
+    return any(r["KEYCODE"] in REPEAT_CODES and int(r["RELEASE_TIME"]) - int(r["PRESS_TIME"]) > aalto.REPEAT_DELAY_MS for r in rows)
+
+
+def other_rate_matches(files: list[str], keys: set, expected: dict) -> set:
+    """The sentences among ``keys`` that another key-repeat setting rebuilds exactly."""
+    sessions = {k[0] for k in keys}
+    wanted = [f for f in files if f"aalto-{Path(f).name.split('_')[0]}" in sessions]
+    default = (aalto.REPEAT_DELAY_MS, aalto.REPEAT_INTERVAL_MS)
+    found = set()
+    try:
+        for delay, interval in REPEAT_GRID:
+            aalto.REPEAT_DELAY_MS, aalto.REPEAT_INTERVAL_MS = delay, interval
+            _, got = rebuild(wanted)
+            found |= {k for k in keys if got.get(k) == expected[k].user_input}
+    finally:
+        aalto.REPEAT_DELAY_MS, aalto.REPEAT_INTERVAL_MS = default
+    return found
+
+
+def reason(target: str, got: str, rows: list[dict], no_letter: bool, other_rate: bool) -> str:
+    """The cause of a mismatch, tested on the log rows and the difference."""
     ops = [o for o in difflib.SequenceMatcher(None, target, got, autojunk=False).get_opcodes() if o[0] != "equal"]
     missing = "".join(target[a:b] for o, a, b, _, _ in ops if o in ("delete", "replace"))
     extra = "".join(got[c:d] for o, _, _, c, d in ops if o in ("insert", "replace"))
+    if got == target[:-1]:
+        return "the last key never logged (the sentence was sent while it was down)"
+    if other_rate:
+        return "a held key's repeat count (another repeat delay/rate rebuilds it exactly)"
+    if got.lower() == target.lower():
+        return "letter case unlike the field (LETTER or the shift/caps state disagree with the text)"
+    if not extra and no_letter:
+        return "keys missing from a file without LETTER (a lost key leaves no trace there)"
     if not extra:
-        return "keys missing from the log (the replay lacks characters, no trace in the log)"
+        return "keys missing from the log (no trace in the log)"
     if sorted(missing) == sorted(extra):
-        return "text moved without keys (caret placed with the mouse, or keys logged out of order)"
-    if not missing and len(extra) >= 3:
-        return "text replaced without keys (selected with the mouse and retyped; the replay keeps both)"
+        return "text moved without keys (caret placed with the mouse)"
+    if not missing and len(extra) <= 2:
+        return "a logged key the field did not keep (its character is not in the text)"
     if not missing:
-        return "extra keys the field did not keep (dead keys, autocorrection, key repeat)"
-    return "other characters than typed (layout without a LETTER column, autocorrection, mouse edits)"
+        return "text replaced without keys (mouse selection overtyped, autocompletion)"
+    return "other characters than typed (mouse edits mixed with typing, autocorrection)"
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "aalto-keystrokes"))
     ap.add_argument("--show", type=int, default=40)
+    ap.add_argument("--repeat-grid", action="store_true", help="also replay with other key-repeat delays / intervals")
     args = ap.parse_args()
     files = sorted(glob.glob(str(Path(args.data) / "*_keystrokes.txt.gz")))
     if not files:
@@ -90,11 +170,27 @@ def main() -> None:
     print("mismatches by shape:")
     for name, count in collections.Counter(shape(s.user_input, g) for _, s, g in bad).most_common():
         print(f"  {count:4d}  {name}")
-    print("mismatches by likely reason:")
-    for name, count in collections.Counter(reason(s.user_input, g) for _, s, g in bad).most_common():
-        print(f"  {count:4d}  {name}")
+    rows, no_letter = raw_rows(files)
+    held = {k for k, _, _ in bad if held_repeat_key(rows[k])}
+    other_rate = other_rate_matches(files, held, expected)
+    causes = {k: reason(s.user_input, g, rows[k], k[0] in no_letter, k in other_rate) for k, s, g in bad}
+    print(f"mismatches by cause ({len(no_letter)} files have no LETTER column; they hold "
+          f"{sum(k[0] in no_letter for k, _, _ in bad)} of the {len(bad)} mismatches):")
+    for name, count in collections.Counter(causes.values()).most_common():
+        example = next((k, s, g) for k, s, g in bad if causes[k] == name)
+        print(f"  {count:4d}  {name}\n          e.g. {example[0][0]} section {example[0][1]}: "
+              f"USER_INPUT {example[1].user_input!r}, rebuilt {example[2]!r}")
+    if args.repeat_grid:
+        default = (aalto.REPEAT_DELAY_MS, aalto.REPEAT_INTERVAL_MS)
+        print("key-repeat sensitivity (delay ms / interval ms: sentences rebuilt exactly):")
+        for delay, interval in [(250, 33), (400, 33), (500, 25), (500, 40), (500, 50), (500, 83), (600, 33), (660, 40)]:
+            aalto.REPEAT_DELAY_MS, aalto.REPEAT_INTERVAL_MS = delay, interval
+            _, got_g = rebuild(files)
+            print(f"  {delay} / {interval}: {sum(got_g.get(k) == s.user_input for k, s in expected.items())}")
+        aalto.REPEAT_DELAY_MS, aalto.REPEAT_INTERVAL_MS = default
     for (session, section), s, g in bad[: args.show]:
-        print(f"- {session} section {section}\n    USER_INPUT: {s.user_input!r}\n    rebuilt:    {g!r}")
+        print(f"- {session} section {section} [{causes[(session, section)].split(' (')[0]}]\n"
+              f"    USER_INPUT: {s.user_input!r}\n    rebuilt:    {g!r}")
 
 
 if __name__ == "__main__":

@@ -168,3 +168,15 @@ def test_without_the_french_signature_the_us_layout_stays(tmp_path):
     keys = _no_letter(_typed("don", 10_000) + [(10_450, 10_520, "'", 222)] + _typed("t", 10_600) + [(10_700, 10_760, ";", 59)])
     _write(tmp_path / "9_keystrokes.txt.gz", [("1", keys)])
     assert _replay(tmp_path / "9_keystrokes.txt.gz") == {"1": "don't;"}
+
+
+def test_key_pressed_as_ctrl_is_released_is_typed(tmp_path):
+    # Ctrl goes up in the same millisecond as "w" goes down: "w" is text,
+    # not ctrl+w (which would have closed the browser tab mid-study).
+    keys = [(10_000, 10_138, "CTRL", 17), (10_138, 10_200, "W", 87)] + _typed("e", 10_400)
+    _write(tmp_path / "9_keystrokes.txt.gz", [("1", keys)])
+    assert _replay(tmp_path / "9_keystrokes.txt.gz") == {"1": "We"}
+    # Pressed while ctrl is still down, it is a hotkey and types nothing.
+    keys = [(10_000, 10_138, "CTRL", 17), (10_137, 10_200, "W", 87)] + _typed("e", 10_400)
+    _write(tmp_path / "9_keystrokes.txt.gz", [("1", keys)])
+    assert _replay(tmp_path / "9_keystrokes.txt.gz") == {"1": "e"}

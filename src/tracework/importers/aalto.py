@@ -276,9 +276,13 @@ def read_aalto(path: str | Path, session: str | None = None, *, repair: bool = T
             last_press[s_idx] = max(presses[i], last_press.get(s_idx, presses[i]))
 
     def modifiers_at(t: int) -> int:
+        # A key that goes down in the millisecond its modifier goes up was
+        # pressed after the release: one participant's "W" shares its
+        # millisecond with ctrl's release, and ctrl+W would have closed the
+        # study's browser tab.
         bits = 0
         for mp, mr, bit in mods:
-            if mp < t <= mr:
+            if mp < t < mr:
                 bits |= bit
         return bits
 
