@@ -423,6 +423,36 @@ def _plus_fast(cand: str) -> bool | None:
     return None
 
 
+_LENGTH_SCREENS: dict[tuple, tuple[frozenset[int], tuple[tuple[str, frozenset[int]], ...]]] = {}
+
+
+def _length_fits_some_region(digits: str, regions) -> bool:
+    """The region loop's length test for all regions at once: the digit count
+    is a possible length somewhere, or is one once a region's national
+    prefix it starts with is dropped (a card's 16 digits fit no region)."""
+    if not isinstance(regions, tuple):
+        regions = tuple(regions)
+    screen = _LENGTH_SCREENS.get(regions)
+    if screen is None:
+        plain: set[int] = set()
+        prefixed: dict[str, set[int]] = {}
+        for region in regions:
+            info = _REGION_CACHE.get(region)
+            if info is None:
+                info = _REGION_CACHE[region] = _region_lengths(region)
+            prefix, lengths = info
+            plain |= lengths
+            if prefix:
+                prefixed.setdefault(prefix, set()).update(n + len(prefix) for n in lengths)
+        screen = _LENGTH_SCREENS[regions] = (
+            frozenset(plain), tuple((p, frozenset(ns)) for p, ns in prefixed.items())
+        )
+    n = len(digits)
+    if n in screen[0]:
+        return True
+    return any(n in ns and digits.startswith(p) for p, ns in screen[1])
+
+
 def _phone_ok(raw: str, regions, fast: bool = True) -> bool:
     """True when phonenumbers finds ``raw`` a possible number written with
     "+", or in one of ``regions``. ``fast=False`` always calls parse (the
@@ -443,6 +473,8 @@ def _phone_ok(raw: str, regions, fast: bool = True) -> bool:
             except phonenumbers.NumberParseException:
                 continue
         digits = "".join(filter(str.isdigit, cand))
+        if fast and not _length_fits_some_region(digits, regions):
+            continue  # the loop below would skip every region
         plain = fast and _PLAIN.fullmatch(cand) is not None
         for region in regions:
             info = _REGION_CACHE.get(region)
