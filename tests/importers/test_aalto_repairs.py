@@ -180,3 +180,11 @@ def test_key_pressed_as_ctrl_is_released_is_typed(tmp_path):
     keys = [(10_000, 10_138, "CTRL", 17), (10_137, 10_200, "W", 87)] + _typed("e", 10_400)
     _write(tmp_path / "9_keystrokes.txt.gz", [("1", keys)])
     assert _replay(tmp_path / "9_keystrokes.txt.gz") == {"1": "e"}
+
+
+def test_character_logged_with_the_backspace_keycode_is_a_lost_backspace(tmp_path):
+    # "ecp" typed, then a row LETTER "x" / KEYCODE 8: backspace and "x" were
+    # logged as one row; the backspace came first.
+    keys = _typed("ecp", 10_000) + [(10_500, 10_580, "BKSP", 8), (10_700, 10_780, "x", 8)] + _typed("pect", 10_900)
+    _write(tmp_path / "9_keystrokes.txt.gz", [("1", keys)])
+    assert _replay(tmp_path / "9_keystrokes.txt.gz") == {"1": "expect"}

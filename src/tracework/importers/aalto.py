@@ -329,6 +329,11 @@ def read_aalto(path: str | Path, session: str | None = None, *, repair: bool = T
             char = key_sym = char.upper() if bool(modifiers & MOD_SHIFT) != caps else char.lower()
         if letter not in NAMED and letter != "":
             lost = None if not repair or layout.get(letter) == code else _lost_key(letter, code)
+            if repair and code == 8 and len(letter) == 1:
+                # The same with the backspace key: a character logged with
+                # backspace's keycode is a backspace, then that character.
+                timed.append((s_idx, press, 2 * i, ("down", "BackSpace", None, modifiers)))
+                timed.append((s_idx, press, 2 * i, ("up", "BackSpace", None, modifiers)))
             if lost is not None:
                 # LETTER comes from the text field and KEYCODE from the key
                 # event; when they disagree, two fast keystrokes were logged as
