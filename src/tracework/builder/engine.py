@@ -34,7 +34,7 @@ SPLITS = ("train", "validation", "test")
 # slower on the window expressions the transforms are made of.
 ENGINE = "in-memory"
 # String columns are read dictionary-encoded (see _read_file).
-_STRING_COLUMNS = {name for name, dtype in SOURCE_COLUMNS.items() if dtype == pl.String} | {"transforms"}
+_STRING_COLUMNS = {name for name, dtype in SOURCE_COLUMNS.items() if dtype in (pl.String, pl.Categorical)} | {"transforms"}
 PersonFilter = Callable[[list[str]], Iterable[str]]
 Progress = Callable[[str, float], None]
 

@@ -20,10 +20,14 @@ from .settings import BuildSettings
 
 EVENT_TYPE_ENUM = pl.Enum(sorted(EVENT_TAGS))
 
-# Columns the builder reads from the lake, with the type it works in.
+# Columns the builder reads from the lake, with the type it works in. The
+# strings that only label rows (session, person, device, window) stay
+# dictionary-encoded (Categorical) as the lake reader delivers them: no
+# string per row is made, and outputs look them up per output row
+# (attach_rows), where they become plain strings.
 SOURCE_COLUMNS: dict[str, pl.DataType] = {
     "type": pl.String,
-    "session": pl.String,
+    "session": pl.Categorical,
     "seq": pl.Int64,
     "t_ns": pl.Int64,
     "x": pl.Int64,
@@ -36,14 +40,14 @@ SOURCE_COLUMNS: dict[str, pl.DataType] = {
     "modifiers": pl.Int64,
     "key_class": pl.String,
     "redacted": pl.String,
-    "app": pl.String,
-    "title": pl.String,
-    "url": pl.String,
+    "app": pl.Categorical,
+    "title": pl.Categorical,
+    "url": pl.Categorical,
     "denied": pl.Boolean,
     "screen_w": pl.Int64,
     "screen_h": pl.Int64,
-    "person": pl.String,
-    "device": pl.String,
+    "person": pl.Categorical,
+    "device": pl.Categorical,
 }
 
 # pyautogui key names for the X11 / pynput / browser names agents record.
@@ -157,7 +161,9 @@ def normalize(frame: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
     # Rows are ordered by a 64-bit hash of the session, then seq: that groups
     # each session's rows far faster than sorting the strings; two sessions
     # would have to collide in 64 bits to interleave.
-    df = lf.with_columns(pl.col("session").hash(seed=0).alias("_sh")).collect(engine="in-memory")
+    # (The hash of the string, not of the dictionary code: the order must not
+    # depend on how a chunk's dictionary was built.)
+    df = lf.with_columns(pl.col("session").cast(pl.String).hash(seed=0).alias("_sh")).collect(engine="in-memory")
     df = _order_by_session(df)
     # An integer id per session: comparisons and windows use it, not the string.
     return df.lazy().with_columns(
@@ -283,7 +289,7 @@ def attach_rows(out: pl.DataFrame, rows: pl.LazyFrame, refs: dict[str, tuple[str
         picked = src.select(pl.col(["_row", *columns]).gather(idx))
         if picked["_row"].ne_missing(idx.cast(pl.Int64)).any():
             picked = out.select(ref).join(src.select(pl.col("_row").alias(ref), *columns), on=ref, how="left", maintain_order="left")
-        out = out.drop(ref).hstack(picked.select(columns))
+        out = out.drop(ref).hstack(picked.select(pl.col(c).cast(pl.String) if picked.schema[c] == pl.Categorical else pl.col(c) for c in columns))
     return out
 
 
