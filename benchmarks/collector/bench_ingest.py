@@ -1,6 +1,8 @@
 """Collector ingest benchmark: events per second per core, end to end.
 
-A load generator on 127.0.0.1 posts wire batches of 5,000 events to a real
+A load generator on 127.0.0.1 posts wire batches of 5,000 events (Arrow IPC
+stream batches, the agent's default, and in the same run zstd NDJSON
+batches) to a real
 ``tracework serve`` (uvicorn, one worker, python -m tracework.collector) and
 waits for each 200, which the collector only sends once the batch is durable
 in the Delta lake. Measured:
@@ -16,7 +18,7 @@ In the same run, the baseline: an ActivityWatch-style server
 the same way (concurrent clients, bounded loop). Both figures and the ratio
 are printed.
 
-    .venv/bin/python benchmarks/collector/bench_ingest.py [--events 2000000] [--baseline-events 20000]
+    .venv/bin/python benchmarks/collector/bench_ingest.py [--events 2000000] [--ndjson-events 1000000] [--baseline-events 20000]
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ import httpx
 import msgspec
 
 from tracework import events as ev
+from tracework.events.arrow_wire import ARROW_CONTENT_TYPE, encode_arrow_batch
 from tracework.governance.devices import DeviceRegistry
 from tracework.lake import read_events
 
@@ -139,19 +142,20 @@ def run_parallel(items: list, clients: int, send) -> float:
     return wall
 
 
-def bench_tracework(total_events: int, batch_size: int, clients: int, workdir: Path) -> dict:
-    data_dir = workdir / "tracework"
+def bench_tracework(total_events: int, batch_size: int, clients: int, workdir: Path, fmt: str = "arrow") -> dict:
+    data_dir = workdir / f"tracework-{fmt}"
     registry = DeviceRegistry(data_dir)
     _, token = registry.enroll("bench-person", "bench-device")
     registry.close()
     n_batches = total_events // batch_size
     t0 = time.time_ns() - 3_600 * 10**9
-    print(f"[tracework] encoding {n_batches} batches of {batch_size} events (not timed)...", flush=True)
+    print(f"[tracework {fmt}] encoding {n_batches} batches of {batch_size} events (not timed)...", flush=True)
+    encode = encode_arrow_batch if fmt == "arrow" else ev.encode_batch
     bodies = []
     for b in range(n_batches + 2):  # two warm-up batches
         events = realistic_events(batch_size, t0 + b * batch_size * 1_000_000, f"session-{b % 50}")
         header = ev.BatchHeader(batch_id=uuid.uuid4().hex, schema_version=ev.SCHEMA_VERSION, event_count=batch_size)
-        bodies.append(ev.encode_batch(header, events))
+        bodies.append(encode(header, events))
     wire_bytes = sum(len(b) for b in bodies[2:])
     port = free_port()
     # The benchmark's person has no governance records: measure ingest
@@ -163,7 +167,8 @@ def bench_tracework(total_events: int, batch_size: int, clients: int, workdir: P
         stdout=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
-    headers = {"Authorization": f"Bearer {token}", "Content-Type": ev.CONTENT_TYPE, "Content-Encoding": ev.CONTENT_ENCODING}
+    content_type = ARROW_CONTENT_TYPE if fmt == "arrow" else ev.CONTENT_TYPE
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": content_type, "Content-Encoding": ev.CONTENT_ENCODING}
 
     def send(client: httpx.Client, body: bytes):
         r = client.post(url + "/v1/batches", content=body, headers=headers)
@@ -241,6 +246,7 @@ def bench_baseline(total_events: int, clients: int, workdir: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=2_000_000, help="events sent to the Tracework collector")
+    parser.add_argument("--ndjson-events", type=int, default=1_000_000, help="events sent as NDJSON batches (0: skip)")
     parser.add_argument("--batch-size", type=int, default=5_000)
     parser.add_argument("--clients", type=int, default=4, help="concurrent uploaders")
     parser.add_argument("--baseline-events", type=int, default=20_000, help="events sent to the baseline (one per POST)")
@@ -254,14 +260,23 @@ def main() -> None:
     )
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         work = Path(tmp)
-        ours = bench_tracework(args.events, args.batch_size, args.clients, work)
+        ours = bench_tracework(args.events, args.batch_size, args.clients, work, "arrow")
         print(
-            f"tracework collector: {ours['events']:,} events in {ours['wall_s']:.2f} s wall = {ours['events_per_s']:,.0f} events/s; "
+            f"tracework collector, Arrow batches: {ours['events']:,} events in {ours['wall_s']:.2f} s wall = {ours['events_per_s']:,.0f} events/s; "
             f"collector CPU {ours['cpu_s']:.2f} s = {ours['events_per_cpu_s']:,.0f} events/s per core; "
             f"peak RSS {ours['peak_rss_mb']:.0f} MB; {ours['wire_bytes_per_event']:.1f} wire bytes/event; "
             f"lake rows verified: {ours['lake_rows_verified']:,}",
             flush=True,
         )
+        if args.ndjson_events:
+            nd = bench_tracework(args.ndjson_events, args.batch_size, args.clients, work, "ndjson")
+            print(
+                f"tracework collector, NDJSON batches: {nd['events']:,} events in {nd['wall_s']:.2f} s wall = "
+                f"{nd['events_per_s']:,.0f} events/s; collector CPU {nd['cpu_s']:.2f} s = {nd['events_per_cpu_s']:,.0f} "
+                f"events/s per core; peak RSS {nd['peak_rss_mb']:.0f} MB; {nd['wire_bytes_per_event']:.1f} wire bytes/event; "
+                f"lake rows verified: {nd['lake_rows_verified']:,}",
+                flush=True,
+            )
         base = bench_baseline(args.baseline_events, args.baseline_clients, work)
         print(
             f"baseline (one JSON event per POST, SQLite): {base['events']:,} events in {base['wall_s']:.2f} s wall = "
@@ -270,9 +285,14 @@ def main() -> None:
             flush=True,
         )
     print(
-        f"ratio tracework/baseline: {ours['events_per_cpu_s'] / base['events_per_cpu_s']:,.0f}x per core, "
+        f"ratio tracework Arrow/baseline: {ours['events_per_cpu_s'] / base['events_per_cpu_s']:,.0f}x per core, "
         f"{ours['events_per_s'] / base['events_per_s']:,.0f}x wall-clock throughput"
     )
+    if args.ndjson_events:
+        print(
+            f"ratio tracework NDJSON/baseline: {nd['events_per_cpu_s'] / base['events_per_cpu_s']:,.0f}x per core; "
+            f"Arrow/NDJSON: {ours['events_per_cpu_s'] / nd['events_per_cpu_s']:.2f}x per core"
+        )
     target = 1_000_000
     print(
         f"target {target:,} events/s per core: reached {ours['events_per_cpu_s'] / target:.0%}; "

@@ -1,8 +1,15 @@
 """The uploader: moves batches from the spool to the collector.
 
 Contract with the collector (``POST {url}/v1/batches``): bearer device token,
-``Content-Type: application/x-ndjson``, ``Content-Encoding: zstd``, body =
-batch header line + one event per line. Outcomes:
+``Content-Encoding: zstd`` and, by default (``UploadSettings.wire_format =
+"arrow"``), ``Content-Type: application/vnd.apache.arrow.stream``: an Arrow IPC
+stream of the batch's events with the batch header in the schema metadata
+(:mod:`tracework.events.arrow_wire`), which the collector stores without
+per-event Python. ``wire_format="ndjson"`` sends ``application/x-ndjson``
+(header line + one event per line) instead; so does any batch whose spooled
+lines do not decode locally (the collector then names the bad line), and so
+does the uploader from then on if the collector answers 415 to Arrow (a
+collector older than the Arrow format). Outcomes:
 
 * 2xx: the batch is durable at the collector; its events leave the spool.
 * 403 ``consent_refused``: the batch carries a class its person withdrew
@@ -29,11 +36,14 @@ from dataclasses import dataclass
 
 import httpx
 import msgspec
+import pyarrow as pa
 import zstandard
 
 from .. import __version__
 from ..errors import AuthError, BatchRejected, CollectorUnavailable
 from ..events import CONTENT_ENCODING, CONTENT_TYPE, SCHEMA_VERSION, BatchHeader, encode_batch_lines
+from ..events.arrow_wire import ARROW_CONTENT_TYPE, encode_arrow_batch
+from ..events.model import AnyEvent
 from .spool import Batch, Spool
 
 log = logging.getLogger("tracework.agent")
@@ -48,6 +58,15 @@ class UploadSettings:
     backoff_base_s: float = 0.5
     backoff_cap_s: float = 60.0
     timeout_s: float = 30.0
+    #: "arrow" (columnar, the default) or "ndjson" (simple clients, debugging).
+    wire_format: str = "arrow"
+
+    def __post_init__(self) -> None:
+        if self.wire_format not in WIRE_FORMATS:
+            raise ValueError(f"wire_format must be one of {', '.join(WIRE_FORMATS)} (got {self.wire_format!r})")
+
+
+WIRE_FORMATS = ("arrow", "ndjson")
 
 
 class _KeyDownRedactions(msgspec.Struct):
@@ -80,10 +99,37 @@ def redaction_counts(lines: list[bytes]) -> dict[str, int]:
     return counts
 
 
+def _header(batch: Batch) -> BatchHeader:
+    return BatchHeader(batch_id=batch.batch_id, schema_version=SCHEMA_VERSION, event_count=len(batch.lines),
+                       agent_version=__version__, redaction_counts=redaction_counts(batch.lines))
+
+
 def encode_body(batch: Batch) -> bytes:
-    header = BatchHeader(batch_id=batch.batch_id, schema_version=SCHEMA_VERSION, event_count=len(batch.lines),
-                         agent_version=__version__, redaction_counts=redaction_counts(batch.lines))
-    return zstandard.ZstdCompressor(level=3).compress(encode_batch_lines(header, batch.lines))
+    """The batch as zstd NDJSON (the spooled lines as they are)."""
+    return zstandard.ZstdCompressor(level=3).compress(encode_batch_lines(_header(batch), batch.lines))
+
+
+_events_decoder = msgspec.json.Decoder(list[AnyEvent])
+
+
+def encode_arrow_body(batch: Batch) -> bytes:
+    """The batch as a zstd Arrow IPC stream. Raises ``msgspec.DecodeError``
+    when a spooled line is not a valid event, ``OverflowError`` or an Arrow
+    error when a value does not fit its column (the caller sends NDJSON then)."""
+    events = _events_decoder.decode(b"[" + b",".join(batch.lines) + b"]")
+    return encode_arrow_batch(_header(batch), events)
+
+
+def encode_for_wire(batch: Batch, wire_format: str) -> tuple[bytes, str]:
+    """(body, content type) of ``batch`` in ``wire_format``; a batch whose
+    lines do not decode goes as NDJSON so that the collector's answer (a 400
+    naming the line, then the dead-letter table) says what is wrong."""
+    if wire_format == "arrow":
+        try:
+            return encode_arrow_body(batch), ARROW_CONTENT_TYPE
+        except (msgspec.DecodeError, OverflowError, pa.ArrowException) as exc:
+            log.warning("batch %s has a line that is not a valid event (%s); sending it as NDJSON", batch.batch_id, exc)
+    return encode_body(batch), CONTENT_TYPE
 
 
 class Uploader:
@@ -95,6 +141,7 @@ class Uploader:
         self.rng = rng or random.Random()
         self.client = httpx.Client(timeout=settings.timeout_s)
         self.stopped_reason: str | None = None  # set on 401/403: uploads stop
+        self.wire_format = settings.wire_format  # may fall back to ndjson (415 from an older collector)
         self._wake = threading.Event()
 
     def close(self) -> None:
@@ -106,16 +153,14 @@ class Uploader:
     def send(self, batch: Batch) -> dict:
         """POST one batch. Returns the collector's JSON on 2xx, raises otherwise."""
         url = self.settings.collector_url.rstrip("/") + "/v1/batches"
-        headers = {
-            "Authorization": f"Bearer {self.settings.token}",
-            "Content-Type": CONTENT_TYPE,
-            "Content-Encoding": CONTENT_ENCODING,
-        }
-        try:
-            response = self.client.post(url, content=encode_body(batch), headers=headers)
-        except httpx.HTTPError as exc:
-            raise CollectorUnavailable(f"the collector at {self.settings.collector_url} is unreachable ({exc})",
-                                       hint="the agent keeps the events and retries") from None
+        body, content_type = encode_for_wire(batch, self.wire_format)
+        response = self._post(url, body, content_type)
+        if response.status_code == 415 and content_type == ARROW_CONTENT_TYPE:
+            # A collector that predates the Arrow format: the same batch (same
+            # id) as NDJSON, and NDJSON from now on.
+            log.warning("the collector does not accept Arrow batches (415); sending NDJSON from now on")
+            self.wire_format = "ndjson"
+            response = self._post(url, encode_body(batch), CONTENT_TYPE)
         if 200 <= response.status_code < 300:
             try:
                 return response.json()
@@ -142,6 +187,18 @@ class Uploader:
         raise BatchRejected(f"the collector refused batch {batch.batch_id} ({response.status_code} {code}: {message})",
                             status=response.status_code, code=code,
                             hint="the batch was moved to the spool's dead-letter table")
+
+    def _post(self, url: str, body: bytes, content_type: str) -> httpx.Response:
+        headers = {
+            "Authorization": f"Bearer {self.settings.token}",
+            "Content-Type": content_type,
+            "Content-Encoding": CONTENT_ENCODING,
+        }
+        try:
+            return self.client.post(url, content=body, headers=headers)
+        except httpx.HTTPError as exc:
+            raise CollectorUnavailable(f"the collector at {self.settings.collector_url} is unreachable ({exc})",
+                                       hint="the agent keeps the events and retries") from None
 
     def upload_once(self) -> str:
         """Try the next batch once. Returns ``idle`` (nothing to send), ``sent``,

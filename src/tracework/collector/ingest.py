@@ -137,6 +137,10 @@ def _media_type(value: str | None) -> str:
     return (value or "").split(";", 1)[0].strip().lower()
 
 
+def _day_name(day_number: int) -> str:
+    return dt.datetime.fromtimestamp(day_number * 86_400, dt.timezone.utc).strftime("%Y-%m-%d")
+
+
 class IngestService:
     """Authenticates, validates, deduplicates and durably stores event batches."""
 
@@ -241,14 +245,13 @@ class IngestService:
                 table = decoded.table if decoded.table.num_rows else None
             else:
                 table = events_to_table(decoded.events) if decoded.events else None
-            if table is not None:
-                self._check_time_window(table)
+            bounds = self._check_time_window(table) if table is not None else None
         self._check_consent(identity, decoded)
 
         key = (identity.device_pseudonym, header.batch_id)
         # Built before taking the in-flight lock so concurrent requests do not
         # wait on each other's column work (wasted only for duplicates).
-        rows = self._with_ingest_columns(table, identity, header.batch_id) if table is not None else None
+        rows = self._with_ingest_columns(table, identity, header.batch_id, bounds) if table is not None else None
         with self._inflight_lock:
             first = self._inflight.get(key)
             if first is None:
@@ -312,7 +315,8 @@ class IngestService:
             )
         return decoded
 
-    def _check_time_window(self, table: pa.Table) -> None:
+    def _check_time_window(self, table: pa.Table) -> dict:
+        """422 unless every t_ns is within the accepted window; returns the batch's min/max t_ns."""
         now = self.clock()
         bounds = pc.min_max(table.column("t_ns")).as_py()
         latest_ok = now + self.limits.max_future_seconds * 1_000_000_000
@@ -331,6 +335,7 @@ class IngestService:
                 f"the batch has events {(now - bounds['min']) / NS_PER_DAY:.1f} days old (limit "
                 f"{self.limits.max_age_days} days); they are past retention and will not be stored",
             )
+        return bounds
 
     def _check_consent(self, identity: DeviceIdentity, decoded: DecodedBatch | ArrowBatch) -> None:
         if self.consent_check is None:
@@ -345,16 +350,17 @@ class IngestService:
         except Exception as exc:  # noqa: BLE001 - an unavailable check must not store or drop data
             raise self._reject(503, "consent_unavailable", f"the consent check failed ({exc}); retry later") from None
 
-    def _with_ingest_columns(self, table: pa.Table, identity: DeviceIdentity, batch_id: str) -> pa.Table:
+    def _with_ingest_columns(self, table: pa.Table, identity: DeviceIdentity, batch_id: str, bounds: dict | None = None) -> pa.Table:
         n = table.num_rows
-        t_ns = table.column("t_ns")
-        day_numbers = pc.divide(t_ns, NS_PER_DAY)  # integer division; t_ns >= 0 by the model
-        distinct = pc.unique(day_numbers).to_pylist()
-        names = pa.array(
-            [dt.datetime.fromtimestamp(d * 86_400, dt.timezone.utc).strftime("%Y-%m-%d") for d in distinct],
-            pa.string(),
-        )
-        day = pc.take(names, pc.index_in(day_numbers, value_set=pa.array(distinct, pa.int64())))
+        bounds = bounds or pc.min_max(table.column("t_ns")).as_py()
+        if bounds["min"] // NS_PER_DAY == bounds["max"] // NS_PER_DAY:
+            # Nearly every batch lies within one UTC day: one repeated string.
+            day = repeat_string(_day_name(bounds["min"] // NS_PER_DAY), n)
+        else:
+            day_numbers = pc.divide(table.column("t_ns"), NS_PER_DAY)  # integer division; t_ns >= 0 by the model
+            distinct = pc.unique(day_numbers).to_pylist()
+            names = pa.array([_day_name(d) for d in distinct], pa.string())
+            day = pc.take(names, pc.index_in(day_numbers, value_set=pa.array(distinct, pa.int64())))
         extra = {
             "person": repeat_string(identity.person_pseudonym, n),
             "device": repeat_string(identity.device_pseudonym, n),

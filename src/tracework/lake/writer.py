@@ -89,9 +89,8 @@ class LakeWriter:
         self._dt: DeltaTable | None = open_table(data_dir, table)
         self._next_version = 0 if self._dt is None else self._dt.version() + 1
         self._own_commits_ok = self._dt is not None and _protocol_allows_own_commits(self._dt)
-        # Raw events are written once and read column by column; ZSTD keeps
-        # files small at a CPU cost close to snappy's.
-        self._writer_properties = WriterProperties(compression="ZSTD", compression_level=1)
+        # Same codec as the files written in _append_files (see PARQUET_CODEC).
+        self._writer_properties = WriterProperties(compression="LZ4_RAW")
 
     @property
     def version(self) -> int | None:
@@ -168,10 +167,10 @@ class LakeWriter:
         written = []
         for day in days:
             part = data if len(days) == 1 else data.filter(pc.equal(day_col, day))
-            rel = f"day={day}/part-00000-{uuid.uuid4()}-c000.zstd.parquet"
+            rel = f"day={day}/part-00000-{uuid.uuid4()}-c000.lz4.parquet"
             path = self.path / rel
             path.parent.mkdir(parents=True, exist_ok=True)
-            pq.write_table(part, path, compression="zstd", compression_level=1, use_dictionary=_DICTIONARY_COLUMNS)
+            pq.write_table(part, path, compression=PARQUET_CODEC, use_dictionary=_DICTIONARY_COLUMNS)
             written.append(path)
             adds.append(
                 {
@@ -310,6 +309,14 @@ class LakeWriter:
 #: are nearly unique per row, and trying dictionaries on them cost a third of
 #: the write time in measurements without making files smaller.
 _DICTIONARY_COLUMNS = [f.name for f in RAW_EVENTS_SCHEMA if f.type == pa.string() and f.name not in PARTITION_BY]
+
+#: Parquet codec of the raw event files. LZ4 (LZ4_RAW) measured about 25 %
+#: less CPU than zstd level 1 for a 20,000-row group commit (0.31-0.33 vs
+#: 0.40-0.47 us per event, the collector's largest single cost) for files
+#: about 50 % larger (8.0 vs 5.2 bytes per event), which raw events, written
+#: once and compacted/derived later, can afford. Read by pyarrow, DuckDB,
+#: Polars and delta-rs alike.
+PARQUET_CODEC = "lz4"
 
 _DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
