@@ -231,6 +231,13 @@ def read_aalto(path: str | Path, session: str | None = None, *, repair: bool = T
     releases = [int(r["RELEASE_TIME"]) for r in rows]
     presses = list(raw_presses)
     stale = [False] * n
+    # How long this participant holds a character key (median): where a key
+    # with a stale press time really went down, about one press before its
+    # release (its order among the keys around it, and its shift state).
+    durations = sorted(
+        releases[i] - raw_presses[i] for i in range(n) if named[i] is None and not is_mod[i] and releases[i] - raw_presses[i] <= STALE_PRESS_MS
+    )
+    typical_hold = max(durations[len(durations) // 2], 1) if durations else 100
     for i in range(n):
         if repair and named[i] is None and not is_mod[i] and releases[i] - raw_presses[i] > STALE_PRESS_MS:
             # A character key "held" for seconds without a single repeated row
@@ -238,8 +245,8 @@ def read_aalto(path: str | Path, session: str | None = None, *, repair: bool = T
             # ~500 ms. Its PRESS_TIME is stale (it can lie before the
             # sentence, even before the previous one), while KEYSTROKE_ID,
             # assigned as keys are logged on release, puts it where its
-            # release is: the key went down just before its release.
-            presses[i], stale[i] = releases[i] - 1, True
+            # release is: the key went down one typical press before it.
+            presses[i], stale[i] = releases[i] - typical_hold, True
     # Non-modifier keys by press time: which key went down next, and whether
     # one went down and up inside another key's press (see _held_ms).
     others = sorted((presses[i], releases[i], i) for i in range(n) if not is_mod[i])
@@ -252,13 +259,9 @@ def read_aalto(path: str | Path, session: str | None = None, *, repair: bool = T
             elif releases[i] - presses[i] > STALE_PRESS_MS:
                 # Another key went down and up inside this press: the key was
                 # not held through it; its PRESS_TIME is stale, as above.
-                presses[i], stale[i] = releases[i] - 1, True
-    # How long this participant holds a character key: where a stale key
-    # really went down, for the shift state it was typed with.
+                presses[i], stale[i] = releases[i] - typical_hold, True
     # A file without LETTER typed on a French keyboard: its keycodes say so.
     azerty = repair and any(l == "" and c in _AZERTY_ONLY_CODES for l, c in zip(letters, codes))
-    durations = sorted(releases[i] - raw_presses[i] for i in range(n) if named[i] is None and not is_mod[i] and not stale[i])
-    typical_hold = max(durations[len(durations) // 2], 1) if durations else 100
     # The file lists sentences one after another, each one's keys by press
     # time. Sentence order comes from the file, not from the clock: a stale
     # press must not pull a sentence's keys into the one before it.
@@ -317,11 +320,6 @@ def read_aalto(path: str | Path, session: str | None = None, *, repair: bool = T
                 if key_sym is not None:
                     timed.append((s_idx - 1, early, 2 * i, ("down", key_sym, char, early_mods)))
                     timed.append((s_idx - 1, early, 2 * i, ("up", key_sym, char, early_mods)))
-        if stale[i]:
-            # The shift state when the key really went down, about one
-            # typical press before its release (not the stale press's state,
-            # nor the instant before release, when shift is often up already).
-            modifiers = modifiers_at(release - typical_hold)
         key_sym, char = typed(letter, code, modifiers, caps)
         if stale[i] and char is not None and len(char) == 1 and char.isalpha():
             # LETTER was read when the stale press went down; the case is the
