@@ -209,7 +209,11 @@ def read_aalto(path: str | Path, session: str | None = None, *, repair: bool = T
     with. USER_INPUT is only returned for comparison; no rule reads it."""
     path = Path(path)
     try:
-        raw = gzip.open(path, "rt", encoding="utf-8", errors="replace").read() if path.suffix == ".gz" else path.read_text()
+        if path.suffix == ".gz":
+            with gzip.open(path, "rt", encoding="utf-8", errors="replace") as fh:
+                raw = fh.read()
+        else:
+            raw = path.read_text()
     except (OSError, EOFError) as exc:
         raise BuildError(f"{path}: cannot read ({exc})", hint="is it a complete .txt.gz file?") from None
     # The files quote nothing: a sentence may contain a double quote.
