@@ -208,7 +208,7 @@ class Redactor:
                     for s, e in pii.find_ips(text, lo, hi):
                         yield Span(s, e, IP_ADDRESS, "ip")
                 if phone and nd >= min_phone:
-                    for s, e in pii.find_phones(text, self.phone_regions, lo, hi):
+                    for s, e in pii.find_phones(text, self.phone_regions, lo, hi, may(prefilter.PHONE_WORD)):
                         yield Span(s, e, PHONE, "phonenumbers")
         if on("generic_secret") and may(prefilter.GENERIC) and ("=" in text or ":" in text):
             yield from _generic_assignments(text)

@@ -257,9 +257,11 @@ def find_ips(text: str, lo: int = 0, hi: int | None = None):
             yield m.start(), m.start() + len(cand)
 
 
-def find_phones(text: str, regions=DEFAULT_PHONE_REGIONS, lo: int = 0, hi: int | None = None):
+def find_phones(text: str, regions=DEFAULT_PHONE_REGIONS, lo: int = 0, hi: int | None = None, words: bool = True):
     """Yield (start, end) of phone numbers that ``phonenumbers`` accepts as
     possible in one of ``regions`` (or anywhere, when written with +).
+    ``words=False`` says the text holds no PHONE_CONTEXT word (the
+    prefilter knows), so the context search is skipped.
 
     As for cards, a candidate that fails (two numbers typed one after the
     other) is retried as its leading group sequences of at most 15 digits,
@@ -273,7 +275,7 @@ def find_phones(text: str, regions=DEFAULT_PHONE_REGIONS, lo: int = 0, hi: int |
         if m is None:
             return
         raw = m.group()
-        if _phone_candidate_ok(text, m.start(), m.end(), raw, regions):
+        if _phone_candidate_ok(text, m.start(), m.end(), raw, regions, words):
             yield m.start(), m.end()
             pos = m.end()
             continue
@@ -292,7 +294,7 @@ def find_phones(text: str, regions=DEFAULT_PHONE_REGIONS, lo: int = 0, hi: int |
             if digits < 7 or tries == _PHONE_RETRIES:
                 break
             tries += 1
-            if _phone_candidate_ok(text, m.start(), m.start() + len(prefix), prefix, regions):
+            if _phone_candidate_ok(text, m.start(), m.start() + len(prefix), prefix, regions, words):
                 yield m.start(), m.start() + len(prefix)
                 pos, found = m.start() + end, True
                 break
@@ -304,7 +306,7 @@ def find_phones(text: str, regions=DEFAULT_PHONE_REGIONS, lo: int = 0, hi: int |
 _PHONE_RETRIES = 3  # shorter group sequences tried per failed candidate (bounds parses per group)
 
 
-def _phone_candidate_ok(text: str, start: int, end: int, raw: str, regions) -> bool:
+def _phone_candidate_ok(text: str, start: int, end: int, raw: str, regions, words: bool = True) -> bool:
     digits = sum(map(str.isdigit, raw))
     if digits < MIN_DIGITS_PHONE or digits > 17:
         return False
@@ -312,7 +314,7 @@ def _phone_candidate_ok(text: str, start: int, end: int, raw: str, regions) -> b
     # numbers, postcodes and ids; they count only next to a phone word.
     # Three or more groups ("60-56-85-91") is a phone number's shape.
     groups = len(_GROUPS.findall(raw))
-    if digits <= 8 and groups < 3 and not raw.startswith(("+", "(+")) and not _phone_context(text, start, end):
+    if digits <= 8 and groups < 3 and not raw.startswith(("+", "(+")) and not (words and _phone_context(text, start, end)):
         return False
     return _phone_ok(raw, regions)
 
