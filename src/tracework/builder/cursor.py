@@ -55,6 +55,19 @@ CURSOR_COLUMNS = [
 _CURSOR_INPUT = ["type", "excluded", "_sid", "_row", "work_session", "task", "seq", "t_ns", "x", "y", "_focus", "screen_w", "screen_h"]
 
 
+def _window_back(win_ns: int, first_row: pl.Expr, last_row: pl.Expr) -> pl.Expr:
+    """Per move row: ``_cum`` at the last row of its segment with ``t_ns`` at or
+    before ``t_ns - win_ns`` (null when there is none), as a backward as-of
+    join by segment would give it, for rows sorted by segment then time."""
+    since = pl.col("t_ns") - pl.col("_t0")
+    span = pl.when(last_row).then(since + (win_ns + 1)).otherwise(0)
+    key = span.cum_sum().shift(1).fill_null(0) + since
+    found = key.search_sorted(key - win_ns, side="right").cast(pl.Int64) - 1
+    row = pl.int_range(pl.len(), dtype=pl.Int64)
+    first = pl.when(first_row).then(row).forward_fill()
+    return pl.when(found >= first).then(pl.col("_cum").gather(found.clip(lower_bound=0)))
+
+
 def cursor_segments(lf: pl.LazyFrame, settings: BuildSettings) -> pl.LazyFrame:
     """One row per movement segment (``CURSOR_COLUMNS``) from sessionized rows."""
     typ = pl.col("type")
@@ -115,17 +128,16 @@ def cursor_segments(lf: pl.LazyFrame, settings: BuildSettings) -> pl.LazyFrame:
     # a few kHz with pixel-rounded positions, so per-sample speed is noise.
     win_ns = int(settings.speed_window_ms * 1e6)
     cum = pl.col("_step").cum_sum()
-    moves = moves.with_columns(
-        (cum - seg_first(cum - pl.col("_step"))).alias("_cum"),
-        (pl.col("t_ns") - win_ns).alias("_t_back"),
-    )
+    moves = moves.with_columns((cum - seg_first(cum - pl.col("_step"))).alias("_cum"))
     # Path length covered in the last window = cum(now) - cum(at t - window),
-    # found with an as-of join (sorted search), not a loop. Both sides are in
-    # time order within each segment, which is all a join "by" segment needs.
-    back = moves.select(["seg", pl.col("t_ns").alias("_tb"), pl.col("_cum").alias("_cum_back")])
-    moves = moves.join_asof(
-        back, left_on="_t_back", right_on="_tb", by="seg", strategy="backward", check_sortedness=False
-    )
+    # with cum(at t - window) the running length at the segment's last sample
+    # no later than t - window: a sorted search, not a loop. Time never runs
+    # backwards within a segment (a backward clock starts a new work
+    # session), so one key sorted over all segments is the time since the
+    # segment's start plus a base that leaves a gap of more than a window
+    # between segments; a search that lands before the segment's first row
+    # found nothing (null).
+    moves = moves.with_columns(_window_back(win_ns, first_row, last_row).alias("_cum_back"))
     elapsed = pl.min_horizontal(pl.lit(win_ns), pl.col("t_ns") - pl.col("_t0")) / 1e9
     speed = pl.when(elapsed > 0).then((pl.col("_cum") - pl.col("_cum_back").fill_null(0.0)) / elapsed).otherwise(None)
     moves = moves.with_columns(speed.alias("_v"))
