@@ -14,6 +14,8 @@ sentence's own log rows and the difference (first that holds):
   which the builder's text replay does not do yet);
 - a context-menu correction: the sentence's log has the MENU key (the
   participant picked a spelling suggestion; the text changed without keys);
+- Up/Down: the sentence has an Up or Down arrow, which the builder takes to
+  move the caret to the start / end of a single-line field;
 - a held key's repeat: a backspace, Delete or arrow row is held past the
   repeat delay and another repeat setting (``REPEAT_GRID``) rebuilds the
   sentence exactly: the participant's rate is not the default one, which the
@@ -140,6 +142,8 @@ def reason(target: str, got: str, rows: list[dict], no_letter: bool, other_rate:
         return "a word deleted with ctrl+Backspace (the builder does not replay it yet)"
     if any(r["LETTER"] == "MENU" or r["KEYCODE"] == "93" for r in rows):
         return "a correction picked from the context menu (MENU key: spelling suggestion)"
+    if any(r["KEYCODE"] in ("38", "40") for r in rows):
+        return "Up/Down pressed (the builder moves the caret to the field's start/end; the browser may not)"
     if other_rate:
         return "a held key's repeat count (another repeat delay/rate rebuilds it exactly)"
     if got.lower() == target.lower():

@@ -7,8 +7,13 @@ participants' files have an empty LETTER; the character is then derived from
 KEYCODE and the shift / caps-lock state, as the browser would have.
 
 The rows become tracework key events (one capture session per file, one
-focus change per sentence so that each sentence is one typing field). Used to
-prove the typing-process builder on real typing; see tests/builder.
+focus change per sentence so that each sentence is one typing field), as a
+live capture would have recorded them: a held backspace becomes its
+auto-repeated presses, a key lost in a shared row is restored. Each rule for
+the log's flaws is justified by the log alone (USER_INPUT and SENTENCE are
+returned for comparison, never read by a rule) and listed with its evidence
+in docs/datasets.md. Used to prove the typing-process builder on real typing;
+see tests/builder and tests/importers/test_aalto_repairs.py.
 """
 
 from __future__ import annotations
@@ -72,7 +77,8 @@ STALE_PRESS_MS = 1000
 REPEAT_KEYS = frozenset({"BackSpace", "Delete", "Left", "Right", "Up", "Down"})
 #: Auto-repeat as the operating system sends it by default (Windows: delay
 #: 500 ms, rate 31 of 31 = about 30 repeats per second; X11's xset defaults
-#: are 660 ms / 25 per second, macOS's about 500 ms / 12 per second).
+#: are 660 ms / 25 per second). The best of the settings that
+#: benchmarks/builder/aalto_replay.py --repeat-grid tries on the dataset.
 REPEAT_DELAY_MS = 500
 REPEAT_INTERVAL_MS = 33
 #: A stale press this soon after the previous sentence's last key press was
