@@ -12,7 +12,7 @@ import pytest
 from builder_script import Script, rows
 
 from tracework.builder import BuildSettings, normalize, sessionize, typing_fields
-from tracework.events import events_to_table
+from tracework.events import MOD_CTRL, KeyDown, KeyUp, events_to_table
 from tracework.importers.aalto import read_aalto
 
 AALTO = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "aalto-keystrokes"
@@ -59,6 +59,41 @@ def test_caret_moves_are_replayed(settings):
     f = typing_fields(rows([s], settings), settings).row(0, named=True)
     assert f["text"] == "Hello!"
     assert f["caret_moved"] is True
+
+
+def _ctrl(s: Script, key_sym: str) -> Script:
+    """Hold ctrl and press ``key_sym`` once, as an X11 agent records it."""
+    s.add(KeyDown, 90, key_sym="Control_L", modifiers=0)
+    s.key(key_sym, modifiers=MOD_CTRL)
+    return s.add(KeyUp, 40, key_sym="Control_L", modifiers=MOD_CTRL)
+
+
+def test_ctrl_backspace_deletes_the_previous_word(settings):
+    # The shape of Aalto participant 477's "if you needd" (section 4647): a
+    # typo erased with ctrl+Backspace, then retyped.
+    s = Script()
+    _ctrl(s.type("if you needd "), "BackSpace").type("need john")
+    f = typing_fields(rows([s], settings), settings).row(0, named=True)
+    assert f["text"] == "if you need john"
+    assert f["deletions"] == 6  # the space, then "needd"
+    assert [e["pos"] for e in f["edits"] if e["op"] == "delete"] == [12, 11, 10, 9, 8, 7]
+    assert f["caret_moved"] is True
+
+
+def test_ctrl_delete_deletes_the_next_word(settings):
+    s = Script()
+    _ctrl(s.type("one two three").key("Home"), "Delete")
+    f = typing_fields(rows([s], settings), settings).row(0, named=True)
+    assert f["text"] == "two three"
+    assert f["deletions"] == 4
+
+
+def test_other_ctrl_keys_leave_the_text_alone(settings):
+    s = Script()
+    _ctrl(s.type("copy me"), "c").type("!")
+    f = typing_fields(rows([s], settings), settings).row(0, named=True)
+    assert f["text"] == "copy me!"
+    assert f["caret_moved"] is False
 
 
 def test_redacted_keys_stay_placeholders(settings):

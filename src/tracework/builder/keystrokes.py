@@ -6,8 +6,9 @@ press (the caret probably moved), Enter, Tab or Escape, and at task and
 session boundaries. Within a field the text is rebuilt from insertions and
 backspaces with the vectorised clamped-depth method of
 :mod:`tracework.builder.actions` (no loop over keys). Fields in which the caret
-moved (arrow keys, Home, End, Delete) cannot be rebuilt that way: those few are
-replayed key by key in :func:`_replay_field` and marked ``caret_moved``.
+moved (arrow keys, Home, End, Delete) or a word was deleted (ctrl+Backspace,
+ctrl+Delete) cannot be rebuilt that way: those few are replayed key by key in
+:func:`_replay_field` and marked ``caret_moved``.
 
 Redacted keys (``redacted`` set on the device, identity removed) stay in the
 text as ⟨TYPE⟩ placeholders, one per redacted span.
@@ -17,11 +18,13 @@ from __future__ import annotations
 
 import polars as pl
 
+from ..events import MOD_CTRL
 from .actions import _apply_depth, classify_keys, joined_text, key_token
 from .sessions import attach_rows
 from .settings import BuildSettings
 
 CARET_KEYS = ["left", "right", "home", "end", "delete", "up", "down"]
+WORD_DELETE_KEYS = ["backspace", "delete"]
 FIELD_END_KEYS = ["enter", "tab", "esc"]
 
 TYPING_COLUMNS = [
@@ -79,8 +82,14 @@ def typing_fields(lf: pl.LazyFrame, settings: BuildSettings) -> pl.DataFrame:
     # then work on contiguous slices instead of hashing.
     lf = lf.with_columns(boundary.cast(pl.Int64).cum_sum().set_sorted().alias("field"))
     is_caret = (typ == "key_down") & pl.col("key").is_in(CARET_KEYS) & (pl.col("kcat") == "key")
-    keys = lf.filter(pl.col("kcat").is_in(["type", "backspace"]) | is_caret)
-    keys = keys.with_columns(is_caret.any().over("field").alias("caret_moved"))
+    # ctrl+Backspace / ctrl+Delete delete a word (browsers, Windows and Linux
+    # desktops): such fields are replayed key by key, like caret moves.
+    is_word_delete = (
+        (typ == "key_down") & pl.col("key").is_in(WORD_DELETE_KEYS) & (pl.col("kcat") == "hotkey") & ((pl.col("modifiers") & MOD_CTRL) != 0)
+    )
+    replayed = is_caret | is_word_delete
+    keys = lf.filter(pl.col("kcat").is_in(["type", "backspace"]) | replayed)
+    keys = keys.with_columns(replayed.any().over("field").alias("caret_moved"))
 
     simple = keys.filter(~pl.col("caret_moved"))
     simple = simple.with_columns(
@@ -212,6 +221,29 @@ def _replay_field(keys: list[dict]) -> dict:
                 runs.append({"t_ms": t_ms, "length": 0, "pause_before_ms": None if prev_t is None else (k["t_ns"] - prev_t) // 1_000_000})
             runs[-1]["length"] += 1
             prev_bs = True
+        elif k["kcat"] == "hotkey":
+            # ctrl+Backspace: the whitespace left of the caret, then the word
+            # before it; ctrl+Delete: the word after the caret, then the
+            # whitespace after it. One delete edit per token removed.
+            prev_bs = False
+            j = caret
+            if key == "backspace":
+                while j > 0 and tokens[j - 1].isspace():
+                    j -= 1
+                while j > 0 and not tokens[j - 1].isspace():
+                    j -= 1
+                edits.extend({"op": "delete", "pos": pos, "text": None, "t_ms": t_ms} for pos in range(caret - 1, j - 1, -1))
+                del tokens[j:caret]
+                dels += caret - j
+                caret = j
+            elif key == "delete":
+                while j < len(tokens) and not tokens[j].isspace():
+                    j += 1
+                while j < len(tokens) and tokens[j].isspace():
+                    j += 1
+                edits.extend({"op": "delete", "pos": caret, "text": None, "t_ms": t_ms} for _ in range(j - caret))
+                del tokens[caret:j]
+                dels += j - caret
         else:
             prev_bs = False
             if key == "left":
