@@ -188,3 +188,12 @@ def test_character_logged_with_the_backspace_keycode_is_a_lost_backspace(tmp_pat
     keys = _typed("ecp", 10_000) + [(10_500, 10_580, "BKSP", 8), (10_700, 10_780, "x", 8)] + _typed("pect", 10_900)
     _write(tmp_path / "9_keystrokes.txt.gz", [("1", keys)])
     assert _replay(tmp_path / "9_keystrokes.txt.gz") == {"1": "expect"}
+
+
+def test_stale_press_inside_its_own_sentence_types_there(tmp_path):
+    # "v" goes down after the sentence's first key (LETTER read there) and its
+    # release is logged 3 s later, while " ok" is typed: the letter belongs
+    # where it went down; no second "v" at the release.
+    keys = _typed("e", 10_000) + [(10_150, 13_380, "v", 86)] + _typed("en ok", 10_300)
+    _write(tmp_path / "9_keystrokes.txt.gz", [("1", keys)])
+    assert _replay(tmp_path / "9_keystrokes.txt.gz") == {"1": "even ok"}

@@ -257,6 +257,26 @@ def read_aalto(path: str | Path, session: str | None = None, *, repair: bool = T
             # assigned as keys are logged on release, puts it where its
             # release is: the key went down one typical press before it.
             presses[i], stale[i] = releases[i] - typical_hold, True
+    # The file lists sentences one after another, each one's keys by press
+    # time. Sentence order comes from the file, not from the clock: a stale
+    # press must not pull a sentence's keys into the one before it.
+    section_index: dict[str, int] = {}
+    for r in rows:
+        if r["TEST_SECTION_ID"] not in section_index:
+            section_index[r["TEST_SECTION_ID"]] = len(section_index)
+            sentences.append(AaltoSentence(r["TEST_SECTION_ID"], r["SENTENCE"], r["USER_INPUT"]))
+    sentence_of = [section_index[r["TEST_SECTION_ID"]] for r in rows]
+    first_regular: dict[int, int] = {}
+    for i in range(n):
+        if not stale[i]:
+            first_regular[sentence_of[i]] = min(presses[i], first_regular.get(sentence_of[i], presses[i]))
+    for i in range(n):
+        if stale[i] and named[i] is None and raw_presses[i] > first_regular.get(sentence_of[i], raw_presses[i]):
+            # A stale press time inside the key's own sentence, after its
+            # first regular key: the key went down there (LETTER was read
+            # there) and only its release was logged late. In the data (two
+            # rows) a key at the release would type a letter the text lacks.
+            presses[i], stale[i] = raw_presses[i], False
     # Non-modifier keys by press time: which key went down next, and whether
     # one went down and up inside another key's press (see _held_ms).
     others = sorted((presses[i], releases[i], i) for i in range(n) if not is_mod[i])
@@ -272,14 +292,6 @@ def read_aalto(path: str | Path, session: str | None = None, *, repair: bool = T
                 presses[i], stale[i] = releases[i] - typical_hold, True
     # A file without LETTER typed on a French keyboard: its keycodes say so.
     azerty = repair and any(l == "" and c in _AZERTY_ONLY_CODES for l, c in zip(letters, codes))
-    # The file lists sentences one after another, each one's keys by press
-    # time. Sentence order comes from the file, not from the clock: a stale
-    # press must not pull a sentence's keys into the one before it.
-    section_index: dict[str, int] = {}
-    for r in rows:
-        if r["TEST_SECTION_ID"] not in section_index:
-            section_index[r["TEST_SECTION_ID"]] = len(section_index)
-            sentences.append(AaltoSentence(r["TEST_SECTION_ID"], r["SENTENCE"], r["USER_INPUT"]))
     first_press: dict[int, int] = {}
     last_press: dict[int, int] = {}
     for i, r in enumerate(rows):
