@@ -23,7 +23,8 @@ FRAGMENTS = [
     "4111 1111 1111 1111", "4111-1111-1111-1111", "5555555555554444", "378282246310005",
     "GB82 WEST 1234 5698 7654 32", "DE89370400440532013000", "078-05-1120", "SSN 078051120",
     "social security: 123456789", "AB 12 34 56 C", "046 454 286", "2345 6789 0124",
-    "192.168.0.1", "fe80::1", "2001:db8::8a2e:370:7334", "::", "bob@example.org", "a.b@c.io",
+    "192.168.0.1", "fe80::1", "2001:db8::8a2e:370:7334", "::", "11:34:35",
+    "2001:0db8:85a3:0000:0000:8a2e:0370:7334", "0:0:0:0:0:ffff:10.1.2.3", "bob@example.org", "a.b@c.io",
     "postgres://user:pa55@db", "https://x:y@h", "password=hunter2", "api_key: 'Zx8Qw2Er5Ty7Ui9Op'",
     "AKIAIOSFODNN7EXAMPLE", "ghp_" + "a1B2" * 9, "xoxb-1234567890-abcdefghij", "sk_live_" + "4eC39HqLyjWDarjtT1zdp7dc",
     "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sig", "-----BEGIN PRIVATE KEY-----", "AIza" + "Sy" * 17 + "A",
@@ -50,6 +51,7 @@ def test_prefilter_reports_each_family_and_token_rule():
         prefilter.EMAIL: "mail bob@example.org", prefilter.CARD: "4111 1111 1111 1111",
         prefilter.IBAN: "DE89370400440532013000", prefilter.SSN: "078-05-1120",
         prefilter.NATIONAL_ID: "AB123456C", prefilter.IPV4: "10.0.0.1", prefilter.IPV6: "fe80::1",
+        prefilter.IPV6 + 100: "2001:0db8:85a3:0000:0000:8a2e:0370:7334", prefilter.IPV6 + 200: "0:0:0:0:0:ffff:1.2.3.4",
         prefilter.PHONE: "(415) 555-0132", prefilter.URL_CREDENTIALS: "ftp://u:p@h",
         prefilter.GENERIC: "PASSWORD = x", prefilter.JWT: "eyJhbGciOiJI.eyJzdWIi",
         prefilter.PHONE_WORD: "nobody ANSWERING", prefilter.PHONE_WORD + 100: "☎ 555 0199",
@@ -57,6 +59,9 @@ def test_prefilter_reports_each_family_and_token_rule():
     for fid, text in cases.items():
         assert fid % 100 in pf.scan(text), text
     assert pf.scan("An ordinary sentence, typed on 12 May.") == set()
+    # A run of 16 digits holds no SIN or Aadhaar (both need their edges); a
+    # clock time is no IPv6 address.
+    assert not pf.scan("card 4111111111111111 at 11:34:35") & {prefilter.NATIONAL_ID, prefilter.SSN, prefilter.IPV6}
     aws = prefilter.TOKEN_BASE + [r.provider for r in secrets.TOKEN_RULES].index("aws-access-key-id")
     assert pf.scan("key AKIAIOSFODNN7EXAMPLE") >= {aws}
 

@@ -129,7 +129,7 @@ class Redactor:
         if self._prefilter is not None:
             hits = self._prefilter.scan(text)
             if (
-                not hits
+                (not hits or hits == _WORDS_ONLY)  # a phone word alone finds nothing
                 and not self.custom_rules
                 and len(text) <= secrets.MAX_TOKEN_SCAN
                 and "-----BEGIN" not in text
@@ -275,6 +275,9 @@ class _CombinedTokenScan:
                 continue
             for m in rx.finditer(text, lo, hi):
                 yield Span(m.start(rule.group), m.end(rule.group), rule.placeholder, rule.provider)
+
+
+_WORDS_ONLY = {prefilter.PHONE_WORD}
 
 
 def _ALWAYS(_fid: int) -> bool:

@@ -48,6 +48,14 @@ TOKEN_BASE = 16
 # Python's \s on ASCII is [\t\n\v\f\r \x1c-\x1f]; Hyperscan's \s lacks \x1c-\x1f.
 _WS = r"[\t\n\x0b\x0c\r \x1c-\x1f]"
 
+# The patterns' (?<![\d\-]) and (?![\d\-]) edges, spelled without
+# lookarounds. Exact on the ASCII view: only Unicode digits become digits
+# there (they are \d to Python too), and nothing becomes '-'. (A number
+# detector's window never ends right before a digit or inside a match, so
+# matches found in windows are matches of the whole text.)
+_NUM_L = r"(?:^|[^0-9\-])"
+_NUM_R = r"(?:[^0-9\-]|$)"
+
 # Hand-written conditions: each is implied by every span its detector reports.
 _FAMILY_PATTERNS: dict[int, str] = {
     # find_emails: a local-part character, '@', then a domain's first character.
@@ -56,18 +64,20 @@ _FAMILY_PATTERNS: dict[int, str] = {
     CARD: r"[0-9](?:[ \-]?[0-9]){11}",
     # IBAN_CANDIDATE without its lookarounds, cut to its first fixed part.
     IBAN: r"[A-Za-z]{2}[0-9]{2}(?:[A-Za-z0-9]{11}| [A-Za-z0-9]{4} [A-Za-z0-9]{4})",
-    # SSN_PATTERN (3-2-4 with one separator) or the SSN_CONTEXT keyword.
-    SSN: r"[0-9]{3}[ \-][0-9]{2}[ \-][0-9]{4}|(?i:ssn|social security)",
-    # NINO (letters, 3x2 digits, A-D), SIN (3-3-3), Aadhaar (4-4-4).
+    # SSN_PATTERN (3-2-4 with one separator, not inside a longer run of
+    # digits and dashes) or the SSN_CONTEXT keyword.
+    SSN: _NUM_L + r"[0-9]{3}[ \-][0-9]{2}[ \-][0-9]{4}" + _NUM_R + r"|(?i:ssn|social security)",
+    # NINO (letters, 3x2 digits, A-D), SIN (3-3-3), Aadhaar (4-4-4); SIN and
+    # Aadhaar with their patterns' edges, so a card's 16 digits fire neither.
     NATIONAL_ID: (
         r"[A-Z]{2} ?[0-9]{2} ?[0-9]{2} ?[0-9]{2} ?[A-D]"
-        r"|[0-9]{3}[ \-][0-9]{3}[ \-][0-9]{3}"
-        r"|[0-9]{4}[ \-]?[0-9]{4}[ \-]?[0-9]{4}"
+        r"|" + _NUM_L + r"[0-9]{3}[ \-][0-9]{3}[ \-][0-9]{3}" + _NUM_R
+        + r"|" + _NUM_L + r"[0-9]{4}[ \-]?[0-9]{4}[ \-]?[0-9]{4}" + _NUM_R
     ),
     IPV4: r"[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]",
-    # Any IPv6 address with two or more colons has two colons at most four
-    # hex digits apart.
-    IPV6: r":[0-9A-Fa-f]{0,4}:",
+    # A valid IPv6 address is compressed ("::") or has eight groups (six
+    # before an embedded IPv4): clock times like 11:34:35 are neither.
+    IPV6: r"::|(?:[0-9A-Fa-f]{1,4}:){6}",
     # _phone_candidate_ok needs 7 digits in a PHONE_CANDIDATE match (main
     # part of at most 26 characters, or fewer digits plus an extension).
     PHONE: (
