@@ -26,7 +26,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tracework import events as ev
-from tracework.events.arrow_wire import RULES, TAGS, decode_arrow_batch, encode_arrow_table
+from tracework.events.arrow_wire import RULES, TAGS, ArrowBatch, decode_arrow_batch, encode_arrow_table
 from tracework.events.codec import BatchDecodeError, decode_batch, decompress_limited, encode_batch_lines
 from tracework.events.columns import EVENT_FIELDS, EVENT_SCHEMA, JSON_FIELDS, events_to_table
 from tracework.events.model import EVENT_TYPES
@@ -213,6 +213,8 @@ def test_valid_batches_are_accepted_with_identical_rows(events):
     assert ok_json and ok_arrow
     assert arrow_rows.equals(json_rows)
     assert arrow_rows.equals(table)
+    # What a consent hook iterates: the very Structs msgspec decodes.
+    assert list(ArrowBatch(_header(len(events)), arrow_rows).events) == events
 
 
 @PROPERTY
