@@ -10,8 +10,6 @@ sentence's own log rows and the difference (first that holds):
 
 - the last key never logged: the rebuilt text is USER_INPUT minus its last
   character (the key went down as the sentence was sent; no row has it);
-- ctrl+Backspace: a backspace pressed while ctrl is down (word deletion,
-  which the builder's text replay does not do yet);
 - a context-menu correction: the sentence's log has the MENU key (the
   participant picked a spelling suggestion; the text changed without keys);
 - Up/Down: the sentence has an Up or Down arrow, which the builder takes to
@@ -137,9 +135,6 @@ def reason(target: str, got: str, rows: list[dict], no_letter: bool, other_rate:
     extra = "".join(got[c:d] for o, _, _, c, d in ops if o in ("insert", "replace"))
     if got == target[:-1]:
         return "the last key never logged (the sentence was sent while it was down)"
-    ctrl = [(int(r["PRESS_TIME"]), int(r["RELEASE_TIME"])) for r in rows if r["LETTER"] == "CTRL" or r["KEYCODE"] == "17"]
-    if any(r["KEYCODE"] == "8" and any(p < int(r["PRESS_TIME"]) < q for p, q in ctrl) for r in rows):
-        return "a word deleted with ctrl+Backspace (the builder does not replay it yet)"
     if any(r["LETTER"] == "MENU" or r["KEYCODE"] == "93" for r in rows):
         return "a correction picked from the context menu (MENU key: spelling suggestion)"
     if any(r["KEYCODE"] in ("38", "40") for r in rows):
