@@ -197,3 +197,11 @@ def test_stale_press_inside_its_own_sentence_types_there(tmp_path):
     keys = _typed("e", 10_000) + [(10_150, 13_380, "v", 86)] + _typed("en ok", 10_300)
     _write(tmp_path / "9_keystrokes.txt.gz", [("1", keys)])
     assert _replay(tmp_path / "9_keystrokes.txt.gz") == {"1": "even ok"}
+
+
+def test_question_mark_on_a_letter_key_is_an_unencodable_character(tmp_path):
+    # LETTER "?" with the keycode of "s": the key typed a character the
+    # dataset stored as "?", not a lost "s" followed by "?".
+    keys = _typed("let", 10_000) + [(10_500, 10_580, "?", 83)] + _typed(" go", 10_700)
+    _write(tmp_path / "9_keystrokes.txt.gz", [("1", keys)])
+    assert _replay(tmp_path / "9_keystrokes.txt.gz") == {"1": "let? go"}

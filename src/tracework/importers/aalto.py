@@ -125,6 +125,11 @@ def _lost_key(letter: str, code: int) -> str | None:
     if len(letter) != 1:
         return None
     if 65 <= code <= 90:
+        if letter == "?":
+            # The dataset's text columns store a character they cannot
+            # encode as "?" (USER_INPUT shows the same "?"): a letter key that
+            # typed a non-Latin character, one key, not "?" after a lost key.
+            return None
         return None if letter.lower() == chr(code).lower() else chr(code).lower()
     if 48 <= code <= 57:
         return None if letter in (chr(code), _SHIFTED_DIGITS[code - 48]) else chr(code)
