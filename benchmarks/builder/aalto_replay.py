@@ -103,9 +103,10 @@ def raw_rows(files: list[str]) -> tuple[dict, set]:
     return rows, no_letter
 
 
-#: Key-repeat settings people use (delay ms, interval ms): Windows' delay
-#: steps 250-1000 ms, rates 2.5-30 per second; X11 and macOS defaults.
-REPEAT_GRID = [(d, i) for d in (250, 500, 660, 750, 1000) for i in (25, 33, 40, 50, 83)]
+#: Key-repeat settings (delay ms, interval ms) around what systems offer:
+#: Windows' delay steps 250-1000 ms, X11's default 660 ms, rates of 12 to 40
+#: repeats per second.
+REPEAT_GRID = [(d, i) for d in (250, 400, 500, 660, 750, 1000) for i in (25, 33, 40, 50, 83)]
 
 
 def held_repeat_key(rows: list[dict]) -> bool:
