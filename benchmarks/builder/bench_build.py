@@ -212,6 +212,53 @@ def _child_build(data_dir: str, out: str) -> None:
     print(json.dumps(report))
 
 
+def stages(data_dir: Path, repeats: int = 3) -> None:
+    """CPU seconds of each stage of the build on the lake's first chunk (the
+    smallest of ``repeats`` runs, warm), to show where the time goes."""
+    from tracework.builder import (
+        BuildSettings,
+        cursor_segments,
+        normalize,
+        plan_chunks,
+        read_chunk,
+        reduce_actions,
+        sessionize,
+        typing_fields,
+    )
+    from tracework.builder.engine import ENGINE, _write_kind
+
+    settings = BuildSettings()
+    best: dict[str, float] = {}
+
+    def timed(name, fn):
+        for _ in range(repeats):
+            c0 = time.process_time()
+            out = fn()
+            best[name] = min(best.get(name, float("inf")), time.process_time() - c0)
+        return out
+
+    _, _, chunks, _ = timed("plan (whole lake)", lambda: plan_chunks(data_dir, settings.chunk_events))
+    raw, _ = timed("read chunk", lambda: read_chunk(data_dir, chunks[0]))
+    timed("normalize", lambda: normalize(raw).collect(engine=ENGINE))
+    rows = sessionize(normalize(raw), settings).collect(engine=ENGINE)
+    timed("normalize + sessionize", lambda: sessionize(normalize(raw), settings).collect(engine=ENGINE))
+    lf = rows.lazy()
+    frames = {
+        "trajectories": timed("actions", lambda: reduce_actions(lf, settings).collect(engine=ENGINE)),
+        "typing": timed("typing fields", lambda: typing_fields(lf, settings)),
+        "cursor": timed("cursor segments", lambda: cursor_segments(lf, settings).collect(engine=ENGINE)),
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        for kind in frames:
+            (Path(tmp) / kind).mkdir()
+        timed("write shards", lambda: [_write_kind(Path(tmp), k, df, settings, 0) for k, df in frames.items()])
+    total = sum(v for k, v in best.items() if k not in ("normalize", "plan (whole lake)"))
+    print(f"stages on the first chunk ({raw.height:,} events), CPU s, min of {repeats} warm runs:")
+    for k, v in best.items():
+        print(f"  {k:24s} {v:6.3f}")
+    print(f"  read + transforms + write {total:6.3f} s -> {raw.height / total:,.0f} events per CPU second (chunk alone)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--events", type=int, default=10_000_000)
@@ -219,6 +266,7 @@ def main() -> None:
     ap.add_argument("--keep", help="folder to keep the generated lake in (reused when it exists)")
     ap.add_argument("--no-allocator-variant", dest="allocator_variant", action="store_false",
                     help="skip the second build with Polars' allocator keeping freed pages")
+    ap.add_argument("--stages", action="store_true", help="also time each stage on the first chunk (where the time goes)")
     ap.add_argument("--child-build", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child_build:
@@ -260,6 +308,9 @@ def main() -> None:
             print(f"  {rate_cpu:,.0f} events per CPU second (per core); {rate_wall:,.0f} events per wall second")
             print(f"  peak RSS {r['peak_rss_mb']:,.0f} MB")
             print(f"  target >= 2,000,000 events/s per core: {'met' if rate_cpu >= 2e6 else 'NOT met'}; RSS < 2048 MB: {'met' if r['peak_rss_mb'] < 2048 else 'NOT met'}")
+
+        if args.stages:
+            stages(data)
 
         # Baseline: naive per-event Python vs the vectorised reduction on the same subset.
         sessions = sorted(set(read_events(data, columns=["session"]).column("session").to_pylist()))

@@ -15,8 +15,7 @@ import pytest
 from builder_script import Script, lake_table
 from polars.testing import assert_frame_equal
 
-from tracework.builder import BuildSettings, build_datasets, load_split
-from tracework.builder import engine
+from tracework.builder import BuildSettings, build_datasets, engine, load_split
 from tracework.builder.engine import Chunk, plan_chunks, read_chunk
 from tracework.builder.sessions import _order_by_session
 from tracework.events import MOD_CTRL

@@ -24,7 +24,15 @@ from __future__ import annotations
 import polars as pl
 
 from ..events import MOD_ALT, MOD_ALTGR, MOD_CTRL, MOD_META, MOD_SHIFT
-from .sessions import MODIFIER_KEYS, attach_rows, bfill_in_session, cummin_in_session, cumsum_in_session, ffill_in_session, prev_in_session
+from .sessions import (
+    MODIFIER_KEYS,
+    attach_rows,
+    bfill_in_session,
+    cummin_in_session,
+    cumsum_in_session,
+    ffill_in_session,
+    prev_in_session,
+)
 from .settings import BuildSettings
 
 # Modifiers that turn a key into a hotkey (shift alone only changes the character).

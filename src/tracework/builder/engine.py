@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
 
@@ -110,11 +111,9 @@ def _read_file(path: str, columns: list[str]) -> pa.Table:
     return pq.read_table(path, columns=cols, read_dictionary=strings, use_threads=False)
 
 
-def _dictionary_counts(column: pa.ChunkedArray) -> tuple[list, "np.ndarray"]:
+def _dictionary_counts(column: pa.ChunkedArray) -> tuple[list, np.ndarray]:
     """(values, row count per value) of a dictionary-encoded column, from its
     indices: no per-row strings."""
-    import numpy as np
-
     values: dict = {}
     for chunk in column.chunks:
         dictionary = chunk.dictionary.to_pylist()
@@ -198,7 +197,6 @@ def plan_chunks(data_dir: str | Path, chunk_events: int) -> tuple[int | None, st
 def read_chunk(data_dir: str | Path, chunk: Chunk) -> tuple[pl.DataFrame, list[dict]]:
     """The builder's columns for the sessions of ``chunk``, and the privacy
     transforms their session_start events record."""
-    import numpy as np
     import pyarrow.compute as pc
 
     from ..lake import RAW_EVENTS_SCHEMA, read_events
