@@ -80,14 +80,14 @@ def bench_typing_ablation(root: str, out: Path, max_people: int | None = None, s
     full = te.identify_features(anon_m)
     console.print(ta.ablation_table("Ablation, default anonymizer (seed 0), adaptive LDA attacker",
                                     ta.ablation(anon_m), full))
-    views = {"raw": ta.attacker_views(raw_m)}
+    views = {"raw": ta.attacker_views(raw_m, people)}
     for seed in range(seeds):
         m = anon_m if seed == 0 else te.feature_matrices(
             te.anonymize_people(people, te.population_anonymizer(params), seed))
-        views[f"default seed {seed}"] = ta.attacker_views(m)
+        views[f"default seed {seed}"] = ta.attacker_views(m, people)
     sigma = 0.065  # median speed error about 4.4 %: the 5 % budget, with a margin
     noisy = te.anonymize_people(people, ta.speed_noise_reference(te.population_anonymizer(params), sigma), 0)
-    views[f"default + speed noise {sigma}"] = ta.attacker_views(te.feature_matrices(noisy))
+    views[f"default + speed noise {sigma}"] = ta.attacker_views(te.feature_matrices(noisy), people)
     console.print(ta.views_table(f"Attacker views among {len(people)} people (chance top-1 "
                                  f"{100 / len(people):.2f}%)", views))
     for view in views["raw"]:

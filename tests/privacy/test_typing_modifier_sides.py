@@ -157,3 +157,24 @@ def test_stage_keep_and_bad_value():
     assert (out[0].key_sym, out[0].key_code) == ("Shift_R", 62)
     with pytest.raises(PolicyError, match="modifier_sides"):
         make_typing_stage({"anonymizer": {"typing": {"modifier_sides": "left"}}})
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_caps_lock_gets_a_plain_hold_while_shift_is_held_over_its_letter(seed):
+    """Caps Lock acts on its press: the re-timer does not hold it over the next key, as it does Shift."""
+    t = 1_700_000_000_000 * MS
+    params = TypingParams(releases="population", hesitation_ms=2000, pause_ms=2000)
+
+    def run(sym, code):
+        ev = [KeyDown(seq=0, t_ns=t, session="s", key_code=code, key_sym=sym),
+              KeyUp(seq=1, t_ns=t + 100 * MS, session="s", key_code=code, key_sym=sym),
+              KeyDown(seq=2, t_ns=t + 1900 * MS, session="s", key_code=38, key_sym="a", char="A"),
+              KeyUp(seq=3, t_ns=t + 1950 * MS, session="s", key_code=38, key_sym="a", char="A")]
+        out = anonymize_key_events(ev, params, seed=seed)
+        at = {(type(e).__name__, e.key_sym): e.t_ns for e in out}
+        return at[("KeyUp", sym)], at[("KeyDown", "a")]
+
+    caps_up, letter_down = run("Caps_Lock", 66)
+    assert caps_up < letter_down, "Caps Lock released with a population hold, before the letter"
+    shift_up, letter_down = run("Shift_L", 50)
+    assert shift_up > letter_down, "Shift stays down over the letter it modifies"

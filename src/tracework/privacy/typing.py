@@ -76,6 +76,11 @@ _MODIFIER_SYMS = {
 }
 
 
+# Lock keys: class "modifier" (the population model has no class of its own
+# for them) but they act when pressed, so they are not held over other keys.
+LOCK_KEY_SYMS = frozenset({"caps_lock", "capslock", "num_lock", "numlock", "scroll_lock"})
+
+
 def key_class_of(char: str | None, key_sym: str | None, key_class: str | None = None) -> str:
     """The coarse class of a key (one of ``KEY_CLASSES``).
 
@@ -133,6 +138,8 @@ class KeySequence:
     t_ns: event times (non-decreasing). is_down: press (True) or release.
     key: identity used to pair a release with its press (key code, symbol...).
     cls: key class (``KEY_CLASSES``). hand: ``L``/``R``/``-`` (letters only).
+    toggle: per event, whether the key is a lock key (Caps Lock...): its class
+    is ``modifier`` but it is not held over the keys it affects.
     """
 
     t_ns: np.ndarray
@@ -140,6 +147,11 @@ class KeySequence:
     key: tuple
     cls: tuple
     hand: tuple
+    toggle: tuple = ()  # per event: a lock key (Caps/Num/Scroll Lock); empty = none
+
+    def is_toggle(self, i: int) -> bool:
+        """Whether event ``i`` is a lock key, which acts on press and need not be held."""
+        return bool(self.toggle) and bool(self.toggle[i])
 
     def __len__(self) -> int:
         return len(self.t_ns)
@@ -495,7 +507,10 @@ class PopulationRetimer:
             # epoch nanoseconds do not fit a float's 53-bit mantissa.
             p0 = int(press_t[j])
             off = float(holds[j])
-            if seq.cls[i] == "modifier" and next_nonmod[j] >= 0:
+            # A held modifier (Shift, Control...) stays down over the next
+            # key it modifies; a lock key acts on its press and gets a plain
+            # population hold, so how a person uses Caps Lock does not shape it.
+            if seq.cls[i] == "modifier" and next_nonmod[j] >= 0 and not seq.is_toggle(int(i)):
                 off = max(off, float(int(press_t[next_nonmod[j]]) - p0) + float(mod_after[j]))
             if j in next_same:
                 # Released before the same key is pressed again.
@@ -516,7 +531,8 @@ class PopulationRetimer:
         """Re-time a whole key sequence (all runs, pauses coarse-grained)."""
         out = np.empty(len(seq), dtype=np.int64)
         for sl in self.split_runs(seq.t_ns):
-            sub = KeySequence(seq.t_ns[sl], seq.is_down[sl], seq.key[sl], seq.cls[sl], seq.hand[sl])
+            sub = KeySequence(seq.t_ns[sl], seq.is_down[sl], seq.key[sl], seq.cls[sl], seq.hand[sl],
+                              seq.toggle[sl] if seq.toggle else ())
             out[sl] = self.retime_run(sub)
         return out
 
@@ -557,7 +573,8 @@ def sequence_from_events(events: Sequence[KeyDown | KeyUp]) -> KeySequence:
     cls = tuple(key_class_of(e.char, e.key_sym, e.key_class) for e in events)
     hand = tuple(hand_of(e.char if e.char else (e.key_sym if e.key_sym and len(e.key_sym) == 1 else None))
                  for e in events)
-    return KeySequence(t, down, keys, cls, hand)
+    toggle = tuple(bool(e.key_sym) and e.key_sym.lower() in LOCK_KEY_SYMS for e in events)
+    return KeySequence(t, down, keys, cls, hand, toggle)
 
 
 def with_times(events: Sequence[Event], t_ns: Sequence[int]) -> list[Event]:

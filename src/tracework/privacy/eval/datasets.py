@@ -60,7 +60,8 @@ class TypedSentence:
         keys = tuple(self.keycodes[k] for k in self.ev_ks)
         cls = tuple(self._classes[k] for k in self.ev_ks)
         hand = tuple(self._hands[k] for k in self.ev_ks)
-        return KeySequence(t_ns, self.ev_down.copy(), keys, cls, hand)
+        toggle = tuple(self.letters[k] == "CAPS_LOCK" for k in self.ev_ks)
+        return KeySequence(t_ns, self.ev_down.copy(), keys, cls, hand, toggle)
 
     def with_event_times(self, t_ns: np.ndarray) -> "TypedSentence":
         """A copy whose press/release times come from re-timed events."""

@@ -334,12 +334,11 @@ class TypingRow:
 
 # (hesitation_ms, speed_jitter, releases, speed_grid) of the population re-timer.
 SWEEP_POPULATION = (
-    (1000.0, 0.0, "keep", 0.0),  # the previous default: interleaving kept
-    (1000.0, 0.0, "population", 0.0),  # releases redrawn
+    (1000.0, 0.0, "keep", 0.0),  # an earlier default: interleaving kept
+    (1000.0, 0.0, "population", 0.0),  # the previous default: releases redrawn
+    (2000.0, 0.0, "population", 0.0),  # the default: gaps up to the 2 s pause redrawn too
     (600.0, 0.0, "population", 0.0),
-    (1000.0, 0.0, "population", 0.09),  # + speed on a log grid, ~4.5% max error
-    (600.0, 0.0, "population", 0.09),
-    (600.0, 0.0, "population", 0.18),
+    (2000.0, 0.0, "population", 0.09),  # + speed on a log grid, ~4.5% max error
 )
 
 
@@ -353,6 +352,13 @@ def default_sweep() -> list[tuple[str, dict, Anonymizer]]:
         rows.append(("population", {"hesitation_ms": hes, "speed_jitter": jit, "releases": rel,
                                     "speed_grid": grid, "quantum_ms": p.quantum_ms, "pause_ms": p.pause_ms},
                      population_anonymizer(p)))
+    # Reference, not a setting to ship (runs would never end, so the agent
+    # would hold everything back): no pause kept at all, every press-to-press
+    # gap of a sentence redrawn and rescaled to the sentence's duration. What
+    # is left is the speed and the text, the floor of any re-timer that keeps them.
+    p = TypingParams(hesitation_ms=1e9, pause_ms=1e9, releases="population")
+    rows.append(("reference_speed_and_text_only", {"hesitation_ms": 1e9, "pause_ms": 1e9, "releases": "population"},
+                 population_anonymizer(p)))
     # Reference, not an anonymizer to ship: every gap of a sentence made equal
     # (all timing removed but the speed). What the attacker still gets here
     # comes from what any order- and text-preserving re-timer must keep: the
