@@ -16,6 +16,7 @@ KEYS = [
     ("a", 38, "a"), ("s", 39, "s"), ("k", 45, "k"), ("space", 65, " "),
     ("Shift_L", 50, None), ("Shift_R", 62, None), ("Control_L", 37, None), ("Control_R", 105, None),
     ("ISO_Level3_Shift", 108, None),  # AltGr on this code: types other characters, never merged
+    ("Caps_Lock", 66, None),  # a lock key: never merged, not held over the next key when re-timed
 ]
 RIGHT_TO_LEFT = {("Shift_R", 62): ("Shift_L", 50), ("Control_R", 105): ("Control_L", 37)}
 LEFT = set(RIGHT_TO_LEFT.values())
