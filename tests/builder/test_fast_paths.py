@@ -19,7 +19,7 @@ from tracework.builder import BuildSettings, build_datasets, engine, load_split
 from tracework.builder.engine import Chunk, plan_chunks, read_chunk
 from tracework.builder.sessions import _order_by_session
 from tracework.events import MOD_CTRL
-from tracework.lake import LakeWriter
+from tracework.lake import LakeWriter, read_events
 
 DAY_NS = 86_400 * 10**9
 
@@ -121,3 +121,20 @@ def test_block_ordering_with_a_repeated_seq_falls_back_to_the_sort(seed):
 def test_block_ordering_of_an_empty_frame():
     df = pl.DataFrame({"session": [], "seq": [], "_sh": []}, schema={"session": pl.String, "seq": pl.Int64, "_sh": pl.UInt64})
     assert _order_by_session(df).height == 0
+
+
+def test_tables_only_deltalake_may_read_take_the_general_reader(tmp_path, monkeypatch):
+    """Deletion vectors or column mapping change what a file's rows mean: the
+    lake then reads through deltalake, and the builder must not read the
+    files itself."""
+    import tracework.lake.read as lake_read
+
+    data = tmp_path / "data"
+    _split_lake(data)
+    assert engine._local_files(data)
+    monkeypatch.setattr(lake_read, "_needs_delta_reader", lambda dt: True)
+    assert engine._local_files(data) is None
+    _, _, chunks, _ = plan_chunks(data, chunk_events=60)
+    assert chunks and all(c.files is None for c in chunks)
+    # Every event is read once, through the lake's reader.
+    assert sum(read_chunk(data, c)[0].height for c in chunks) == read_events(data, columns=["seq"]).num_rows
