@@ -203,9 +203,13 @@ def read_chunk(data_dir: str | Path, chunk: Chunk) -> tuple[pl.DataFrame, list[d
 
     columns = [c for c in SOURCE_COLUMNS if c in RAW_EVENTS_SCHEMA.names] + ["transforms"]
     if chunk.files is None:
-        # Partition pruning on day first; the session filter then drops the rest.
-        where = pc.field("day").isin(chunk.days) & pc.field("session").isin(chunk.sessions)
-        arrow = read_events(data_dir, columns=columns, filter=where)
+        # Partition pruning on day in the scan; the session filter in memory
+        # after it. deltalake's dataset turns missing file statistics of a
+        # string column into guarantees under which a session filter in the
+        # scan skips files that hold the session (seen: a whole session read
+        # as no rows); partition values are exact.
+        arrow = read_events(data_dir, columns=columns, filter=pc.field("day").isin(chunk.days))
+        arrow = arrow.filter(pc.is_in(arrow.column("session"), value_set=pa.array(chunk.sessions, pa.string())))
     else:
         wanted = set(chunk.sessions)
         parts = []
