@@ -227,7 +227,7 @@ def sessionize(lf: pl.LazyFrame, settings: BuildSettings) -> pl.LazyFrame:
         .alias("_paused"),
         # The focused window is carried as the row number of its focus change
         # (an integer), not as copies of its strings on every row; outputs
-        # look the strings up at the end (see focus_table).
+        # look the strings up at the end (see attach_rows).
         ffill_in_session(pl.when(is_focus & ~pl.col("denied")).then(pl.col("_row")).otherwise(None)).alias("_focus"),
         ffill_in_session(pl.when(is_focus & ~pl.col("denied")).then(pl.struct("app", "title").hash(seed=0)).otherwise(None)).alias(
             "_focus_hash"
@@ -259,19 +259,6 @@ def sessionize(lf: pl.LazyFrame, settings: BuildSettings) -> pl.LazyFrame:
         (cumsum_in_session(pl.col("_new_task").cast(pl.Int32)) - 1).alias("task"),
     )
     return lf.drop(["_first", "_dt", "_blocked", "_paused", "_new_ws", "_new_task"])
-
-
-def focus_table(lf: pl.LazyFrame) -> pl.LazyFrame:
-    """``_focus`` → app, title, url of that focus change (to attach to outputs)."""
-    return lf.filter((pl.col("type") == "focus_change") & ~pl.col("denied")).select(
-        pl.col("_row").alias("_focus"), "app", "title", "url"
-    )
-
-
-def with_focus(out: pl.LazyFrame, rows: pl.LazyFrame, columns: tuple[str, ...] = ("app", "title", "url")) -> pl.LazyFrame:
-    """Replace ``_focus`` in ``out`` by the focused window's ``columns``."""
-    table = focus_table(rows).select(["_focus", *columns])
-    return out.join(table, on="_focus", how="left", maintain_order="left").drop("_focus")
 
 
 def attach_rows(out: pl.DataFrame, rows: pl.LazyFrame, refs: dict[str, tuple[str, ...]]) -> pl.DataFrame:
