@@ -222,6 +222,8 @@ class Redactor:
             return []
         if self.allow_values or self.allow_patterns:
             found = [s for s in found if not self._allowed(text[s.start : s.end])]
+        if len(found) == 1:
+            return found  # nothing to overlap with
         found.sort(key=lambda s: (_span_priority(s), s.start - s.end, s.start))
         # Accepted spans never overlap, so their starts and ends interleave in
         # one sorted list: a new span is free iff it falls into one gap.
@@ -259,6 +261,8 @@ class _CombinedTokenScan:
         """The rules whose prefilter condition fired (all when ``hits`` is None)."""
         if hits is None:
             return self._rules
+        if not hits or max(hits) < prefilter.TOKEN_BASE:
+            return []  # the usual case: no provider rule fired
         return [self._rules[h - prefilter.TOKEN_BASE] for h in sorted(hits) if h >= prefilter.TOKEN_BASE]
 
     def scan(self, text: str, lo: int, hi: int, rules: list | None = None) -> Iterator[Span]:
