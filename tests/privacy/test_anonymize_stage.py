@@ -10,6 +10,7 @@ from tracework.events import ButtonDown, ButtonUp, FocusChange, KeyDown, KeyUp, 
 from tracework.privacy.anonymize_stage import (CursorStage, KloakStage, TypingStage, make_cursor_stage,
                                                make_typing_stage)
 from tracework.privacy.chain import build_pipeline
+from tracework.privacy.cursor import CursorParams
 from tracework.privacy.stage import Pipeline
 from tracework.privacy.typing import TypingParams
 
@@ -56,7 +57,10 @@ def _run(events, cuts, seed, releases="keep"):
     # releases="keep" keeps the whole press/release interleaving (what
     # _check_invariants checks); the default "population" keeps the press
     # order and text only (_check_invariants_releases).
-    pipe = Pipeline([TypingStage(TypingParams(releases=releases), seed=seed), CursorStage(seed=seed + 1)])
+    # The cursor stage keeps every move here (resample="off") so events pair one to one;
+    # the default re-sampling mode has the same stream checks in test_cursor_resample.py.
+    pipe = Pipeline([TypingStage(TypingParams(releases=releases), seed=seed),
+                     CursorStage(CursorParams(resample="off"), seed=seed + 1)])
     out = []
     bounds = [0, *sorted(set(cuts)), len(events)]
     for a, b in zip(bounds[:-1], bounds[1:]):
@@ -147,7 +151,9 @@ def test_stages_hold_until_pause_then_release():
     cursor = CursorStage(seed=1)
     moves = [MouseMove(seq=i, t_ns=t + i * 8 * MS, session="s", x=10 * i, y=5 * i) for i in range(10)]
     assert cursor.process(moves, moves[-1].t_ns) == []
-    assert len(cursor.flush(moves[-1].t_ns)) == 10
+    released = cursor.flush(moves[-1].t_ns)
+    assert released and all(isinstance(e, MouseMove) for e in released)
+    assert (released[-1].x, released[-1].y, released[-1].t_ns) == (90, 45, moves[-1].t_ns)
 
 
 def test_policy_configures_and_describe_names_params():

@@ -105,3 +105,9 @@ def test_lake_holds_anonymized_rhythm_and_path_with_exact_text_and_clicks(xvfb, 
     inner = [(m["x"], m["y"]) for m in moves[:-1] if (m["x"], m["y"]) != sent[0]]
     assert inner, "the pointer path was recorded"
     assert any(p not in sent for p in inner), "the stored path is synthetic, not xdotool's straight line"
+    # The path was re-sampled at a drawn rate (its move count is not xdotool's): the
+    # stage emitted its own moves, which the spool numbered, and none repeats a position.
+    cursor_tr = next(tr for tr in transforms if tr["name"] == "cursor_synthetic_path")
+    assert cursor_tr["params"]["resample"] == "population"
+    pts = [(m["x"], m["y"]) for m in moves]
+    assert all(p != q for p, q in zip(pts, pts[1:])), "no stored move repeats the one before"

@@ -110,7 +110,9 @@ def eval_cursor(data: Path, out: Path | None, max_sessions: int | None, block: i
     users = load_balabit(data, max_sessions_per_user=max_sessions)
     sweep = ce.default_sweep()
     if quick:
-        sweep = [r for r in sweep if r[1] == {"strength": 1.0, "retime": True}]
+        from ..privacy.cursor import CursorParams
+
+        sweep = [r for r in sweep if r[2] == CursorParams()]  # the default setting only
     with _progress() as prog:
         task = prog.add_task(f"cursor: {len(users)} users", total=len(sweep) + 1)
         rows = ce.evaluate(users, sweep, block=block, seed=seed, progress=lambda: prog.advance(task))

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..cursor import CursorModel, CursorParams, anonymize_segment, default_model, split_segments
+from ..cursor import CursorModel, CursorParams, anonymize_segment, default_model, resample_segment, split_segments
 from .datasets import MouseSession, load_balabit
 
 MOVE_STATES = ("Move", "Drag")
@@ -72,9 +72,17 @@ def session_actions(s: MouseSession, rest_ms: float = 300.0) -> list[Action]:
 
 
 def anonymize_session(s: MouseSession, rng: np.random.Generator, params: CursorParams | None = None,
-                      model: CursorModel | None = None) -> MouseSession:
-    """A copy of ``s`` with every movement segment re-shaped (clicks, scrolls untouched)."""
+                      model: CursorModel | None = None, log: list | None = None) -> MouseSession:
+    """A copy of ``s`` with every movement segment re-shaped (clicks, scrolls untouched).
+
+    With ``params.resample == "population"`` segments may change their number
+    of samples (as the agent's stage does); ``log``, if given, receives one
+    ``(orig_duration_s, new_duration_s, orig_path_px, new_path_px, end_error_px)``
+    per segment whose start is known, for the utility measures.
+    """
     params = params or CursorParams()
+    if params.resample == "population":
+        return _resample_session(s, rng, params, model, log)
     phase = float(rng.random()) if params.duration_grid > 0 else 0.0  # one per session
     t = s.t.copy()
     x = s.x.copy()
@@ -97,13 +105,69 @@ def anonymize_session(s: MouseSession, rng: np.random.Generator, params: CursorP
             nt, nx, ny = anonymize_segment(last_pos, tn[sl], s.x[a:b], s.y[a:b], rng, params, model, phase)
             t[a:b] = nt / 1e9
             t[b - 1] = s.t[b - 1]  # keep the exact float end time
-            if sl.start == 0 and last_pos is not None:
-                pass
             t[a] = s.t[a]
             x[a:b], y[a:b] = nx, ny
             last_pos = (int(x[b - 1]), int(y[b - 1]))
         i = j
     return MouseSession(s.user, s.session, t, s.button, s.state, x, y)
+
+
+def _path_len(x0, y0, x, y) -> float:
+    xs = np.concatenate([[x0], x]).astype(float)
+    ys = np.concatenate([[y0], y]).astype(float)
+    return float(np.hypot(np.diff(xs), np.diff(ys)).sum())
+
+
+def _resample_session(s: MouseSession, rng: np.random.Generator, params: CursorParams,
+                      model: CursorModel | None, log: list | None) -> MouseSession:
+    """The agent stage's re-sampling on a Balabit session (same start limits as ``CursorStage``)."""
+    t_out: list[np.ndarray] = []
+    b_out: list[np.ndarray] = []
+    st_out: list[np.ndarray] = []
+    x_out: list[np.ndarray] = []
+    y_out: list[np.ndarray] = []
+    is_move = np.isin(s.state, MOVE_STATES)
+    n = len(s.t)
+    i = 0
+    last_pos: tuple[int, int] | None = None
+    last_ns: int | None = None
+    last_move = False
+    rest_ns = int(params.rest_ms * 1_000_000)
+    while i < n:
+        if not is_move[i]:
+            last_pos = (int(s.x[i]), int(s.y[i]))
+            last_ns, last_move = int(round(s.t[i] * 1e9)), False
+            t_out.append(s.t[i:i + 1]); b_out.append(s.button[i:i + 1]); st_out.append(s.state[i:i + 1])
+            x_out.append(s.x[i:i + 1]); y_out.append(s.y[i:i + 1])
+            i += 1
+            continue
+        j = i
+        while j < n and is_move[j]:
+            j += 1
+        tn = np.round(s.t[i:j] * 1e9).astype(np.int64)
+        for sl in split_segments(tn, params.rest_ms):
+            a, b = i + sl.start, i + sl.stop
+            seg_t = tn[sl]
+            not_before = last_ns
+            if not_before is not None and last_move:
+                not_before = min(not_before + rest_ns, int(seg_t[0]))
+            nt, nx, ny = resample_segment(last_pos, seg_t, s.x[a:b], s.y[a:b], rng, params, model, not_before)
+            tf = nt / 1e9
+            tf[-1] = s.t[b - 1]  # the exact float end time
+            if log is not None and last_pos is not None and b - a >= 2:
+                own = float(s.t[b - 1] - s.t[a] + max(float(np.median(np.diff(s.t[a:b]))), 0.0))
+                new = float(nt[-1] - (nt[0] - (nt[1] - nt[0] if len(nt) > 1 else 0))) / 1e9
+                log.append((own, new, _path_len(*last_pos, s.x[a:b], s.y[a:b]), _path_len(*last_pos, nx, ny),
+                            float(max(abs(int(nx[-1]) - int(s.x[b - 1])), abs(int(ny[-1]) - int(s.y[b - 1]))))))
+            t_out.append(tf); x_out.append(nx); y_out.append(ny)
+            b_out.append(np.full(len(nt), s.button[b - 1], dtype=s.button.dtype))
+            st_out.append(np.full(len(nt), s.state[b - 1], dtype=s.state.dtype))
+            last_pos = (int(nx[-1]), int(ny[-1]))
+            last_ns, last_move = int(nt[-1]), True
+        i = j
+    cat = lambda parts, dt: np.concatenate(parts) if parts else np.zeros(0, dtype=dt)  # noqa: E731
+    return MouseSession(s.user, s.session, cat(t_out, float), cat(b_out, s.button.dtype), cat(st_out, s.state.dtype),
+                        cat(x_out, np.int64).astype(np.int64), cat(y_out, np.int64).astype(np.int64))
 
 
 FEATURE_NAMES = [
@@ -273,12 +337,16 @@ def compare_attackers(users, block: int = 20, kinds=("logreg", "rf", "et")) -> d
 
 def _anonymize_job(args):
     s, seed, params, model = args
-    return anonymize_session(s, np.random.default_rng(seed), params, model)
+    log: list = []
+    return anonymize_session(s, np.random.default_rng(seed), params, model, log), log
 
 
 def anonymize_users(users, params: CursorParams, seed: int = 0, model: CursorModel | None = None,
-                    workers: int = 2):
-    """Every session through the cursor anonymizer (seeded per session, so reproducible)."""
+                    workers: int = 2, log: list | None = None):
+    """Every session through the cursor anonymizer (seeded per session, so reproducible).
+
+    log: if given, receives the per-segment records of :func:`anonymize_session`
+    (re-sampling mode only)."""
     jobs = [(s, [seed, k], params, model) for k, s in enumerate(s for ss in users.values() for s in ss)]
     if workers > 1 and len(jobs) > 4:
         from concurrent.futures import ProcessPoolExecutor
@@ -288,8 +356,10 @@ def anonymize_users(users, params: CursorParams, seed: int = 0, model: CursorMod
     else:
         done = [_anonymize_job(j) for j in jobs]
     out: dict[str, list[MouseSession]] = {u: [] for u in users}
-    for s in done:
+    for s, seg_log in done:
         out[s.user].append(s)
+        if log is not None:
+            log += seg_log
     return out
 
 
@@ -348,6 +418,79 @@ def utility(real, anon, rest_ms: float = 300.0, max_actions: int = 3000, seed: i
                          {"actions_compared": len(idx)})
 
 
+def _realism_auc(real_actions: list[Action], anon_actions: list[Action], max_actions: int, seed: int) -> tuple[float, int]:
+    """AUC of a random forest telling anonymized from real actions by shape (0.5 = indistinguishable).
+
+    Sample count and the features fixed by the end points are left out, as in :func:`utility`."""
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.model_selection import cross_val_score
+
+    rng = np.random.default_rng(seed)
+    fr = [f for f in (action_features(real_actions[i]) for i in rng.permutation(len(real_actions))[:max_actions])
+          if f is not None]
+    fa = [f for f in (action_features(anon_actions[i]) for i in rng.permutation(len(anon_actions))[:max_actions])
+          if f is not None]
+    k = min(len(fr), len(fa))
+    if k < 20:
+        return float("nan"), k
+    shape = [i for i, n in enumerate(FEATURE_NAMES) if n not in ("duration", "distance", "dir_sin", "dir_cos", "n", "click")]
+    X = _signed_log(np.vstack([np.array(fr[:k])[:, shape], np.array(fa[:k])[:, shape]]))
+    Y = np.r_[np.zeros(k), np.ones(k)]
+    auc = float(np.mean(cross_val_score(RandomForestClassifier(n_estimators=200 if k > 1000 else 60,
+                                                               n_jobs=2 if k > 1000 else 1, random_state=0),
+                                        X, Y, cv=5, scoring="roc_auc")))
+    return auc, k
+
+
+def utility_resampled(real, anon, log: list, rest_ms: float = 300.0, max_actions: int = 3000,
+                      seed: int = 0) -> CursorUtility:
+    """Utility when segments were re-sampled (sample counts differ, so actions cannot be paired).
+
+    End-point error: every click/scroll record (same records, same order) and
+    every segment end from the anonymizer's log. Duration error and path
+    length ratio: per segment, from the log. Realism: unpaired samples of
+    real and anonymized actions.
+    """
+    end_err = 0.0
+    ra, aa = [], []
+    for u in real:
+        for sr, sa in zip(real[u], anon[u]):
+            fr = ~np.isin(sr.state, MOVE_STATES)
+            fa = ~np.isin(sa.state, MOVE_STATES)
+            if fr.sum() != fa.sum() or not np.array_equal(sr.t[fr], sa.t[fa]):
+                end_err = float("inf")  # a click or scroll was lost, added or moved in time
+            elif fr.any():
+                end_err = max(end_err, float(np.abs(sr.x[fr] - sa.x[fa]).max()),
+                              float(np.abs(sr.y[fr] - sa.y[fa]).max()))
+            ra += session_actions(sr, rest_ms)
+            aa += session_actions(sa, rest_ms)
+    arr = np.array(log, dtype=float).reshape(-1, 5)
+    if len(arr):
+        end_err = max(end_err, float(arr[:, 4].max()))
+    ok = arr[:, 0] > 0
+    dur_err = np.abs(arr[ok, 1] - arr[ok, 0]) / arr[ok, 0]
+    okl = arr[:, 2] > 0
+    auc, k = _realism_auc(ra, aa, max_actions, seed)
+    return CursorUtility(end_err, float(np.median(dur_err)) if len(dur_err) else 0.0,
+                         float(np.median(arr[okl, 3] / arr[okl, 2])) if okl.any() else 1.0, auc,
+                         {"actions_compared": k, "segments": int(len(arr)),
+                          "duration_rel_error_p90": float(np.quantile(dur_err, 0.9)) if len(dur_err) else 0.0,
+                          # Movements given no time at all (an immediate next event) count as 1 ms.
+                          "duration_log_ratio_median": float(np.median(np.log(np.maximum(arr[ok, 1], 1e-3)
+                                                                                / arr[ok, 0])))
+                          if ok.any() else 0.0})
+
+
+def anonymize_and_measure(users, params: CursorParams, block: int = 20, seed: int = 0):
+    """(identification with an adaptive attacker, utility) for one setting."""
+    log: list = []
+    anon = anonymize_users(users, params, seed, log=log)
+    ident = identify(anon, block, params.rest_ms)
+    if params.resample == "population":
+        return ident, utility_resampled(users, anon, log, params.rest_ms)
+    return ident, utility(users, anon, params.rest_ms)
+
+
 @dataclass
 class CursorRow:
     """One line of the evaluation table."""
@@ -359,11 +502,12 @@ class CursorRow:
 
 
 def default_sweep() -> list[tuple[str, dict, CursorParams]]:
-    """The cursor anonymizer at several strengths, with and without re-timing."""
+    """The re-sampling anonymizer at several duration blends, and the earlier keep-every-sample mode."""
     rows = []
-    for strength in (1.0, 2.0):
-        rows.append(("synthetic_path", {"strength": strength, "retime": True}, CursorParams(strength=strength)))
-    rows.append(("synthetic_path", {"strength": 1.0, "retime": False}, CursorParams(retime=False)))
+    for blend in (1.0, 0.5, 0.0):
+        rows.append(("synthetic_path", {"resample": "population", "duration_blend": blend},
+                     CursorParams(duration_blend=blend)))
+    rows.append(("synthetic_path", {"resample": "off", "retime": True}, CursorParams(resample="off")))
     return rows
 
 
@@ -375,9 +519,7 @@ def evaluate(users, sweep=None, block: int = 20, seed: int = 0, progress=None,
     if progress:
         progress()
     for name, params_dict, params in sweep:
-        anon = anonymize_users(users, params, seed)
-        rows.append(CursorRow(name, params_dict, identify(anon, block, params.rest_ms),
-                              utility(users, anon, params.rest_ms)))
+        rows.append(CursorRow(name, params_dict, *anonymize_and_measure(users, params, block, seed)))
         if progress:
             progress()
     return rows
@@ -418,13 +560,49 @@ def segment_shape_stats(a: Action) -> dict[str, float] | None:
     }
 
 
+def segment_duration_ms(a: Action) -> tuple[float, float] | None:
+    """(distance px, duration ms) of a movement whose start is known.
+
+    Duration as the anonymizer measures it: last sample time minus first,
+    plus one (median) sample interval for the motion onset before the first
+    sample."""
+    if a.start is None or len(a.t) < 2:
+        return None
+    dur = float(a.t[-1] - a.t[0] + max(float(np.median(np.diff(a.t))), 0.0)) * 1000.0
+    if dur <= 0:
+        return None
+    return float(np.hypot(a.x[-1] - a.start[0], a.y[-1] - a.start[1])), dur
+
+
+def _equal_weight_quantiles(per_user: list[np.ndarray], probs: np.ndarray) -> np.ndarray:
+    """Quantiles of the mixture that gives every user the same weight."""
+    vals = np.concatenate(per_user)
+    w = np.concatenate([np.full(len(v), 1.0 / len(v)) for v in per_user])
+    order = np.argsort(vals)
+    vals, w = vals[order], w[order]
+    cum = (np.cumsum(w) - 0.5 * w) / w.sum()
+    return np.interp(probs, cum, vals)
+
+
 def build_cursor_population(root: str, n_quantiles: int = 41) -> dict:
-    """Pooled quantiles of shape statistics over every user's movements."""
+    """Pooled quantiles of shape statistics over every user's movements,
+    and of movement duration per distance band (every user weighted equally,
+    so no one person's tempo dominates the population)."""
+    from ..cursor import DURATION_EDGES_PX
+
     users = load_balabit(root)
     stats: dict[str, list[float]] = {k: [] for k in ("bow", "along_error", "side_error", "primary_fraction", "tremor")}
+    edges = np.asarray(DURATION_EDGES_PX)
+    durations: list[dict[int, list[float]]] = []
     for u, sessions in users.items():
+        mine: dict[int, list[float]] = {}
+        durations.append(mine)
         for s in sessions:
             for a in session_actions(s):
+                dd = segment_duration_ms(a)
+                if dd is not None:
+                    band = max(int(np.searchsorted(edges, dd[0], side="right")) - 1, 0)
+                    mine.setdefault(band, []).append(dd[1])
                 st = segment_shape_stats(a)
                 if st is None:
                     continue
@@ -437,6 +615,16 @@ def build_cursor_population(root: str, n_quantiles: int = 41) -> dict:
         if k == "primary_fraction":
             q = np.clip(q, 0.3, 1.0)
         quantiles[k] = [round(float(v), 5) for v in q]
+    dprobs = np.linspace(0.05, 0.95, 21)
+    dur_q, dur_counts = [], []
+    for band in range(len(edges)):
+        per_user = [np.asarray(d[band]) for d in durations if len(d.get(band, [])) >= 20]
+        dur_counts.append([len(per_user), int(sum(len(v) for v in per_user))])
+        if len(per_user) < 3:  # too few people for a population figure: borrow the band below
+            dur_q.append(dur_q[-1] if dur_q else [50.0, 1000.0])
+            continue
+        dur_q.append([round(float(v), 2) for v in np.maximum(_equal_weight_quantiles(per_user, dprobs), 1.0)])
+    quantiles["duration_ms"] = dur_q
     return {
         "meta": {
             "what": "quantiles of movement-shape statistics (relative to movement distance), pooled over users",
@@ -444,6 +632,11 @@ def build_cursor_population(root: str, n_quantiles: int = 41) -> dict:
             "users": len(users),
             "movements": len(stats["bow"]),
             "probabilities": [round(float(p), 4) for p in probs],
+            "duration_distance_edges_px": [float(e) for e in edges],
+            "duration_probabilities": [round(float(p), 4) for p in dprobs],
+            "duration_users_and_movements_per_band": dur_counts,
+            "duration_what": "movement duration (ms, first-to-last sample plus one sample interval) per "
+                             "distance band, quantiles of the mixture that weights every user equally",
         },
         "quantiles": quantiles,
     }
