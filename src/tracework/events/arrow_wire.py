@@ -33,6 +33,7 @@ and the rows.
 from __future__ import annotations
 
 import functools
+import operator
 import struct
 from dataclasses import dataclass
 from typing import Iterator, Sequence
@@ -221,9 +222,10 @@ def table_to_structs(table: pa.Table) -> list:
     """Event Structs of a table validated by :func:`validate_table`, in row order.
 
     Per type, a generated comprehension calls the Struct's constructor on the
-    type's own columns (as Python lists): about 8x faster than
+    type's own columns (as Python lists): several times faster than
     :func:`~tracework.events.columns.table_to_events` (a dict per row), which
-    matters when a consent hook walks the events of every batch.
+    matters when a consent hook walks the events of every batch. Rows are
+    grouped by type and put back in row order with one C-level itemgetter.
     """
     n = table.num_rows
     if n == 0:
@@ -234,17 +236,16 @@ def table_to_structs(table: pa.Table) -> list:
         code = int(codes[0])
         return _struct_maker(code)(table)
     order = np.argsort(codes, kind="stable")
-    out: list = [None] * n
+    grouped: list = []
     start = 0
     for code, count in enumerate(counts.tolist()):
         if not count:
             continue
-        rows = order[start : start + count]
+        rows = pa.array(order[start : start + count])
         start += count
-        made = _struct_maker(code)(table.select(EVENT_TYPES[code].__struct_fields__).take(pa.array(rows)))
-        for i, event in zip(rows.tolist(), made):
-            out[i] = event
-    return out
+        grouped += _struct_maker(code)(table.select(EVENT_TYPES[code].__struct_fields__).take(rows))
+    # grouped[k] is row order[k]; the inverse permutation restores row order.
+    return list(operator.itemgetter(*np.argsort(order, kind="stable").tolist())(grouped))
 
 
 _MAKERS: dict[int, object] = {}
