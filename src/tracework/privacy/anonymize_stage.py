@@ -49,8 +49,9 @@ from .typing import (MS, ModifierSideMerger, PopulationRetimer, TypingParams, de
 # lowered identification most; a log speed grid (speed_grid 0.09/0.18) and
 # speed_jitter 0.04/0.08 did not lower it measurably and cost speed accuracy,
 # so they stay off. hesitation_ms = pause_ms (2000): gaps of 1-2 s are redrawn
-# too rather than kept in place (sentence top-1 9.3 % -> 8.4 %, mean of 3
-# seeds, speed kept exactly). modifier_sides="merge": left and right Shift/
+# too rather than kept in place (150 people, 5 seeds: sentence top-1 9.5 % ->
+# 8.2 %, speed kept exactly; a small gain, not seen on the first 50 people:
+# 17.7 % vs 17.5 %, 6 seeds). modifier_sides="merge": left and right Shift/
 # Control/Alt/Super recorded as one key (X11 key codes tell them apart; the
 # Aalto data cannot, so this one is argued, not measured).
 DEFAULT_TYPING = {"enabled": True, "method": "population", "pause_ms": 2000.0, "hesitation_ms": 2000.0,
