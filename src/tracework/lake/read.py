@@ -37,6 +37,26 @@ def _needs_delta_reader(dt) -> bool:
     return protocol.min_reader_version > 1 and bool(features - {"timestampNtz"}) or mapping != "none"
 
 
+def _without_statistics_guards(dataset: pads.FileSystemDataset) -> pads.FileSystemDataset:
+    """deltalake's dataset with each file's guard reduced to its partition.
+
+    deltalake turns each file's log statistics into a guard expression
+    (``col >= min and col <= max``) and writes ``col >= null`` for a column
+    the log has no statistics for (ours keeps them only for t_ns, seq and
+    received_ns). Arrow then treats such a file as matching nothing under any
+    filter on that column and skips it: a filter on ``session`` or ``person``
+    silently lost rows. Only the partition value (``day=...`` in the path) is
+    kept, which is exact; the filter itself is still applied to every row.
+    """
+    fragments = []
+    for fragment in dataset.get_fragments():
+        day = next((part[len("day="):] for part in fragment.path.split("/") if part.startswith("day=")), None)
+        guard = pads.field("day") == day if day is not None else pads.scalar(True)
+        fragments.append(dataset.format.make_fragment(fragment.path, filesystem=dataset.filesystem,
+                                                      partition_expression=guard))
+    return pads.FileSystemDataset(fragments, dataset.schema, dataset.format, dataset.filesystem)
+
+
 def table_dataset(dt, path: Path) -> pads.Dataset:
     """A pyarrow dataset over the current version's files.
 
@@ -48,7 +68,7 @@ def table_dataset(dt, path: Path) -> pads.Dataset:
     """
     uris = dt.file_uris()
     if not all(u.startswith("/") or u.startswith("file://") for u in uris) or _needs_delta_reader(dt):
-        return dt.to_pyarrow_dataset()
+        return _without_statistics_guards(dt.to_pyarrow_dataset())
     files = [u[len("file://"):] if u.startswith("file://") else u for u in uris]
     schema = RAW_EVENTS_SCHEMA if path.name == EVENTS_TABLE else None
     if not files:
