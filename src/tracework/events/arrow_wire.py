@@ -286,7 +286,12 @@ def _record_batch_compressed(metadata: bytes) -> bool:
     buf = memoryview(metadata)
 
     def table_field(table_pos: int, field: int) -> int:
+        # struct accepts negative offsets (from the end): refuse them here.
+        if not 0 <= table_pos < len(buf):
+            raise ValueError("flatbuffer offset out of range")
         vtable = table_pos - struct.unpack_from("<i", buf, table_pos)[0]
+        if not 0 <= vtable < len(buf):
+            raise ValueError("flatbuffer vtable out of range")
         vt_size = struct.unpack_from("<H", buf, vtable)[0]
         slot = 4 + 2 * field
         if slot + 2 > vt_size:
@@ -297,6 +302,8 @@ def _record_batch_compressed(metadata: bytes) -> bool:
     header_off = table_field(root, 2)
     if header_off == 0:
         raise ValueError("record batch message without a header")
+    if root + header_off >= len(buf):
+        raise ValueError("flatbuffer offset out of range")
     header_pos = root + header_off + struct.unpack_from("<I", buf, root + header_off)[0]
     return table_field(header_pos, 3) != 0
 
@@ -307,22 +314,24 @@ def _read_stream(raw: bytes) -> tuple[pa.Schema, list[pa.RecordBatch]]:
     try:
         reader = pa.ipc.MessageReader.open_stream(pa.py_buffer(raw))
         first = reader.read_next_message()
-    except (pa.ArrowInvalid, OSError, StopIteration) as exc:
+    except (pa.ArrowException, OSError, StopIteration) as exc:
         raise _bad("bad_arrow", f"the body is not an Arrow IPC stream ({exc}); send a stream written with pyarrow.ipc.new_stream") from None
     if first.type != "schema":
         raise _bad("bad_arrow", "the Arrow stream does not start with a schema message")
     try:
         schema = pa.ipc.read_schema(first)
-    except (pa.ArrowInvalid, OSError) as exc:
+        _check_schema(schema)
+    except (pa.ArrowException, OSError) as exc:
         raise _bad("bad_arrow", f"the Arrow schema message is invalid ({exc})") from None
-    _check_schema(schema)
+    except UnicodeDecodeError as exc:
+        raise _bad("bad_schema", f"a column name is not valid UTF-8 ({exc})") from None
     batches = []
     while True:
         try:
             message = reader.read_next_message()
         except StopIteration:
             break
-        except (pa.ArrowInvalid, OSError) as exc:
+        except (pa.ArrowException, OSError) as exc:
             raise _bad("bad_arrow", f"the Arrow stream is truncated or corrupt ({exc}); resend the batch") from None
         if message.type != "record batch":
             raise _bad("bad_arrow", f"unexpected Arrow {message.type} message: the stream must hold record batches only (no dictionaries)")
@@ -339,7 +348,7 @@ def _read_stream(raw: bytes) -> tuple[pa.Schema, list[pa.RecordBatch]]:
         try:
             batch = pa.ipc.read_record_batch(message, schema)
             batch.validate(full=True)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as exc:
+        except (pa.ArrowException, OSError) as exc:
             raise _bad("bad_arrow", f"an Arrow record batch is invalid ({exc}); resend the batch") from None
         batches.append(batch)
     return schema, batches
@@ -368,12 +377,15 @@ def decode_arrow_batch(raw: bytes, max_events: int) -> ArrowBatch:
     problem is the same) naming the row and field of the problem.
     """
     schema, batches = _read_stream(raw)
-    meta = schema.metadata or {}
+    try:
+        meta = dict(schema.metadata or {})
+    except UnicodeDecodeError as exc:
+        raise _bad("bad_header", f"the Arrow schema metadata is not valid UTF-8 ({exc})") from None
     if HEADER_METADATA_KEY not in meta:
         raise _bad("bad_header", "the Arrow schema metadata has no 'tracework.batch' batch header")
     try:
         header = _header_decoder.decode(meta[HEADER_METADATA_KEY])
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise _bad("bad_header", f"batch header (schema metadata 'tracework.batch'): {exc}") from None
     n = sum(b.num_rows for b in batches)
     if n != header.event_count:
@@ -384,7 +396,10 @@ def decode_arrow_batch(raw: bytes, max_events: int) -> ArrowBatch:
         )
     if n > max_events:
         raise _bad("too_many_events", f"the batch holds {n} events, the limit is {max_events}; send smaller batches")
-    table = pa.Table.from_batches(batches, schema=schema.remove_metadata())
+    try:
+        table = pa.Table.from_batches(batches, schema=schema.remove_metadata())
+    except pa.ArrowException as exc:  # e.g. a schema flagged big-endian: its batches differ from it
+        raise _bad("bad_arrow", f"the Arrow record batches do not match the stream's schema ({exc})") from None
     return ArrowBatch(header=header, table=validate_table(table))
 
 
@@ -506,9 +521,11 @@ def _check_constraint(name: str, constraint: tuple, col: pa.Array, types: np.nda
     # slots hold arbitrary values, so a failure here only sends the column
     # to the exact check below, never refuses it.
     if kind == "int":
-        raw = np.frombuffer(col.buffers()[1], np.int64)[col.offset : col.offset + n]
+        # count=: a buffer may be longer than its values (and not a whole
+        # number of them); validation made sure it is long enough.
+        raw = np.frombuffer(col.buffers()[1], np.int64, count=col.offset + n)[col.offset :]
     else:
-        offsets = np.frombuffer(col.buffers()[1], np.int32)[col.offset : col.offset + n + 1]
+        offsets = np.frombuffer(col.buffers()[1], np.int32, count=col.offset + n + 1)[col.offset :]
         raw = np.diff(offsets)
     if types is None and (lo is None or raw.min() >= lo) and (hi is None or raw.max() <= hi):
         return
