@@ -244,3 +244,15 @@ def test_collector_hook_opens_governance_of_the_data_folder(tmp_path, op):
     check(Device("hal"), _batch(KEY_CLASS_ONLY))
     with pytest.raises(ConsentRefused):
         check(Device("hal"), _batch(MOUSE))
+
+
+from tracework.events import events_to_table  # noqa: E402
+from tracework.governance.consent import table_batch_classes  # noqa: E402
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_event, max_size=30))
+def test_columnar_batch_scan_agrees_with_the_event_scan(events):
+    """An Arrow batch is classified from its columns; same answer as walking
+    the events (the collector's NDJSON path)."""
+    assert table_batch_classes(events_to_table(events)) == batch_classes(events)

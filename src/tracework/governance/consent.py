@@ -178,6 +178,46 @@ _KEY_TAGS = frozenset({"key_down", "key_up"})
 _MOUSE_TAGS = frozenset({"mouse_move", "button_down", "button_up", "scroll"})
 
 
+def table_batch_classes(table) -> dict[str, int]:
+    """:func:`batch_classes` of an events table (the columnar form of a batch,
+    :data:`tracework.events.EVENT_SCHEMA`): for each data class, the row of
+    the first event carrying it. Column-at-a-time, so an Arrow batch is
+    classified without making an object per event."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if table.num_rows == 0:
+        return {}
+    kind = table.column("type")
+
+    def first(mask) -> int | None:
+        at = pc.index(pc.fill_null(mask, False), pa.scalar(True)).as_py()
+        return None if at < 0 else at
+
+    def present(*names):
+        mask = None
+        for name in names:
+            valid = pc.is_valid(table.column(name))
+            mask = valid if mask is None else pc.or_(mask, valid)
+        return mask
+
+    keys = pc.is_in(kind, value_set=pa.array(sorted(_KEY_TAGS)))
+    focus = pc.equal(kind, "focus_change")
+    masks = {
+        "key_timing": keys,
+        "key_text": pc.and_(keys, present(*_KEY_IDENTITY_FIELDS)),
+        "mouse": pc.is_in(kind, value_set=pa.array(sorted(_MOUSE_TAGS))),
+        "window_titles": pc.and_(focus, present("app", "title")),
+        "web": pc.and_(focus, present("url")),
+    }
+    out = {}
+    for cls, mask in masks.items():
+        at = first(mask)
+        if at is not None:
+            out[cls] = at
+    return out
+
+
 def batch_classes(events: Iterable) -> dict[str, int]:
     """For each data class, the index of the first event carrying it.
 

@@ -29,6 +29,7 @@ from .consent import (
     ConsentRefused,
     PurposeGrant,
     batch_classes,
+    table_batch_classes,
     sign_consent_document,
 )
 from .purposes import DATA_CLASSES, PURPOSES, NoticeBook, check_classes, check_purpose
@@ -440,15 +441,19 @@ class Governance:
         person_id = getattr(identity, "person_id", None) or (identity if isinstance(identity, str) else None)
         if not person_id:
             raise ConsentRefused("the batch's device is not linked to a person", hint="enroll the device for a person")
-        carried = batch_classes(decoded_batch.events)
+        # A columnar (Arrow) batch is classified from its columns; walking its
+        # events would make an object per event of every batch.
+        table = getattr(decoded_batch, "table", None)
+        carried = table_batch_classes(table) if table is not None else batch_classes(decoded_batch.events)
         if not carried:
             return
         allowed = self.consented_classes(person_id)
         missing = sorted(set(carried) - allowed)
         if missing:
             cls = missing[0]
+            where = f"row {carried[cls]}" if table is not None else f"event line {carried[cls] + 2}"
             raise ConsentRefused(
-                f"the batch carries {DATA_CLASSES[cls]} ({cls}, first at event line {carried[cls] + 2}) "
+                f"the batch carries {DATA_CLASSES[cls]} ({cls}, first at {where}) "
                 f"but its person has not consented to it"
                 + (f"; consented classes: {', '.join(sorted(allowed))}" if allowed else "; there is no consent at all"),
                 hint="the agent must follow the signed consent document (GET /v1/consent) and drop these events",
