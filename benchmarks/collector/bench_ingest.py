@@ -142,11 +142,25 @@ def run_parallel(items: list, clients: int, send) -> float:
     return wall
 
 
-def bench_tracework(total_events: int, batch_size: int, clients: int, workdir: Path, fmt: str = "arrow") -> dict:
-    data_dir = workdir / f"tracework-{fmt}"
+def bench_tracework(total_events: int, batch_size: int, clients: int, workdir: Path, fmt: str = "arrow",
+                    consent: bool = False) -> dict:
+    data_dir = workdir / f"tracework-{fmt}{'-consent' if consent else ''}"
     registry = DeviceRegistry(data_dir)
     _, token = registry.enroll("bench-person", "bench-device")
     registry.close()
+    if consent:
+        # The person consents to every class of agent training, so every batch
+        # passes the check; what is measured is the check's cost.
+        from tracework.governance import open_governance, operator
+        from tracework.governance.purposes import PURPOSES
+
+        gov = open_governance(data_dir)
+        try:
+            gov.add_person(operator("bench"), "bench-person")
+            gov.grant(operator("bench"), "bench-person", "agent_training", sorted(PURPOSES["agent_training"][1]),
+                      gov.notices.current_version("agent_training"))
+        finally:
+            gov.close()
     n_batches = total_events // batch_size
     t0 = time.time_ns() - 3_600 * 10**9
     print(f"[tracework {fmt}] encoding {n_batches} batches of {batch_size} events (not timed)...", flush=True)
@@ -158,9 +172,10 @@ def bench_tracework(total_events: int, batch_size: int, clients: int, workdir: P
         bodies.append(encode(header, events))
     wire_bytes = sum(len(b) for b in bodies[2:])
     port = free_port()
-    # The benchmark's person has no governance records: measure ingest
-    # without the consent check (it is a per-batch lookup, not per event).
-    env = dict(os.environ, TRACEWORK_CONFIG=str(workdir / "none.toml"), TRACEWORK_COLLECTOR_REQUIRE_CONSENT="0")
+    # Without --consent the check is off (--no-require-consent); with it, the
+    # default of `tracework serve`: every batch's data classes checked.
+    env = dict(os.environ, TRACEWORK_CONFIG=str(workdir / "none.toml"),
+               TRACEWORK_COLLECTOR_REQUIRE_CONSENT="1" if consent else "0")
     proc = subprocess.Popen(
         [sys.executable, "-m", "tracework.collector", "--data-dir", str(data_dir), "--port", str(port)],
         env=env,
@@ -263,6 +278,9 @@ def main() -> None:
     parser.add_argument("--baseline-events", type=int, default=20_000, help="events sent to the baseline (one per POST)")
     parser.add_argument("--baseline-clients", type=int, default=8)
     parser.add_argument("--workdir", default=None, help="where to put the lake (default: a temp folder, removed)")
+    parser.add_argument("--consent", action="store_true",
+                        help="run the collector with the consent check on (the default of `tracework serve`); "
+                        "the benchmark person consents to every class")
     args = parser.parse_args()
 
     print(
@@ -271,7 +289,8 @@ def main() -> None:
     )
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         work = Path(tmp)
-        ours = bench_tracework(args.events, args.batch_size, args.clients, work, "arrow")
+        ours = bench_tracework(args.events, args.batch_size, args.clients, work, "arrow", args.consent)
+        print(f"consent check: {'on (every batch classified and checked)' if args.consent else 'off'}")
         print(
             f"tracework collector, Arrow batches: {ours['events']:,} events in {ours['wall_s']:.2f} s wall = {ours['events_per_s']:,.0f} events/s; "
             f"collector CPU {ours['cpu_s']:.2f} s = {ours['events_per_cpu_s']:,.0f} events/s per core; "
@@ -280,7 +299,7 @@ def main() -> None:
             flush=True,
         )
         if args.ndjson_events:
-            nd = bench_tracework(args.ndjson_events, args.batch_size, args.clients, work, "ndjson")
+            nd = bench_tracework(args.ndjson_events, args.batch_size, args.clients, work, "ndjson", args.consent)
             print(
                 f"tracework collector, NDJSON batches: {nd['events']:,} events in {nd['wall_s']:.2f} s wall = "
                 f"{nd['events_per_s']:,.0f} events/s; collector CPU {nd['cpu_s']:.2f} s = {nd['events_per_cpu_s']:,.0f} "
