@@ -46,6 +46,7 @@ SETTINGS: dict[str, Setting] = {
         Setting("agent.max_spool_bytes", 512 * 1024 * 1024, "Spool size bound; capture stops when it is reached."),
         Setting("agent.batch_events", 2000, "Most events per uploaded batch."),
         Setting("agent.upload_interval_ms", 1000, "How often the uploader looks for new events."),
+        Setting("agent.wire_format", "arrow", "Batch format the agent uploads: `arrow` (columnar; less collector CPU) or `ndjson` (one JSON event per line)."),
         Setting("agent.mouse_coalesce_ms", 0, "Keep at most one mouse move per this many ms (0 = full rate)."),
         Setting("agent.idle_seconds", 60, "No input for this long records an idle event."),
         Setting("agent.pause_hotkey", "<ctrl>+<alt>+<shift>+p", "Hotkey that toggles pause (pynput syntax)."),

@@ -40,7 +40,7 @@ from .consent_gate import GRANT_HINT, ConsentGate, pin_key
 from .home import AgentHome
 from .sources import Source, make_source
 from .spool import Spool
-from .uploader import UploadSettings, Uploader
+from .uploader import WIRE_FORMATS, UploadSettings, Uploader
 
 log = logging.getLogger("tracework.agent")
 
@@ -135,10 +135,19 @@ def agent_running(home: AgentHome) -> bool:
         os.close(fd)
 
 
+def _wire_format(value: str) -> str:
+    """The ``agent.wire_format`` setting, checked before anything starts."""
+    if value not in WIRE_FORMATS:
+        raise ConfigError(f"agent.wire_format must be one of {', '.join(WIRE_FORMATS)}, got {value!r}",
+                          hint="use arrow (the default) or ndjson (for a collector older than the Arrow format)")
+    return value
+
+
 class Agent:
     """One agent run. Construct, then :meth:`run` (blocks until stopped)."""
 
     def __init__(self, settings: dict, options: RunOptions | None = None, *, source: Source | None = None):
+        _wire_format(settings.get("agent.wire_format", "arrow"))  # a bad setting fails before capture
         self.settings = settings
         self.options = options or RunOptions()
         self.home = AgentHome(settings["home"])
@@ -404,6 +413,7 @@ class Agent:
                 collector_url=self._collector_url, token=token,
                 batch_events=int(s["agent.batch_events"]),
                 interval_s=int(s["agent.upload_interval_ms"]) / 1000.0,
+                wire_format=_wire_format(s["agent.wire_format"]),
                 backoff_base_s=self.options.backoff_base_s, backoff_cap_s=self.options.backoff_cap_s))
             spool.set_many({"uploads_stopped": None})
         else:
