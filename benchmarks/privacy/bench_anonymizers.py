@@ -102,9 +102,9 @@ def bench_typing_ablation(root: str, out: Path, max_people: int | None = None, s
     console.print(f"typing ablation done in {time.time() - t0:.0f}s")
 
 
-def bench_cursor(root: str, out: Path, block: int) -> None:
+def bench_cursor(root: str, out: Path, block: int, max_sessions: int | None = None) -> None:
     t0 = time.time()
-    users = load_balabit(root)
+    users = load_balabit(root, max_sessions)
     console.print(f"[bold]cursor[/]: {len(users)} users, {sum(len(s) for s in users.values())} sessions, "
                   f"{sum(len(x.t) for s in users.values() for x in s)} records; block = {block} actions")
     compared = ce.compare_attackers(users, block)
@@ -131,6 +131,8 @@ def main(argv=None) -> int:
     ap.add_argument("--block", type=int, default=20)
     ap.add_argument("--only", choices=["typing", "cursor"])
     ap.add_argument("--max-people", type=int, default=None, help="typing: first N people only (iteration)")
+    ap.add_argument("--max-sessions", type=int, default=None,
+                    help="cursor: first N sessions per user (iteration; the last third is still held out)")
     ap.add_argument("--quick", action="store_true", help="typing: skip kloak rows and the attacker comparison")
     ap.add_argument("--ablation", action="store_true",
                     help="typing: feature ablation and attacker views of the default anonymizer instead of the sweep")
@@ -143,7 +145,7 @@ def main(argv=None) -> int:
     elif args.only in (None, "typing"):
         bench_typing(args.aalto, out, args.max_people, args.quick)
     if args.only in (None, "cursor"):
-        bench_cursor(args.balabit, out, args.block)
+        bench_cursor(args.balabit, out, args.block, args.max_sessions)
     return 0
 
 
