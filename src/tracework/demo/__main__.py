@@ -263,8 +263,10 @@ def _print_summary(x: XDriver, stored_rows: list[dict], data_dir: Path, status_j
     table.add_row("characters typed + keys pressed", str(x.sent["key_press"]),
                   f"{non_modifier} (+{stored.get('key_down', 0) - non_modifier} shift/ctrl presses)")
     table.add_row("window switches", str(x.sent["focus"]), f"{stored.get('focus_change', 0)} focus changes")
+    # The cursor anonymizer re-draws each movement's samples at its own rate
+    # (docs/privacy-anonymization.md), so the stored count is not xdotool's.
     table.add_row("pointer moves (incl. drag path)", str(x.sent["mouse_move"]),
-                  str(stored.get("mouse_move", 0)))
+                  f"{stored.get('mouse_move', 0)} (re-sampled on the device)")
     for kind in sorted(set(stored) - {"button_down", "scroll", "key_down", "focus_change", "mouse_move"}):
         table.add_row(f"  {kind}", "", str(stored[kind]))
     table.add_row("[bold]all events[/]", "", f"[bold]{sum(stored.values())}[/]")
