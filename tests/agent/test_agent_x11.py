@@ -192,12 +192,15 @@ def test_kill9_during_upload_then_restart_loses_nothing_and_stores_nothing_twice
     # Small batches so that uploads are in flight most of the time.
     a = enrolled_agent(agent_factory, c, TRACEWORK_AGENT_BATCH_EVENTS=20, TRACEWORK_AGENT_UPLOAD_INTERVAL_MS=50)
     a.start()
+    # Several seconds of motion: the cursor anonymizer re-samples a movement at 60-125 Hz
+    # (keeping its duration) and drops repeated positions; 216-365 moves reached the
+    # spool in trial runs, under 150 once (a load stall can split the movement).
     path = []
     for i in range(600):
-        path += ["mousemove", str(10 + i % 500), str(10 + (i * 7) % 500)]
+        path += ["mousemove", str(10 + i % 500), str(10 + (i * 7) % 500), "sleep", "0.01"]
     xdo(xvfb, *path)
     # Kill while the spool still holds events, i.e. while batches are being sent.
-    wait_until(lambda: a.spool_value("next_seq") and a.spool_value("next_seq") >= 600, what="the flush")
+    wait_until(lambda: a.spool_value("next_seq") and a.spool_value("next_seq") >= 100, what="the flush")
     a.kill9()
     db = sqlite3.connect(a.home / "spool.db")
     flushed = db.execute("SELECT value FROM kv WHERE key='next_seq'").fetchone()[0]
@@ -249,7 +252,10 @@ def test_spool_full_stops_capture_says_so_and_resumes_after_draining(xvfb, colle
     c.stop()  # nothing can drain: the spool fills up
     path = []
     for i in range(1500):
-        path += ["mousemove", str(i % 700), str((i * 3) % 700)]
+        # A Shift tap after each move ends the movement there: the cursor anonymizer
+        # re-samples movements (a fast burst would shrink to a few moves), so single-move
+        # movements keep the event count high enough to fill the spool.
+        path += ["mousemove", str(i % 700), str((i * 3) % 700), "key", "shift"]
     xdo(xvfb, *path)
     status = wait_until(lambda: (s := a.status())["spool_full"] and s, what="the spool-full state")
     assert status["paused"] and "spool_full" in status["pause_reasons"]
@@ -288,8 +294,9 @@ def test_real_disk_full_error_stops_capture_with_a_clear_message(xvfb, collector
     a.start("--spool-max-pages", str(pages + 3))
     c.stop()  # the agent holds its consent document; nothing drains the spool now
     path = []
-    for i in range(3000):
-        path += ["mousemove", str(i % 700), str((i * 3) % 700)]
+    for i in range(1000):  # (3000 moves before; a Shift tap adds two key events per move)
+        # A Shift tap ends each movement (see the spool-full test above).
+        path += ["mousemove", str(i % 700), str((i * 3) % 700), "key", "shift"]
     xdo(xvfb, *path)
     wait_until(lambda: a.status()["spool_full"], what="the disk-full stop")
     assert "is full" in a.log_text()

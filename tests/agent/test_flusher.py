@@ -81,6 +81,13 @@ def test_flush_runs_the_pipeline_and_assigns_seq_in_the_spool(tmp_path):
 
 def test_flush_keeps_events_in_memory_on_disk_full_and_writes_them_later(tmp_path):
     agent = make_agent(tmp_path)
+    # The default cursor anonymizer re-samples a movement at 60-125 Hz, so 3000 moves
+    # recorded within a few ms would come out as one or two: keep every move here, to fill the spool.
+    from tracework.privacy.anonymize_stage import CursorStage
+    from tracework.privacy.cursor import CursorParams
+
+    agent.pipeline.stages = [CursorStage(CursorParams(resample="off")) if isinstance(st, CursorStage) else st
+                             for st in agent.pipeline.stages]
     spool = Spool(tmp_path / "spool.db")
     builder = EventBuilder(agent.session, time.time_ns(), time.monotonic_ns())
     pages = spool.db.execute("PRAGMA page_count").fetchone()[0]
