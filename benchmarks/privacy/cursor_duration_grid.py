@@ -21,6 +21,10 @@ from tracework.privacy.eval.datasets import load_balabit
 t0 = time.time()
 users = load_balabit(sys.argv[2] if len(sys.argv) > 2 else "../shared/data/balabit-mouse")
 grid = float(sys.argv[1])
-anon = ce.anonymize_users(users, CursorParams(duration_grid=grid), 0)
+# The grid belongs to the keep-every-sample mode (the earlier default); the re-sampling
+# default refuses it (CursorParams.validate).
+params = CursorParams(duration_grid=grid, resample="off")
+params.validate()
+anon = ce.anonymize_users(users, params, 0)
 print("duration_grid", grid, "chance top-1", 1 / len(users), ce.identify(anon, 20), f"{time.time() - t0:.0f}s", flush=True)
 print("utility", ce.utility(users, anon), f"{time.time() - t0:.0f}s", flush=True)
