@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any, Sequence
@@ -82,6 +82,9 @@ class Policy:
     allow_patterns: tuple[re.Pattern, ...] = ()
     custom_rules: tuple[CustomRule, ...] = ()
     phone_regions: tuple[str, ...] = ()
+    # The [anonymizer] tables (typing, cursor), validated at load; read by
+    # tracework.privacy.anonymize_stage (keys in docs/privacy-anonymization.md).
+    anonymizer: dict = field(default_factory=dict, hash=False)
     source: str = "built-in"
 
     def decide(self, app: str | None, title: str | None, url: str | None) -> Decision:
@@ -157,7 +160,7 @@ def load_policy(path: str | Path | None = None) -> Policy:
     return parse_policy(data, source=str(p))
 
 
-_TOP_KEYS = {"mode", "hold_timeout_ms", "deny", "allow", "redaction", "inherit_defaults"}
+_TOP_KEYS = {"mode", "hold_timeout_ms", "deny", "allow", "redaction", "anonymizer", "inherit_defaults"}
 _DENY_KEYS = {"placeholder", "apps", "titles", "urls"}
 _LIST_KEYS = {"apps", "titles", "urls"}
 _REDACTION_KEYS = {"disabled", "allow_values", "allow_patterns", "phone_regions", "custom"}
@@ -237,6 +240,9 @@ def parse_policy(data: dict, *, source: str = "<policy>") -> Policy:
             raise PolicyError(f"{source}: {where}.name must be an upper-case name like EMPLOYEE_ID, got {name!r}")
         custom.append(CustomRule(name, _compile(entry["pattern"], source, where + ".pattern", case_insensitive=False)))
 
+    anonymizer = merged.get("anonymizer", {})
+    _check_anonymizer(anonymizer, source)
+
     return Policy(
         mode=mode,
         hold_timeout_ms=timeout,
@@ -249,8 +255,22 @@ def parse_policy(data: dict, *, source: str = "<policy>") -> Policy:
         allow_patterns=_patterns(red.get("allow_patterns", []), source, "redaction.allow_patterns", strict=True),
         custom_rules=tuple(custom),
         phone_regions=tuple(regions),
+        anonymizer=anonymizer,
         source=source,
     )
+
+
+def _check_anonymizer(section: Any, source: str) -> None:
+    """Build both anonymizer stages from ``section`` once, so a bad key, type
+    or value fails when the policy is loaded, not when capture starts."""
+    from .anonymize_stage import make_cursor_stage, make_typing_stage
+
+    try:
+        make_typing_stage({"anonymizer": section})
+        make_cursor_stage({"anonymizer": section})
+    except PolicyError as exc:
+        raise PolicyError(f"{source}: {exc.message}",
+                          hint=getattr(exc, "hint", None) or "see docs/privacy-anonymization.md") from None
 
 
 def _merge(base: dict, override: dict) -> dict:
