@@ -49,9 +49,12 @@ def test_right_shift_is_stored_as_left_shift_with_text_intact(tmp_path, xvfb, x_
     # gets the right identity, and only then. Pairs stay intact: no identity
     # pressed while down or released while up.
     down: set = set()
+    group_starts = []  # a Shift pressed while no Shift was down
     for kind, ident in shifts:
         assert ident in (left, right)
         if kind == "key_down":
+            if not down:
+                group_starts.append(ident)
             assert ident not in down, "pressed while already down"
             assert ident == left or left in down, "the right Shift only while the left one is down"
             down.add(ident)
@@ -59,5 +62,10 @@ def test_right_shift_is_stored_as_left_shift_with_text_intact(tmp_path, xvfb, x_
             assert ident in down, "released while up"
             down.discard(ident)
     assert not down
-    # Shift_L typed alone at the end keeps its identity.
-    assert shifts[-2:] == [("key_down", left), ("key_up", left)]
+    # Both physical presses (the held Shift_R, the final Shift_L) are stored as
+    # the left one, and every group of held Shifts starts with the left one.
+    # (xdotool may add its own Shift inside a group, which then comes out as
+    # the right one, and the anonymizer redraws releases, so how the presses
+    # group is timing-dependent and not pinned.)
+    assert shifts.count(("key_down", left)) >= 2
+    assert group_starts and set(group_starts) == {left}
