@@ -215,3 +215,15 @@ def withdraw_consent(data_dir: Path, person: str, purpose: str = "agent_training
         gov.withdraw(operator("tests"), person, purpose)
     finally:
         gov.close()
+
+
+def attributed_keys(rows: list[dict]) -> list[tuple[str, str | None]]:
+    """(char, app of the focused window the stream says it was typed in) per key down."""
+    current = None
+    out = []
+    for r in rows:
+        if r["type"] == "focus_change":
+            current = r["app"]
+        elif r["type"] == "key_down" and r["char"]:
+            out.append((r["char"], current))
+    return out

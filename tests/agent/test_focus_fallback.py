@@ -22,19 +22,10 @@ import pytest
 from Xlib import X, Xatom
 from Xlib.display import Display
 
-from agent_helpers import AgentProcess, lake_rows, xdo
+from agent_helpers import AgentProcess, attributed_keys, lake_rows, xdo
 
 pytestmark = pytest.mark.x11
 
-
-def attributed_keys(rows: list[dict]) -> list[tuple[str, str | None]]:
-    current, out = None, []
-    for r in rows:
-        if r["type"] == "focus_change":
-            current = r["app"]
-        elif r["type"] == "key_down" and r["char"]:
-            out.append((r["char"], current))
-    return out
 
 
 def test_a_switch_the_stream_missed_is_recorded_before_the_next_keys(xvfb, x_window, collector, tmp_path):

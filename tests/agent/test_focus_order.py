@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import pytest
 
-from agent_helpers import AgentProcess, lake_rows, xdo
+from agent_helpers import AgentProcess, attributed_keys, lake_rows, xdo
 
 pytestmark = pytest.mark.x11
 
@@ -39,17 +39,6 @@ def agent(tmp_path, xvfb):
         for a in made:
             a.cleanup()
 
-
-def attributed_keys(rows: list[dict]) -> list[tuple[str, str | None]]:
-    """(char, app of the focused window the stream says it was typed in) per key down."""
-    current = None
-    out = []
-    for r in rows:
-        if r["type"] == "focus_change":
-            current = r["app"]
-        elif r["type"] == "key_down" and r["char"]:
-            out.append((r["char"], current))
-    return out
 
 
 @pytest.mark.parametrize("lag_ms", [0, 40])
