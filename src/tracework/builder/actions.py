@@ -21,7 +21,9 @@ action is not a pointer action (or there is none).
 
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
+import pyarrow as pa
 
 from ..events import MOD_ALT, MOD_ALTGR, MOD_CTRL, MOD_META, MOD_SHIFT
 from .sessions import (
@@ -33,6 +35,8 @@ from .sessions import (
     ffill_in_session,
     prev_in_session,
 )
+from . import action_kernels as K
+from .sessions import EVENT_TYPE_ENUM
 from .settings import BuildSettings
 
 # Modifiers that turn a key into a hotkey (shift alone only changes the character).
@@ -230,8 +234,184 @@ _ACTION_INPUT = [
 ]  # fmt: skip
 
 
+# Columns that must be non-null for the compiled path (the lake and
+# sessionize never leave them null; a frame that does takes the reference).
+_REQUIRED = ["_sid", "_row", "work_session", "task", "seq", "t_ns", "modifiers"]
+
+
+def _type_lut() -> np.ndarray:
+    """Event type Enum code -> kernel type code (255: a null type)."""
+    lut = np.full(256, -1, np.int8)
+    codes = {"button_down": K.T_DOWN, "button_up": K.T_UP, "mouse_move": K.T_MOVE, "scroll": K.T_SCROLL,
+             "key_down": K.T_KEY_DOWN, "key_up": K.T_KEY_UP}  # fmt: skip
+    for i, name in enumerate(EVENT_TYPE_ENUM.categories):
+        lut[i] = codes.get(name, K.T_BREAK if name in K.BREAK_TYPES else K.T_OTHER)
+    return lut
+
+
+_TYPE_LUT = _type_lut()
+
+
+def _ints(s: pl.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(int64 values, validity) of an integer column; values under nulls are
+    undefined (the kernels read them only where valid)."""
+    s = s.cast(pl.Int64)
+    if not s.null_count():
+        return s.to_numpy(), np.ones(s.len(), np.bool_)
+    return s.fill_null(0).to_numpy(), s.is_not_null().to_numpy()
+
+
+def _codes(s: pl.Series) -> tuple[pl.Series, pl.Series]:
+    """(code per row, -1 for null; the distinct values sorted): codes compare
+    as the strings do (equal and ordered), so "max" and "==" run on integers."""
+    values = s.drop_nulls().unique().sort()
+    return s.cast(pl.Enum(values.to_list())).to_physical().cast(pl.Int64).fill_null(-1), values
+
+
+def _scatter(n: int, idx: np.ndarray, values: pl.Series, dtype) -> np.ndarray:
+    out = np.full(n, -1, dtype)
+    out[idx] = values.to_numpy()
+    return out
+
+
 def reduce_actions(lf: pl.LazyFrame, settings: BuildSettings) -> pl.LazyFrame:
-    """Actions from sessionized rows: one row per action (see ``TRAJECTORY_COLUMNS``)."""
+    """Actions from sessionized rows: one row per action (see ``TRAJECTORY_COLUMNS``).
+
+    The reduction runs as compiled loops over the columns
+    (:mod:`tracework.builder.action_kernels`); it gives exactly what
+    :func:`reference_reduce_actions` gives (tested)."""
+    rows = lf
+    df = lf.select(_ACTION_INPUT).collect(engine="in-memory")
+    if any(df[c].null_count() for c in _REQUIRED):
+        return reference_reduce_actions(rows, settings)
+    n = df.height
+    # Key and button rows (a few percent of the chunk): string rules and
+    # codes are computed on these rows only, then scattered to every row.
+    typ = pl.col("type")
+    small = df.select(pl.int_range(pl.len(), dtype=pl.Int64).alias("_i"), "type", "key", "char", "redacted", "modifiers", "button").filter(
+        (typ == "key_down") | (typ == "button_down") | (pl.col("key").is_not_null() & (typ != "key_up"))
+    )
+    idx = small["_i"].to_numpy()
+    kcat = _scatter(n, idx, small.select(classify_keys()[0].to_physical().cast(pl.Int8).fill_null(-1)).to_series(), np.int8)
+    key_codes, key_values = _codes(small["key"])
+    red_codes, _ = _codes(small["redacted"])
+    btn_codes, btn_values = _codes(small.filter(typ == "button_down")["button"])
+    keyc = _scatter(n, idx, key_codes, np.int64)
+    redc = _scatter(n, idx, red_codes, np.int64)
+    btnc = np.full(n, -1, np.int64)
+    btnc[small.filter(typ == "button_down")["_i"].to_numpy()] = btn_codes.to_numpy()
+
+    tcode = _TYPE_LUT[df["type"].to_physical().fill_null(255).to_numpy()]
+    excluded = df["excluded"].fill_null(True).to_numpy()
+    sid = _ints(df["_sid"])[0]
+    ws = _ints(df["work_session"])[0]
+    task = _ints(df["task"])[0]
+    t = _ints(df["t_ns"])[0]
+    seq = _ints(df["seq"])[0]
+    row = _ints(df["_row"])[0]
+    mods = _ints(df["modifiers"])[0]
+    x, xv = _ints(df["x"])
+    y, yv = _ints(df["y"])
+    dx, dxv = _ints(df["dx"])
+    dy, dyv = _ints(df["dy"])
+    focus, focusv = _ints(df["_focus"])
+    sw, swv = _ints(df["screen_w"])
+    sh, shv = _ints(df["screen_h"])
+
+    scroll_gap = int(settings.scroll_gap_ms * 1e6)
+    per_row = K.row_keys(tcode, excluded, sid, ws, task, t, x, xv, y, yv, dx, dxv, dy, dyv, kcat, keyc, scroll_gap)
+    akey, max_aid = per_row[0], per_row[1]
+    starts, order = K.group_order(akey, max_aid)
+    btn_list = btn_values.to_list()
+    right = btn_list.index("right") if "right" in btn_list else -9
+    middle = btn_list.index("middle") if "middle" in btn_list else -9
+    ints, valid, dur, tokens, tok_off, pts, ptsv, pt_off = K.actions(
+        starts, order, tcode, sid, row, ws, task, seq, t, x, xv, y, yv, dx, dxv, dy, dyv, mods,
+        focus, focusv, sw, swv, sh, shv, keyc, btnc, redc, *per_row[2:],
+        float(settings.move_min_px), float(settings.drag_px), int(settings.multi_click_ms * 1e6), float(settings.multi_click_px), right, middle,
+    )  # fmt: skip
+    return _assemble(df, rows, ints, valid, dur, tokens, tok_off, pts, ptsv, pt_off, key_values, btn_values).lazy()
+
+
+def _masked(values: np.ndarray, valid: np.ndarray) -> pa.Array:
+    return pa.array(values, mask=~valid)
+
+
+def _string_buffers(values: pl.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(int64 offsets, bytes) of a string column without nulls (zero-copy where Arrow allows)."""
+    arr = values.to_arrow()
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    arr = arr.cast(pa.large_string())
+    _, offsets, data = arr.buffers()
+    so = np.frombuffer(offsets, np.int64)[arr.offset : arr.offset + len(arr) + 1]
+    return so, (np.frombuffer(data, np.uint8) if data is not None else np.zeros(0, np.uint8))
+
+
+def _strings_from_buffers(offsets: np.ndarray, data: np.ndarray, valid: np.ndarray | None) -> pl.Series:
+    n = len(offsets) - 1
+    bitmap = None if valid is None else pa.py_buffer(np.packbits(valid, bitorder="little"))
+    arr = pa.Array.from_buffers(pa.large_string(), n, [bitmap, pa.py_buffer(offsets), pa.py_buffer(data)])
+    return pl.Series(arr)
+
+
+def _assemble(df, rows, ints, valid, dur, tokens, tok_off, pts, ptsv, pt_off, key_values, btn_values) -> pl.DataFrame:
+    """The output frame from the kernel's arrays: numbers as they are; names
+    by gathers from small vocabularies; text, keys and commands built from
+    string buffers by ``action_kernels.strings`` / ``key_lists``; lists from
+    offsets."""
+
+    def col(name: str, dtype: pl.DataType = pl.Int64) -> pl.Series:
+        j = K.INT_COLUMNS.index(name)
+        return pl.Series(name, _masked(ints[j], valid[j])).cast(dtype)
+
+    def names(vocab, name: str, codes: str | None = None) -> pl.Series:
+        return pl.Series(vocab, dtype=pl.String).gather(col(codes or name)).alias(name)
+
+    is_type = ints[K.I_ACTION] == K.A_TYPE
+    # Each surviving token's string (its character, or the redaction placeholder).
+    tok = df.select(pl.col("char").gather(tokens), pl.col("redacted").gather(tokens)).select(key_token().alias("t"))["t"]
+    tok_so, tok_data = _string_buffers(tok)
+    n_keys = key_values.len()
+    vocab = pl.concat([pl.Series(K.MOD_WORDS, dtype=pl.String), key_values, key_values.str.to_lowercase()])
+    voc_so, voc_data = _string_buffers(vocab)
+    btn_so, btn_data = _string_buffers(btn_values)
+    k_off, kidx = K.key_lists(ints, valid, n_keys)
+    lo, ld = K.literal_buffers()
+    t_off, t_data, c_off, c_data, c_valid = K.strings(
+        ints, valid, tok_off, tok_so, tok_data, k_off, kidx, voc_so, voc_data, btn_so, btn_data, lo, ld
+    )
+    has_keys = (ints[K.I_ACTION] == K.A_PRESS) | (ints[K.I_ACTION] == K.A_HOTKEY)
+    keys = pl.Series(
+        "keys",
+        pa.ListArray.from_arrays(pa.array(k_off.astype(np.int32)), vocab.to_arrow().take(_masked(kidx, kidx >= 0)), mask=pa.array(~has_keys)),
+    )
+    points = pa.StructArray.from_arrays([_masked(pts[0], ptsv[0]), _masked(pts[1], ptsv[1]), pa.array(pts[2])], names=["x", "y", "t_ms"])
+    path = pl.Series("path", pa.ListArray.from_arrays(pa.array(pt_off.astype(np.int32)), points)).cast(PATH_TYPE)
+    xs, ys, ex, ey = col("x"), col("y"), col("end_x"), col("end_y")
+    sw = col("screen_w")
+    sh = col("screen_h")
+    swf, shf = sw.cast(pl.Float64), sh.cast(pl.Float64)
+    out = pl.DataFrame(
+        [
+            col("_r0"), col("work_session", pl.Int32), col("task", pl.Int32), col("action_index"), names(K.ACTION_NAMES, "action"),
+            xs, ys, (xs / swf).alias("x_norm"), (ys / shf).alias("y_norm"),
+            ex, ey, (ex / swf).alias("end_x_norm"), (ey / shf).alias("end_y_norm"),
+            names(btn_values.to_list(), "button"), col("clicks"), _strings_from_buffers(t_off, t_data, is_type).alias("text"), keys,
+            col("presses", pl.UInt32), col("scroll_amount"), names(K.SCROLL_NAMES, "scroll_direction", "_sdir"),
+            col("start_ns"), col("end_ns"), pl.Series("duration_ms", dur), path, col("_focus"), sw, sh,
+            col("seq_first"), col("seq_last"), col("event_count"), _strings_from_buffers(c_off, c_data, c_valid).alias("command"),
+        ]
+    )  # fmt: skip
+    refs = {"_r0": ("person", "device", "session"), "_focus": ("app", "title", "url")}
+    return attach_rows(out, rows, refs).select(TRAJECTORY_COLUMNS)
+
+
+def reference_reduce_actions(lf: pl.LazyFrame, settings: BuildSettings) -> pl.LazyFrame:
+    """Actions from sessionized rows, as Polars window expressions: the
+    reference :func:`reduce_actions` is tested against, and the path for
+    frames the compiled loops do not take (nulls where the lake never has
+    them)."""
     rows = lf
     # Only the columns the reduction reads: the filter and the sort below copy
     # every column they carry (app/title/url come back through ``_focus``).
