@@ -13,12 +13,17 @@ excluded from every dataset.
 
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
+import pyarrow as pa
 
 from ..events import EVENT_TAGS
+from .session_kernels import first_rows, session_ids, session_runs, sessionize_kernel
 from .settings import BuildSettings
 
 EVENT_TYPE_ENUM = pl.Enum(sorted(EVENT_TAGS))
+# Physical code of each event type in EVENT_TYPE_ENUM (its position).
+_TYPE_CODES = {name: i for i, name in enumerate(sorted(EVENT_TAGS))}
 
 # Columns the builder reads from the lake, with the type it works in. The
 # strings that only label rows (session, person, device, window) stay
@@ -132,30 +137,30 @@ def cummin_in_session(e: pl.Expr, sid: str = "_sid") -> pl.Expr:
 
 def normalize(frame: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
     """Select and type the columns the builder uses (missing ones become null),
-    sort each capture session by sequence number, and name keys the pyautogui way."""
-    lf = frame.lazy()
-    names = lf.collect_schema().names()
+    sort each capture session by sequence number, and name keys the pyautogui way.
+
+    Dictionary-encoded (Categorical) strings, as the lake reader delivers
+    them, are decoded, lower-cased and renamed per distinct value and the
+    results gathered to the rows: a key name is computed once per key, not
+    once per event. The same result as
+    :func:`tracework.builder.reference.reference_normalize` (a test compares them)."""
+    df = frame.collect(engine="in-memory") if isinstance(frame, pl.LazyFrame) else frame
+    names = df.columns
+    schema = df.schema
     exprs = []
+    decoded: list[str] = []  # Categorical columns typed after ordering (per distinct value)
     for name, dtype in SOURCE_COLUMNS.items():
-        if name == "type":
+        if name not in names:
+            exprs.append(pl.lit(None, dtype=EVENT_TYPE_ENUM if name == "type" else dtype).alias(name))
+        elif schema[name] == pl.Categorical and (name == "type" or dtype == pl.String):
+            exprs.append(pl.col(name))
+            decoded.append(name)
+        elif name == "type":
             # An Enum makes the many type comparisons integer compares.
-            exprs.append(pl.col("type").cast(pl.String).cast(EVENT_TYPE_ENUM).alias("type") if "type" in names
-                         else pl.lit(None, dtype=EVENT_TYPE_ENUM).alias("type"))
-        elif name in names:
-            exprs.append(pl.col(name).cast(dtype))
+            exprs.append(pl.col("type").cast(pl.String).cast(EVENT_TYPE_ENUM))
         else:
-            exprs.append(pl.lit(None, dtype=dtype).alias(name))
-    lf = lf.select(exprs)
-    lf = lf.with_columns(
-        pl.col("person").fill_null("unknown"),
-        pl.col("device").fill_null("unknown"),
-        pl.col("modifiers").fill_null(0),
-        pl.col("denied").fill_null(False),
-        pl.col("key_sym")
-        .str.to_lowercase()
-        .replace(KEY_NAMES)
-        .alias("key"),
-    )
+            exprs.append(pl.col(name).cast(dtype))
+    df = df.select(exprs)
     # Events can reach the lake out of order (batches retried, several
     # collectors); the agent's sequence number is the order of capture.
     # Rows are ordered by a 64-bit hash of the session, then seq: that groups
@@ -163,13 +168,68 @@ def normalize(frame: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
     # would have to collide in 64 bits to interleave.
     # (The hash of the string, not of the dictionary code: the order must not
     # depend on how a chunk's dictionary was built.)
-    df = lf.with_columns(pl.col("session").cast(pl.String).hash(seed=0).alias("_sh")).collect(engine="in-memory")
-    df = _order_by_session(df)
+    df = _order_by_session(df.with_columns(_session_hash(df["session"])))
+    key_sym = df["key_sym"]
+    df = df.with_columns(
+        *(_decode(df[name], EVENT_TYPE_ENUM if name == "type" else None) for name in decoded),
+        pl.col("person").fill_null("unknown"),
+        pl.col("device").fill_null("unknown"),
+        pl.col("modifiers").fill_null(0),
+        pl.col("denied").fill_null(False),
+        _decode(key_sym, "key") if key_sym.dtype == pl.Categorical else _key_name(key_sym),
+    )
     # An integer id per session: comparisons and windows use it, not the string.
-    return df.lazy().with_columns(
-        (pl.col("_sh") != pl.col("_sh").shift(1)).fill_null(True).cast(pl.Int64).cum_sum().set_sorted().alias("_sid"),
-        pl.int_range(pl.len(), dtype=pl.Int64).alias("_row"),
-    ).drop("_sh")
+    sh = df["_sh"].to_numpy()
+    return (
+        df.drop("_sh")
+        .with_columns(
+            pl.Series("_sid", session_ids(sh)).set_sorted(),
+            pl.Series("_row", np.arange(df.height, dtype=np.int64)),
+        )
+        .lazy()
+    )
+
+
+def _key_name(key_sym: pl.Series) -> pl.Series:
+    """pyautogui key names (``KEY_NAMES``) for lower-cased key symbols."""
+    return key_sym.cast(pl.String).str.to_lowercase().replace(KEY_NAMES).alias("key")
+
+
+_NULL_CODE = 2**32 - 1
+
+
+def _by_code(col: pl.Series, fn) -> pl.Series:
+    """``fn`` of a Categorical column's values, computed once per distinct
+    value: a table indexed by dictionary code (null where a code is absent),
+    gathered by each row's code (a null row gathers null). ``fn`` maps a
+    String Series to a Series of the same length."""
+    codes = col.to_physical()
+    first = first_rows(codes.fill_null(_NULL_CODE).to_numpy(), _NULL_CODE)
+    present = np.flatnonzero(first >= 0)
+    values = fn(col.gather(first[present]).cast(pl.String))
+    slot = np.full(first.size, present.size, np.int64)
+    slot[present] = np.arange(present.size)
+    table = values.extend_constant(None, 1).gather(slot)
+    return table.gather(codes)
+
+
+def _decode(col: pl.Series, to: pl.DataType | str | None = None) -> pl.Series:
+    """A Categorical column as strings (``to=None``), as an Enum, or as key
+    names (``to="key"``), computed on its distinct values."""
+    if to == "key":
+        return _by_code(col, _key_name).alias("key")
+    return _by_code(col, (lambda v: v) if to is None else (lambda v: v.cast(to))).alias(col.name)
+
+
+def _session_hash(session: pl.Series) -> pl.Series:
+    """``session.cast(pl.String).hash(seed=0)`` (``_sh``), hashed once per
+    distinct session when the column is dictionary-encoded."""
+    if session.dtype != pl.Categorical:
+        return session.cast(pl.String).hash(seed=0).alias("_sh")
+    if session.null_count():
+        # The hash of a null session (a table entry cannot hold it).
+        return session.cast(pl.String).hash(seed=0).alias("_sh")
+    return _by_code(session.rechunk(), lambda v: v.hash(seed=0)).alias("_sh")
 
 
 def _order_by_session(df: pl.DataFrame) -> pl.DataFrame:
@@ -182,83 +242,93 @@ def _order_by_session(df: pl.DataFrame) -> pl.DataFrame:
     repeated within a session, takes the full sort."""
     if df.height == 0:
         return df
-    sh, seq = pl.col("_sh"), pl.col("seq")
-    new_run = ((sh != sh.shift(1)) | (seq <= seq.shift(1))).fill_null(True) | seq.is_null()
-    starts = df.select(pl.arg_where(new_run)).to_series()
-    if starts.len() > max(64, df.height // 1024):
+    if df["seq"].null_count():
         return df.sort(["_sh", "seq"])
-    runs = (
-        df.select("_sh", "seq")
-        .with_columns(pl.int_range(pl.len(), dtype=pl.Int64).alias("_i"))
-        .with_columns(new_run.cum_sum().alias("_run"))
-        .group_by("_run")
-        .agg(sh.first(), seq.first().alias("first"), seq.last().alias("last"), pl.col("_i").first().alias("start"), pl.len().alias("n"))
-        .sort(["_sh", "first"])
-    )
-    same = runs["_sh"] == runs["_sh"].shift(1)
-    if (same & (runs["first"] <= runs["last"].shift(1))).any() or runs["first"].is_null().any():
+    sh = df["_sh"].to_numpy()
+    seq = df["seq"].to_numpy()
+    starts = session_runs(sh, seq)
+    if starts.size > max(64, df.height // 1024):
+        return df.sort(["_sh", "seq"])
+    ends = np.append(starts[1:], df.height)
+    first, last, run_sh = seq[starts], seq[ends - 1], sh[starts]
+    order = np.lexsort((first, run_sh))
+    first, last, run_sh, starts, ends = first[order], last[order], run_sh[order], starts[order], ends[order]
+    if np.any((run_sh[1:] == run_sh[:-1]) & (first[1:] <= last[:-1])):
         return df.sort(["_sh", "seq"])  # runs of one session overlap in seq
-    if runs["start"].is_sorted() and runs.height == starts.len():
+    if np.all(starts[1:] > starts[:-1]):
         return df  # already in order
-    return pl.concat([df.slice(start, n) for start, n in zip(runs["start"].to_list(), runs["n"].to_list())], rechunk=True)
+    return pl.concat([df.slice(int(a), int(b - a)) for a, b in zip(starts, ends)], rechunk=True)
 
 
 def sessionize(lf: pl.LazyFrame, settings: BuildSettings) -> pl.LazyFrame:
     """Add ``work_session`` and ``task`` (0-based within the capture session),
     ``excluded`` (locked, denied or paused), ``screen_w``/``screen_h`` and
     ``_focus`` (row number of the focused window's focus change) on every row. Rows must be sorted by
-    (session, seq), as :func:`normalize` leaves them."""
-    gap_ns = int(settings.session_gap_s * 1e9)
-    task_ns = int(settings.task_pause_s * 1e9)
-    typ = pl.col("type")
-    is_focus = typ == "focus_change"
-    blocked_focus = pl.col("denied") | pl.col("app").is_in(list(settings.lock_apps))
-    first = pl.col("_sid") != pl.col("_sid").shift(1)
-    dt = pl.col("t_ns") - pl.col("t_ns").shift(1)
-    lf = lf.with_columns(
-        first.fill_null(True).alias("_first"),
-        dt.alias("_dt"),
-        # State carried forward from the last focus change / pause event.
-        ffill_in_session(pl.when(is_focus).then(blocked_focus).otherwise(None)).fill_null(False).alias("_blocked"),
-        ffill_in_session(
-            pl.when(typ == "pause").then(True).when(typ.is_in(["resume", "session_start"])).then(False).otherwise(None)
-        )
-        .fill_null(False)
-        .alias("_paused"),
-        # The focused window is carried as the row number of its focus change
-        # (an integer), not as copies of its strings on every row; outputs
-        # look the strings up at the end (see attach_rows).
-        ffill_in_session(pl.when(is_focus & ~pl.col("denied")).then(pl.col("_row")).otherwise(None)).alias("_focus"),
-        ffill_in_session(pl.when(is_focus & ~pl.col("denied")).then(pl.struct("app", "title").hash(seed=0)).otherwise(None)).alias(
-            "_focus_hash"
-        ),
-        ffill_in_session(pl.col("screen_w")).alias("screen_w"),
-        ffill_in_session(pl.col("screen_h")).alias("screen_h"),
+    (session, seq), as :func:`normalize` leaves them.
+
+    A work session starts at a session's first event, after a gap longer
+    than ``session_gap_s``, where the clock jumps backwards, at
+    session_start / resume / active events and where excluded rows end. A
+    task also starts at a switch to another window and after a pause longer
+    than ``task_pause_s``. Computed in one compiled pass
+    (:func:`tracework.builder.session_kernels.sessionize_kernel`); the same
+    result as :func:`tracework.builder.reference.reference_sessionize`."""
+    df = lf.collect(engine="in-memory")
+    typ = df["type"]
+    if df.height == 0 or typ.null_count():
+        # No event type (a frame without the column): the reference's
+        # three-valued logic, which the kernel does not model.
+        from .reference import reference_sessionize
+
+        return reference_sessionize(df.lazy(), settings)
+    codes = typ.to_physical().to_numpy()
+    c = _TYPE_CODES
+    focus_rows = np.flatnonzero(codes == c["focus_change"])
+    focus = df.select("app", "title").gather(focus_rows)
+    app = focus["app"]
+    t = df["t_ns"]
+    sw, sh = df["screen_w"], df["screen_h"]
+    out = sessionize_kernel(
+        df["_sid"].to_numpy(),
+        df["_row"].to_numpy(),
+        t.fill_null(0).to_numpy(),
+        t.is_not_null().to_numpy(),
+        codes,
+        df["denied"].fill_null(False).to_numpy(),
+        app.is_in(list(settings.lock_apps)).fill_null(False).to_numpy(),
+        app.is_not_null().to_numpy(),
+        focus.select(pl.struct("app", "title").hash(seed=0)).to_series().to_numpy(),
+        sw.fill_null(0).to_numpy(),
+        sw.is_not_null().to_numpy(),
+        sh.fill_null(0).to_numpy(),
+        sh.is_not_null().to_numpy(),
+        int(settings.session_gap_s * 1e9),
+        int(settings.task_pause_s * 1e9),
+        c["focus_change"],
+        c["pause"],
+        c["resume"],
+        c["session_start"],
+        c["idle"],
+        c["active"],
     )
-    excluded = pl.col("_blocked") | pl.col("_paused") | typ.is_in(["idle", "pause"])
-    lf = lf.with_columns(excluded.alias("excluded"))
-    # A clock that jumps backwards (or forwards past the gap) cannot be
-    # trusted across the jump, so the work session is cut there.
-    clock_jump = (pl.col("_dt") < 0).fill_null(False)
-    new_ws = (
-        pl.col("_first")
-        | clock_jump
-        | (pl.col("_dt") > gap_ns).fill_null(False)
-        | typ.is_in(["session_start", "resume", "active"])
-        | (pl.col("excluded").shift(1).fill_null(False) & ~pl.col("excluded"))
-    )
-    switched = is_focus & pl.col("_focus_hash").ne_missing(pl.col("_focus_hash").shift(1))
-    new_task = new_ws | switched.fill_null(False) | (pl.col("_dt") > task_ns).fill_null(False)
-    lf = lf.with_columns(
-        new_ws.alias("_new_ws"),
-        new_task.alias("_new_task"),
-        clock_jump.alias("clock_jump"),
-    )
-    lf = lf.with_columns(
-        (cumsum_in_session(pl.col("_new_ws").cast(pl.Int32)) - 1).alias("work_session"),
-        (cumsum_in_session(pl.col("_new_task").cast(pl.Int32)) - 1).alias("task"),
-    )
-    return lf.drop(["_first", "_dt", "_blocked", "_paused", "_new_ws", "_new_task"])
+    focus_row, focus_ok, fhash, fhash_ok, w, w_ok, h, h_ok, excluded, clock_jump, ws, task = out
+    return df.with_columns(
+        _masked("screen_w", w, w_ok),
+        _masked("screen_h", h, h_ok),
+        _masked("_focus", focus_row, focus_ok),
+        _masked("_focus_hash", fhash, fhash_ok),
+        pl.Series("excluded", excluded),
+        pl.Series("clock_jump", clock_jump),
+        pl.Series("work_session", ws),
+        pl.Series("task", task),
+    ).lazy()
+
+
+def _masked(name: str, values: np.ndarray, valid: np.ndarray) -> pl.Series:
+    """A Series of ``values`` that is null where ``valid`` is False."""
+    if valid.all():
+        return pl.Series(name, values)
+    return pl.from_arrow(pa.array(values, mask=~valid)).alias(name)
 
 
 def attach_rows(out: pl.DataFrame, rows: pl.LazyFrame, refs: dict[str, tuple[str, ...]]) -> pl.DataFrame:
