@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator
 
-from . import pii, prefilter, secrets
+from . import fastscan, pii, prefilter, secrets
 from .checks import char_classes, shannon_entropy
 
 MAX_SCAN_CHARS = 1 << 20  # longest text one find() call looks at
@@ -127,7 +127,7 @@ class Redactor:
             # overlapping pieces so each call stays bounded.
             return _merge_windows(self, text)
         if self._prefilter is not None:
-            hits = self._prefilter.scan(text)
+            hits, view = self._prefilter.scan_view(text)
             if (
                 (not hits or hits == _WORDS_ONLY)  # a phone word alone finds nothing
                 and not self.custom_rules
@@ -135,7 +135,7 @@ class Redactor:
                 and "-----BEGIN" not in text
             ):
                 return []  # no detector's necessary condition occurs
-            return self._resolve(text, list(self._candidates(text, hits)))
+            return self._resolve(text, list(self._candidates(text, hits, view)))
         if (
             not self.custom_rules
             and _SIMPLE_TRIGGER.search(text) is None
@@ -151,12 +151,14 @@ class Redactor:
     def _scan(self, text: str) -> set[int] | None:
         return None if self._prefilter is None else self._prefilter.scan(text)
 
-    def _candidates(self, text: str, hits: set[int] | None = None) -> Iterator[Span]:
+    def _candidates(self, text: str, hits: set[int] | None = None, view: bytes | None = None) -> Iterator[Span]:
         # Each family runs only when the characters it needs are present:
         # ordinary prose (no digit, no '@', no '=' or ':', no long token)
         # costs a handful of C-speed scans. ``hits`` (from the prefilter)
         # narrows this to the families whose necessary condition occurs;
-        # None means every family may match.
+        # None means every family may match. ``view`` is the prefilter's
+        # ASCII view of ``text``, from which the number windows are found
+        # in compiled code (fastscan); without it, by regex.
         on = self._on.__getitem__
         may = _ALWAYS if hits is None else hits.__contains__
         if on("private_key") and "-----BEGIN" in text:
@@ -188,10 +190,11 @@ class Redactor:
         card, iban, ssn = on("card") and may(prefilter.CARD), on("iban") and may(prefilter.IBAN), on("ssn") and may(prefilter.SSN)
         nid, phone = on("national_id") and may(prefilter.NATIONAL_ID), on("phone") and may(prefilter.PHONE)
         ip = on("ip") and (may(prefilter.IPV4) or may(prefilter.IPV6))
-        if (card or iban or ssn or nid or ip or phone) and _DIGIT.search(text) is not None:
+        if (card or iban or ssn or nid or ip or phone) and (view is not None or _DIGIT.search(text) is not None):
             # Number detectors run only in windows around digit clusters.
             min_card, min_ssn, min_nid, min_phone = self._min_digits
-            for lo, hi, nd in pii.digit_windows(text):
+            windows = pii.digit_windows(text) if view is None else fastscan.digit_windows_ascii(view)
+            for lo, hi, nd in windows:
                 if card and nd >= min_card:
                     for s, e in pii.find_cards(text, lo, hi):
                         yield Span(s, e, CARD, "card-luhn")

@@ -76,33 +76,32 @@ WINDOW_GAP = 10  # digit runs closer than this share a window (grouped numbers)
 def digit_windows(text: str) -> list[tuple[int, int, int]]:
     """(lo, hi, digits) windows around clusters of digits: the number
     detectors only run there, so prose between numbers costs nothing.
-    Clusters closer than ``WINDOW_GAP`` merge, so a grouped number is never
-    split. ``digits`` counts the ``\\d`` characters in the window: a window
-    whose margin reaches another cluster's digits overlaps that cluster's
-    window and is merged with it, so the sum over its own clusters is exact.
+    Digit runs closer than ``WINDOW_GAP`` form a cluster, so a grouped number
+    is never split; clusters whose margins (``WINDOW_LEFT`` before the first
+    digit, ``WINDOW_RIGHT`` after the last) touch share a window. ``digits``
+    counts the ``\\d`` characters in the window's clusters, which are all the
+    digits in it (a margin never reaches a digit outside the window).
     Detectors that need more digits than a window has skip it."""
-    windows: list[tuple[int, int, int]] = []
-    start = end = -1
-    count = 0
-    for m in DIGIT_RUN.finditer(text):
-        if start >= 0 and m.start() - end <= WINDOW_GAP:
-            end = m.end()
-            count += end - m.start()
-            continue
-        if start >= 0:
-            windows.append((max(0, start - WINDOW_LEFT), min(len(text), end + WINDOW_RIGHT), count))
-        start, end = m.start(), m.end()
-        count = end - start
-    if start >= 0:
-        windows.append((max(0, start - WINDOW_LEFT), min(len(text), end + WINDOW_RIGHT), count))
-    # Windows widened by the margins may overlap: merge them.
-    merged: list[tuple[int, int, int]] = []
-    for lo, hi, n in windows:
-        if merged and lo <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(hi, merged[-1][1]), merged[-1][2] + n)
-        else:
-            merged.append((lo, hi, n))
-    return merged
+    # Runs closer than WINDOW_GAP merge into a cluster and clusters closer
+    # than WINDOW_LEFT + WINDOW_RIGHT merge into a window, and the second
+    # bound is the larger: a window is a maximal sequence of digit runs with
+    # gaps of at most WINDOW_LEFT + WINDOW_RIGHT characters, which one regex
+    # finds (tests/privacy/test_redact_fast.py checks it against the
+    # run-by-run merge this replaced).
+    n = len(text)
+    sub = _NON_DIGIT.sub
+    return [
+        (max(0, m.start() - WINDOW_LEFT), min(n, m.end() + WINDOW_RIGHT), len(sub("", m.group())))
+        for m in _DIGIT_WINDOW.finditer(text)
+    ]
+
+
+assert WINDOW_GAP <= WINDOW_LEFT + WINDOW_RIGHT
+# A digit run, then more runs each after at most LEFT + RIGHT non-digits.
+# Linear: \d and \D are disjoint, so each repetition backtracks at most
+# LEFT + RIGHT characters before giving up.
+_DIGIT_WINDOW = re.compile(rf"\d+(?:\D{{1,{WINDOW_LEFT + WINDOW_RIGHT}}}\d+)*")
+_NON_DIGIT = re.compile(r"\D+")
 
 
 # Fewest \d characters a match of each number detector holds (see the
@@ -130,7 +129,46 @@ def find_emails(text: str):
         pos = text.find("@", pos + 1)
 
 
+class Memo(dict):
+    """Answers of a pure check per distinct token (a phone candidate, a card
+    candidate). The stream stage scans the text around the cursor again at
+    every word it holds back, so the same numbers are checked over and over;
+    this makes each distinct token cost one check. Bounded: emptied when
+    full, so memory stays small whatever the input."""
+
+    __slots__ = ("limit",)
+
+    def __init__(self, limit: int = 4096) -> None:
+        super().__init__()
+        self.limit = limit
+
+    def store(self, key, value):
+        if len(self) >= self.limit:
+            self.clear()
+        self[key] = value
+        return value
+
+
+_CARD_OK = Memo()
+_PHONE_OK = Memo()
+_PHONE_SHAPES = Memo()
+MEMOS = (_CARD_OK, _PHONE_OK, _PHONE_SHAPES)
+
+
+def clear_memos() -> None:
+    """Forget every memoised answer (benchmarks measure cold runs with it)."""
+    for memo in MEMOS:
+        memo.clear()
+
+
 def _card_ok(raw: str) -> bool:
+    ok = _CARD_OK.get(raw)
+    if ok is None:
+        ok = _CARD_OK.store(raw, _card_ok_uncached(raw))
+    return ok
+
+
+def _card_ok_uncached(raw: str) -> bool:
     # Separators must be single: no "  ", "--" or mixed " -".
     if "  " in raw or "--" in raw or " -" in raw or "- " in raw:
         return False
@@ -307,16 +345,31 @@ _PHONE_RETRIES = 3  # shorter group sequences tried per failed candidate (bounds
 
 
 def _phone_candidate_ok(text: str, start: int, end: int, raw: str, regions, words: bool = True) -> bool:
+    shape = _PHONE_SHAPES.get(raw)
+    if shape is None:
+        shape = _PHONE_SHAPES.store(raw, _phone_shape(raw))
+    if shape is _NOT_PHONE:
+        return False
+    if shape is _NEEDS_WORD and not (words and _phone_context(text, start, end)):
+        return False
+    return _phone_ok(raw, regions)
+
+
+_NOT_PHONE, _NEEDS_WORD, _PHONE_SHAPED = "not-phone", "needs-word", "phone-shaped"
+
+
+def _phone_shape(raw: str) -> str:
+    """What ``raw`` alone says: too few or too many digits for a phone
+    number, or short enough that it needs a phone word nearby, or neither."""
     digits = sum(map(str.isdigit, raw))
     if digits < MIN_DIGITS_PHONE or digits > 17:
-        return False
+        return _NOT_PHONE
     # Short numbers (8 digits or fewer, no country code) look like house
     # numbers, postcodes and ids; they count only next to a phone word.
     # Three or more groups ("60-56-85-91") is a phone number's shape.
-    groups = len(_GROUPS.findall(raw))
-    if digits <= 8 and groups < 3 and not raw.startswith(("+", "(+")) and not (words and _phone_context(text, start, end)):
-        return False
-    return _phone_ok(raw, regions)
+    if digits <= 8 and len(_GROUPS.findall(raw)) < 3 and not raw.startswith(("+", "(+")):
+        return _NEEDS_WORD
+    return _PHONE_SHAPED
 
 
 PHONE_CONTEXT = re.compile(
@@ -457,8 +510,20 @@ def _length_fits_some_region(digits: str, regions) -> bool:
 
 def _phone_ok(raw: str, regions, fast: bool = True) -> bool:
     """True when phonenumbers finds ``raw`` a possible number written with
-    "+", or in one of ``regions``. ``fast=False`` always calls parse (the
-    reference the length rules are tested against)."""
+    "+", or in one of ``regions``. ``fast=False`` always calls parse and
+    skips the memo (the reference the length rules are tested against)."""
+    if not fast:
+        return _phone_ok_uncached(raw, regions, False)
+    if type(regions) is not tuple:
+        regions = tuple(regions)  # a memo key; policies pass tuples already
+    key = (raw, regions)
+    ok = _PHONE_OK.get(key)
+    if ok is None:
+        ok = _PHONE_OK.store(key, _phone_ok_uncached(raw, regions, True))
+    return ok
+
+
+def _phone_ok_uncached(raw: str, regions, fast: bool) -> bool:
     if _DATE_LIKE.match(raw):
         return False
     cands = [raw]

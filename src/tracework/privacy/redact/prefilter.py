@@ -173,12 +173,19 @@ class Prefilter:
 
     def scan(self, text: str) -> set[int]:
         """Ids of the conditions that occur in ``text``."""
+        return self.scan_view(text)[0]
+
+    def scan_view(self, text: str) -> tuple[set[int], bytes]:
+        """``scan(text)`` and the ASCII view it scanned (``_ascii_view``)."""
         scratch = getattr(self._local, "scratch", None)
         if scratch is None:
             scratch = self._local.scratch = hyperscan.Scratch(self._db)
         hits: list[int] = []
-        self._db.scan(_ascii_view(text), match_event_handler=_collect, context=hits, scratch=scratch)
-        return set(hits)
+        view = _ascii_view(text)
+        # Positional arguments: the binding parses keywords into a dict on
+        # every call, which cost more than scanning a typical sentence.
+        self._db.scan(view, _collect, 0, hits, scratch)
+        return set(hits), view
 
 
 def _collect(fid, _start, _end, _flags, hits):
