@@ -264,9 +264,10 @@ class _CombinedTokenScan:
         """The rules whose prefilter condition fired (all when ``hits`` is None)."""
         if hits is None:
             return self._rules
-        if not hits or max(hits) < prefilter.TOKEN_BASE:
+        fired = [h for h in hits if h >= prefilter.TOKEN_BASE]
+        if not fired:
             return []  # the usual case: no provider rule fired
-        return [self._rules[h - prefilter.TOKEN_BASE] for h in sorted(hits) if h >= prefilter.TOKEN_BASE]
+        return [self._rules[h - prefilter.TOKEN_BASE] for h in sorted(fired)]
 
     def scan(self, text: str, lo: int, hi: int, rules: list | None = None) -> Iterator[Span]:
         window = text[lo:hi]

@@ -150,9 +150,10 @@ class Memo(dict):
 
 
 _CARD_OK = Memo()
+_IBAN_OK = Memo()
 _PHONE_OK = Memo()
 _PHONE_SHAPES = Memo()
-MEMOS = (_CARD_OK, _PHONE_OK, _PHONE_SHAPES)
+MEMOS = (_CARD_OK, _IBAN_OK, _PHONE_OK, _PHONE_SHAPES)
 
 
 def clear_memos() -> None:
@@ -233,7 +234,11 @@ _NEXT_GROUP = re.compile(r"\d{1,64}[^\d]")
 def find_ibans(text: str, lo: int = 0, hi: int | None = None):
     """Yield (start, end) of IBANs with a valid mod-97 checksum."""
     for m in IBAN_CANDIDATE.finditer(text, lo, len(text) if hi is None else hi):
-        if iban_ok(m.group()):
+        raw = m.group()
+        ok = _IBAN_OK.get(raw)
+        if ok is None:
+            ok = _IBAN_OK.store(raw, iban_ok(raw))
+        if ok:
             yield m.start(), m.end()
 
 
@@ -350,8 +355,16 @@ def _phone_candidate_ok(text: str, start: int, end: int, raw: str, regions, word
         shape = _PHONE_SHAPES.store(raw, _phone_shape(raw))
     if shape is _NOT_PHONE:
         return False
-    if shape is _NEEDS_WORD and not (words and _phone_context(text, start, end)):
-        return False
+    if shape is _NEEDS_WORD:
+        if not words:
+            return False
+        # Both the phone word and the number must pass. The word search
+        # depends on the text around and is not memoised; a number already
+        # known not to be one answers without it.
+        if _PHONE_OK.get((raw, regions if type(regions) is tuple else tuple(regions))) is False:
+            return False
+        if not _phone_context(text, start, end):
+            return False
     return _phone_ok(raw, regions)
 
 
