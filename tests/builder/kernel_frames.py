@@ -13,6 +13,8 @@ the lake layout (sessions split into runs, shuffled, interleaved).
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 import polars as pl
 
@@ -52,7 +54,8 @@ def _session(rng: np.random.Generator, name: str, n: int, t0: int) -> list[dict]
         r = rng.random()
         if r < 0.35:  # a movement: samples at some rate, sometimes with a rest
             dt = float(rng.choice([1, 4, 8, 16, 40]))
-            for _ in range(int(rng.integers(1, 40))):
+            # Sometimes a long one (over 128 samples: Polars sums those in blocks).
+            for _ in range(int(rng.integers(1, 40)) if rng.random() > 0.05 else 300):
                 x += int(rng.normal(0, 8))
                 y += int(rng.normal(0, 6))
                 gap = dt if rng.random() > 0.05 else float(rng.choice([0, 120, 151, 400]))
@@ -126,7 +129,7 @@ def random_raw(seed: int, sessions: int = 4, events: int = 300, layout: str = "r
         sess = _session(rng, f"s{seed}-{s}", events, T0 + int(rng.integers(0, 10**12)))
         cuts = sorted(rng.choice(np.arange(1, len(sess)), size=int(rng.integers(0, 3)), replace=False).tolist())
         bounds = [0, *cuts, len(sess)]
-        parts.extend(sess[a:b] for a, b in zip(bounds, bounds[1:]))
+        parts.extend(sess[a:b] for a, b in pairwise(bounds))
     if layout == "runs":
         for i in rng.permutation(len(parts)):
             rows.extend(parts[i])

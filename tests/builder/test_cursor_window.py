@@ -1,5 +1,6 @@
 """Differential test for the cursor speed window: the sorted search over one
-key for all segments (tracework.builder.cursor._window_back) gives what the
+key for all segments (tracework.builder.reference._window_back, the
+reference the compiled cursor kernel is compared with) gives what the
 previous implementation, a backward as-of join by segment, gave."""
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_series_equal
 
-from tracework.builder.cursor import _window_back
+from tracework.builder.reference import _window_back
 
 
 def _moves(rng: np.random.Generator) -> pl.DataFrame:

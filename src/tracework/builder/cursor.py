@@ -3,7 +3,8 @@
 A segment is a run of pointer moves: it ends when the pointer rests for
 ``rest_ms`` or a button goes down or up. ``ends_with`` says what ended it
 (``click`` when a button went down, ``drag`` for motion with a button held,
-``rest`` otherwise). Features per segment, all vectorised:
+``rest`` otherwise). Features per segment (computed in one compiled pass,
+see :mod:`tracework.builder.cursor_kernels`):
 
 - duration_ms, path_length_px (sum of step lengths), displacement_px
 - straightness = displacement / path length (1 = a straight line)
@@ -16,9 +17,12 @@ A segment is a run of pointer moves: it ends when the pointer rests for
 
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
+import pyarrow as pa
 
-from .sessions import attach_rows, cummin_in_session, cumsum_in_session
+from .cursor_kernels import cursor_kernel
+from .sessions import _TYPE_CODES, _masked, attach_rows
 from .settings import BuildSettings
 
 CURSOR_COLUMNS = [
@@ -52,145 +56,98 @@ CURSOR_COLUMNS = [
 ]
 
 
-_CURSOR_INPUT = ["type", "excluded", "_sid", "_row", "work_session", "task", "seq", "t_ns", "x", "y", "_focus", "screen_w", "screen_h"]
-
-
-def _window_back(win_ns: int, first_row: pl.Expr, last_row: pl.Expr) -> pl.Expr:
-    """Per move row: ``_cum`` at the last row of its segment with ``t_ns`` at or
-    before ``t_ns - win_ns`` (null when there is none), as a backward as-of
-    join by segment would give it, for rows sorted by segment then time."""
-    since = pl.col("t_ns") - pl.col("_t0")
-    span = pl.when(last_row).then(since + (win_ns + 1)).otherwise(0)
-    key = span.cum_sum().shift(1).fill_null(0) + since
-    found = key.search_sorted(key - win_ns, side="right").cast(pl.Int64) - 1
-    row = pl.int_range(pl.len(), dtype=pl.Int64)
-    first = pl.when(first_row).then(row).forward_fill()
-    return pl.when(found >= first).then(pl.col("_cum").gather(found.clip(lower_bound=0)))
+ENDS = ("click", "rest", "drag")  # ends_with by cursor_kernels.END_* code
+POINT_TYPE = pl.Struct({"x": pl.Int32, "y": pl.Int32, "t_ms": pl.Int32})
 
 
 def cursor_segments(lf: pl.LazyFrame, settings: BuildSettings) -> pl.LazyFrame:
-    """One row per movement segment (``CURSOR_COLUMNS``) from sessionized rows."""
-    typ = pl.col("type")
-    rest_ns = int(settings.rest_ms * 1e6)
-    rows = lf
-    # Only the columns used, and no per-row strings: person, device and
-    # session are looked up through the segment's first row at the end.
-    lf = lf.select(_CURSOR_INPUT).filter(~pl.col("excluded") & typ.is_in(["mouse_move", "button_down", "button_up"]))
-    is_btn = typ != "mouse_move"
-    bdelta = pl.when(typ == "button_down").then(1).when(typ == "button_up").then(-1).otherwise(0)
-    lf = lf.with_columns(cumsum_in_session(bdelta).alias("_bs"))
-    lf = lf.with_columns((pl.col("_bs") - pl.min_horizontal(cummin_in_session(pl.col("_bs")), pl.lit(0))).alias("_held"))
-    prev_t = pl.col("t_ns").shift(1)
-    new = (
-        (pl.col("_sid") != pl.col("_sid").shift(1))
-        | (pl.col("work_session") != pl.col("work_session").shift(1))
-        | is_btn.shift(1)
-        | ((pl.col("t_ns") - prev_t) > rest_ns)
-    ).fill_null(True)
-    # Flagged sorted (it is a running count): group-bys and windows over it
-    # then work on contiguous slices instead of hashing.
-    lf = lf.with_columns(new.cast(pl.Int64).cum_sum().set_sorted().alias("seg"))
-    # What came right after each segment: a button-down within rest_ms is a click.
-    nxt = (
-        pl.when((typ.shift(-1) == "button_down") & ((pl.col("t_ns").shift(-1) - pl.col("t_ns")) <= rest_ns))
-        .then(pl.lit("click"))
-        .otherwise(pl.lit("rest"))
-    )
-    lf = lf.with_columns(nxt.alias("_next"))
-    moves = lf.filter(~is_btn)
-    # Segments are contiguous runs of rows, so per-segment values come from
-    # global shifts and fills masked at segment edges, not from windows.
-    seg = pl.col("seg")
-    first_row = (seg != seg.shift(1)).fill_null(True)
-    last_row = (seg != seg.shift(-1)).fill_null(True)
+    """One row per movement segment (``CURSOR_COLUMNS``) from sessionized rows.
 
-    def prev(e: pl.Expr) -> pl.Expr:
-        return pl.when(~first_row).then(e.shift(1))
-
-    def seg_first(e: pl.Expr) -> pl.Expr:
-        return pl.when(first_row).then(e).forward_fill()
-
-    def seg_last(e: pl.Expr) -> pl.Expr:
-        return pl.when(last_row).then(e).backward_fill()
-
-    x = pl.col("x").cast(pl.Float64)
-    y = pl.col("y").cast(pl.Float64)
-    moves = moves.with_columns(
-        ((x - prev(x)).pow(2) + (y - prev(y)).pow(2)).sqrt().fill_null(0.0).alias("_step"),
-        seg_first(pl.col("t_ns")).alias("_t0"),
-        seg_first(x).alias("_x0"),
-        seg_first(y).alias("_y0"),
-        seg_last(x).alias("_x1"),
-        seg_last(y).alias("_y1"),
-        seg_first(pl.col("_held")).alias("_held0"),
+    The segments and their features come from one compiled pass over the
+    rows' columns (:func:`tracework.builder.cursor_kernels.cursor_kernel`);
+    the strings (person, device, session, app) are gathered from the rows by
+    position, and the path is a list column built from the kernel's offsets.
+    Equal to :func:`tracework.builder.reference.reference_cursor_segments`
+    (differential tests); frames the kernel's preconditions exclude (a
+    pointer event without coordinates, a session whose seq does not
+    increase) are handed to it."""
+    rows = lf.collect(engine="in-memory")
+    t = rows["t_ns"]
+    if rows.height == 0 or t.null_count() or rows["type"].null_count():
+        return _reference(rows, settings)
+    sid = rows["_sid"]
+    # Output order: sessions by their string, as the final sort of the reference.
+    starts = np.flatnonzero(np.r_[True, sid.to_numpy()[1:] != sid.to_numpy()[:-1]])
+    names = rows["session"].gather(starts).cast(pl.String)
+    sid_rank = np.zeros(int(sid.max()) + 1, np.int64)
+    sid_rank[sid.gather(starts).to_numpy()[names.arg_sort().to_numpy()]] = np.arange(starts.size)
+    x, y = rows["x"], rows["y"]
+    out = cursor_kernel(
+        rows["type"].to_physical().to_numpy(),
+        rows["excluded"].to_numpy(),
+        sid.to_numpy(),
+        sid_rank,
+        rows["work_session"].to_numpy(),
+        rows["seq"].to_numpy(),
+        t.to_numpy(),
+        x.fill_null(0).to_numpy(),
+        y.fill_null(0).to_numpy(),
+        (x.is_not_null() & y.is_not_null()).to_numpy(),
+        _TYPE_CODES["mouse_move"],
+        _TYPE_CODES["button_down"],
+        _TYPE_CODES["button_up"],
+        int(settings.rest_ms * 1e6),
+        int(settings.speed_window_ms * 1e6),
+        float(settings.submovement_min_ratio),
     )
-    # Speed over a trailing window, not per sample: recorders sample at up to
-    # a few kHz with pixel-rounded positions, so per-sample speed is noise.
-    win_ns = int(settings.speed_window_ms * 1e6)
-    cum = pl.col("_step").cum_sum()
-    moves = moves.with_columns((cum - seg_first(cum - pl.col("_step"))).alias("_cum"))
-    # Path length covered in the last window = cum(now) - cum(at t - window),
-    # with cum(at t - window) the running length at the segment's last sample
-    # no later than t - window: a sorted search, not a loop. Time never runs
-    # backwards within a segment (a backward clock starts a new work
-    # session), so one key sorted over all segments is the time since the
-    # segment's start plus a base that leaves a gap of more than a window
-    # between segments; a search that lands before the segment's first row
-    # found nothing (null).
-    moves = moves.with_columns(_window_back(win_ns, first_row, last_row).alias("_cum_back"))
-    elapsed = pl.min_horizontal(pl.lit(win_ns), pl.col("t_ns") - pl.col("_t0")) / 1e9
-    speed = pl.when(elapsed > 0).then((pl.col("_cum") - pl.col("_cum_back").fill_null(0.0)) / elapsed).otherwise(None)
-    moves = moves.with_columns(speed.alias("_v"))
-    peak = pl.col("_v").max().over("seg")
-    # A sub-movement starts each time the (windowed) speed rises through
-    # submovement_min_ratio of the segment's peak: pulses separated by
-    # near-stops, robust to sampling jitter (local maxima are not).
-    above = pl.col("_v").fill_null(0.0) >= settings.submovement_min_ratio * peak
-    is_peak = above & (peak > 0) & ~prev(above).fill_null(False)
-    x0, y0, x1, y1 = pl.col("_x0"), pl.col("_y0"), pl.col("_x1"), pl.col("_y1")
-    dist = ((x1 - x0).pow(2) + (y1 - y0).pow(2)).sqrt()
-    proj = pl.when(dist > 0).then(((x - x0) * (x1 - x0) + (y - y0) * (y1 - y0)) / dist).otherwise(None)
-    moves = moves.with_columns(
-        is_peak.alias("_peak"),
-        (proj - dist).alias("_beyond"),
-        pl.struct(
-            pl.col("x").cast(pl.Int32).alias("x"),
-            pl.col("y").cast(pl.Int32).alias("y"),
-            ((pl.col("t_ns") - pl.col("_t0")) // 1_000_000).cast(pl.Int32).alias("t_ms"),
-        ).alias("_pt"),
-        pl.when(pl.col("_held0") > 0).then(pl.lit("drag")).otherwise(pl.col("_next")).alias("_ends"),
+    ok, first, last, ends, sx, sy, ex, ey, t0, t1, q0, q1, length, peak, peak_ok, beyond, beyond_ok, subm, points, index, px, py, pt, offsets = out
+    if not ok:
+        return _reference(rows, settings)
+    at_first = rows.select("_row", "work_session", "task").gather(first)
+    at_last = rows.select("_focus", "screen_w", "screen_h").gather(last)
+    path = pa.ListArray.from_arrays(
+        pa.array(offsets), pa.StructArray.from_arrays([pa.array(px), pa.array(py), pa.array(pt)], names=["x", "y", "t_ms"])
     )
-    agg = moves.group_by("seg").agg(
-        pl.col("_row").first().alias("_r0"),
-        pl.col("work_session").first(),
-        pl.col("task").first(),
-        pl.col("_ends").last().alias("ends_with"),
-        pl.col("x").first().alias("start_x"),
-        pl.col("y").first().alias("start_y"),
-        pl.col("x").last().alias("end_x"),
-        pl.col("y").last().alias("end_y"),
-        ((pl.col("t_ns").max() - pl.col("t_ns").min()) / 1e6).alias("duration_ms"),
-        pl.col("_step").sum().alias("path_length_px"),
-        pl.col("_v").max().alias("peak_speed_px_s"),
-        pl.col("_beyond").max().clip(lower_bound=0.0).fill_null(0.0).round(3).alias("overshoot_px"),
-        pl.col("_peak").sum().alias("submovements"),
-        pl.len().alias("points"),
-        pl.col("_pt").alias("path"),
-        pl.col("_focus").last(),
-        pl.col("screen_w").last(),
-        pl.col("screen_h").last(),
-        pl.col("t_ns").min().alias("start_ns"),
-        pl.col("t_ns").max().alias("end_ns"),
-        pl.col("seq").min().alias("seq_first"),
-        pl.col("seq").max().alias("seq_last"),
+    agg = pl.DataFrame(
+        [
+            at_first["_row"].alias("_r0"),
+            at_first["work_session"],
+            at_first["task"],
+            pl.Series("segment_index", index),
+            pl.Series(ENDS).gather(ends).alias("ends_with"),
+            pl.Series("start_x", sx),
+            pl.Series("start_y", sy),
+            pl.Series("end_x", ex),
+            pl.Series("end_y", ey),
+            pl.Series("_t0", t0),
+            pl.Series("_t1", t1),
+            pl.Series("path_length_px", length),
+            _masked("peak_speed_px_s", peak, peak_ok),
+            _masked("_beyond", beyond, beyond_ok),
+            pl.Series("submovements", subm),
+            pl.Series("points", points),
+            pl.Series("path", pl.from_arrow(path), dtype=pl.List(POINT_TYPE)),
+            at_last["_focus"],
+            at_last["screen_w"],
+            at_last["screen_h"],
+            pl.Series("seq_first", q0),
+            pl.Series("seq_last", q1),
+        ]
     )
-    # A single sample is not a movement.
-    agg = agg.filter(pl.col("points") >= 2)
     disp = ((pl.col("end_x") - pl.col("start_x")).cast(pl.Float64).pow(2) + (pl.col("end_y") - pl.col("start_y")).cast(pl.Float64).pow(2)).sqrt()
     agg = agg.with_columns(
+        ((pl.col("_t1") - pl.col("_t0")) / 1e6).alias("duration_ms"),
+        pl.col("_beyond").clip(lower_bound=0.0).fill_null(0.0).round(3).alias("overshoot_px"),
         disp.alias("displacement_px"),
         pl.when(pl.col("path_length_px") > 0).then(disp / pl.col("path_length_px")).otherwise(None).alias("straightness"),
+        pl.col("_t0").alias("start_ns"),
+        pl.col("_t1").alias("end_ns"),
     )
-    out = attach_rows(agg.collect(engine="in-memory"), rows, {"_r0": ("person", "device", "session"), "_focus": ("app",)})
-    out = out.sort(["session", "seq_first"]).with_columns(pl.int_range(pl.len()).over("session").alias("segment_index"))
+    out = attach_rows(agg, rows.lazy(), {"_r0": ("person", "device", "session"), "_focus": ("app",)})
     return out.select(CURSOR_COLUMNS).lazy()
+
+
+def _reference(rows: pl.DataFrame, settings: BuildSettings) -> pl.LazyFrame:
+    from .reference import reference_cursor_segments
+
+    return reference_cursor_segments(rows.lazy(), settings)

@@ -1,0 +1,357 @@
+"""Compiled loops (numba) behind :func:`tracework.builder.cursor.cursor_segments`.
+
+One pass over the sessionized rows finds the pointer rows (moves, button
+downs and ups that are not excluded), the held-button depth, the segments
+and what followed each row; a second pass walks the segments, session by
+session in the order of the output (session string, then time), and
+computes every feature of a segment from its slice of moves. The numbers
+are those of the Polars expressions this replaced
+(:func:`tracework.builder.reference.reference_cursor_segments`), to the
+bit: the running path length is the same global running sum, and a
+segment's path length is summed the way Polars sums a float column
+(:func:`polars_sum`).
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+# ends_with codes (see ENDS in cursor.py).
+END_CLICK, END_REST, END_DRAG = 0, 1, 2
+
+# Polars' float sum (polars-compute float_sum.rs): the first n % 128 values
+# summed in order, the rest in blocks of 128, each block in 16 lanes folded
+# pairwise, blocks combined by recursive halving; then main + rest.
+_BLOCK = 128
+_LANES = 16
+_PER_NS = 1.0 / 1e9
+
+
+@numba.njit(cache=True, nogil=True)
+def _block_sum(a: np.ndarray, s: int) -> float:
+    v = np.zeros(_LANES)
+    for c in range(_BLOCK // _LANES):
+        for j in range(_LANES):
+            v[j] = v[j] + a[s + c * _LANES + j]
+    w = _LANES
+    while w > 4:
+        h = w // 2
+        for j in range(h):
+            v[j] = v[j] + v[h + j]
+        w = h
+    return (v[0] + v[2]) + (v[1] + v[3])
+
+
+@numba.njit(cache=True, nogil=True)
+def _pairwise_sum(a: np.ndarray, s: int, n: int) -> float:
+    if n == _BLOCK:
+        return _block_sum(a, s)
+    left = (n // _BLOCK // 2) * _BLOCK
+    return _pairwise_sum(a, s, left) + _pairwise_sum(a, s + left, n - left)
+
+
+@numba.njit(cache=True, nogil=True)
+def polars_sum(a: np.ndarray, s: int, e: int) -> float:
+    """``a[s:e].sum()`` as Polars computes it (no nulls)."""
+    n = e - s
+    rem = n % _BLOCK
+    main = 0.0
+    if n > rem:
+        main = _pairwise_sum(a, s + rem, n - rem)
+    rest = -0.0
+    for i in range(s, s + rem):
+        rest += a[i]
+    return main + rest
+
+
+@numba.njit(cache=True, nogil=True)
+def cursor_kernel(
+    typ: np.ndarray,
+    excluded: np.ndarray,
+    sid: np.ndarray,
+    sid_rank: np.ndarray,
+    ws: np.ndarray,
+    seq: np.ndarray,
+    t: np.ndarray,
+    x: np.ndarray,
+    y: np.ndarray,
+    xy_ok: np.ndarray,
+    c_move: int,
+    c_down: int,
+    c_up: int,
+    rest_ns: int,
+    win_ns: int,
+    ratio: float,
+):
+    """Segments of the rows (see cursor.py for what each output means).
+
+    ``sid_rank[s]`` is the output position of session id ``s`` (sessions
+    sorted by their string). Returns ``ok`` (False: a precondition failed,
+    use the reference: a pointer row without x or y (``xy_ok``), a
+    session's seq not increasing, a segment's time going backwards), then per output segment: first move row, last move
+    row, end code, start/end x/y, start/end ns, seq first/last, path length,
+    peak speed and whether there is one, the largest overshoot and whether
+    there is one, sub-movements, points, segment index; then per path
+    point (segments in output order): x, y, t_ms, and the path offsets."""
+    n = typ.shape[0]
+    # Pass 1, frame order: pointer rows, held depth, segment starts, and what
+    # came after each row (a button-down within rest_ns is a click).
+    prow = np.empty(n, np.int64)
+    m = 0
+    for i in range(n):
+        tp = typ[i]
+        if not excluded[i] and (tp == c_move or tp == c_down or tp == c_up):
+            prow[m] = i
+            m += 1
+    ok = True
+    for j in range(m):
+        if not xy_ok[prow[j]]:
+            ok = False  # a pointer event without coordinates
+    is_move = np.zeros(m, np.bool_)
+    held = np.zeros(m, np.int64)
+    new_seg = np.zeros(m, np.bool_)
+    click_next = np.zeros(m, np.bool_)
+    bs = 0
+    bmin = 0
+    for j in range(m):
+        i = prow[j]
+        tp = typ[i]
+        first_in_session = j == 0 or sid[prow[j - 1]] != sid[i]
+        if first_in_session:
+            bs = 0
+            bmin = 0
+        elif seq[i] <= seq[prow[j - 1]]:
+            ok = False
+        if tp == c_down:
+            bs += 1
+        elif tp == c_up:
+            bs -= 1
+        bmin = min(bmin, bs)
+        held[j] = bs - min(bmin, 0)
+        is_move[j] = tp == c_move
+        if j == 0:
+            new_seg[j] = True
+        else:
+            p = prow[j - 1]
+            new_seg[j] = sid[p] != sid[i] or ws[p] != ws[i] or typ[p] != c_move or t[i] - t[p] > rest_ns
+        if j + 1 < m:
+            q = prow[j + 1]
+            click_next[j] = typ[q] == c_down and t[q] - t[i] <= rest_ns
+    # Moves and their segments (a segment's moves are contiguous), with
+    # their columns gathered once so the passes below read them in order.
+    mrow = np.empty(m, np.int64)  # move -> row
+    seg_start = np.empty(m + 1, np.int64)  # segment -> its first move
+    nm = 0
+    nseg = 0
+    fresh = False
+    for j in range(m):
+        # A new segment starts at a move when a pointer row since the
+        # previous move (this one included) started one.
+        fresh = fresh or new_seg[j]
+        if is_move[j]:
+            if fresh or nm == 0:
+                seg_start[nseg] = nm
+                nseg += 1
+            fresh = False
+            mrow[nm] = prow[j]
+            nm += 1
+    seg_start[nseg] = nm
+    mx = np.empty(nm)
+    my = np.empty(nm)
+    mt = np.empty(nm, np.int64)
+    mheld = np.empty(nm, np.int64)
+    mclick = np.empty(nm, np.bool_)
+    a = 0
+    for j in range(m):
+        if is_move[j]:
+            i = prow[j]
+            mx[a] = x[i]
+            my[a] = y[i]
+            mt[a] = t[i]
+            mheld[a] = held[j]
+            mclick[a] = click_next[j]
+            a += 1
+    # Step lengths and the running path length: one global running sum over
+    # all moves, minus its value where the segment starts (as the reference).
+    step = np.zeros(nm)
+    cum = np.empty(nm)
+    g = 0.0
+    for s in range(nseg):
+        a0, a1 = seg_start[s], seg_start[s + 1]
+        for a in range(a0, a1):
+            if a > a0:
+                dx = mx[a] - mx[a - 1]
+                dy = my[a] - my[a - 1]
+                step[a] = np.sqrt(dx * dx + dy * dy)
+            g = g + step[a]
+            cum[a] = g
+        base = cum[a0] - step[a0]
+        for a in range(a0, a1):
+            cum[a] = cum[a] - base
+    # Segment order of the output: by session rank, stable (within a
+    # session, segments are in time order already).
+    nsess = sid_rank.shape[0]
+    count = np.zeros(nsess + 1, np.int64)
+    for s in range(nseg):
+        count[sid_rank[sid[mrow[seg_start[s]]]] + 1] += 1
+    for r in range(nsess):
+        count[r + 1] += count[r]
+    order = np.empty(nseg, np.int64)
+    for s in range(nseg):
+        r = sid_rank[sid[mrow[seg_start[s]]]]
+        order[count[r]] = s
+        count[r] += 1
+
+    first_row = np.empty(nseg, np.int64)
+    last_row = np.empty(nseg, np.int64)
+    ends = np.empty(nseg, np.int8)
+    sx = np.empty(nseg, np.int64)
+    sy = np.empty(nseg, np.int64)
+    ex = np.empty(nseg, np.int64)
+    ey = np.empty(nseg, np.int64)
+    t_first = np.empty(nseg, np.int64)
+    t_last = np.empty(nseg, np.int64)
+    seq_first = np.empty(nseg, np.int64)
+    seq_last = np.empty(nseg, np.int64)
+    path_len = np.empty(nseg)
+    peak = np.empty(nseg)
+    peak_ok = np.zeros(nseg, np.bool_)
+    beyond = np.empty(nseg)
+    beyond_ok = np.zeros(nseg, np.bool_)
+    subm = np.empty(nseg, np.uint32)
+    points = np.empty(nseg, np.uint32)
+    seg_index = np.empty(nseg, np.int64)
+    px = np.empty(nm, np.int32)
+    py = np.empty(nm, np.int32)
+    pt = np.empty(nm, np.int32)
+    offsets = np.zeros(nseg + 1, np.int32)
+    speed = np.empty(nm)
+    speed_ok = np.zeros(nm, np.bool_)
+    out = 0
+    npts = 0
+    prev_sid = -1
+    index = 0
+    for o in range(nseg):
+        s = order[o]
+        a0, a1 = seg_start[s], seg_start[s + 1]
+        if a1 - a0 < 2:
+            continue  # a single sample is not a movement
+        i0 = mrow[a0]
+        i1 = mrow[a1 - 1]
+        t0 = mt[a0]
+        # Speed over the trailing window: path length now minus at the last
+        # sample no later than t - window (none: from the start).
+        back = a0 - 1
+        pk = 0.0
+        pk_ok = False
+        tmin, tmax = t0, t0
+        qmin, qmax = seq[i0], seq[i0]
+        for a in range(a0, a1):
+            ti = mt[a]
+            if a > a0 and ti < mt[a - 1]:
+                ok = False
+            tmin = min(tmin, ti)
+            tmax = max(tmax, ti)
+            q = seq[mrow[a]]
+            qmin = min(qmin, q)
+            qmax = max(qmax, q)
+            while back + 1 <= a and mt[back + 1] <= ti - win_ns:
+                back += 1
+            cb = cum[back] if back >= a0 else 0.0
+            el = min(win_ns, ti - t0)
+            if el > 0:
+                # Polars divides by a scalar as a product with its reciprocal.
+                v = (cum[a] - cb) / (el * _PER_NS)
+                speed[a] = v
+                speed_ok[a] = True
+                if not pk_ok or v > pk:
+                    pk = v
+                    pk_ok = True
+            else:
+                speed_ok[a] = False
+        # Sub-movements: rises of the speed through ratio * peak.
+        sm = 0
+        if pk_ok and pk > 0:
+            lim = ratio * pk
+            prev_above = False
+            for a in range(a0, a1):
+                above = (speed[a] if speed_ok[a] else 0.0) >= lim
+                if above and not prev_above:
+                    sm += 1
+                prev_above = above
+        x0, y0, x1, y1 = mx[a0], my[a0], mx[a1 - 1], my[a1 - 1]
+        ddx = x1 - x0
+        ddy = y1 - y0
+        dist = np.sqrt(ddx * ddx + ddy * ddy)
+        by = 0.0
+        by_ok = False
+        if dist > 0:
+            for a in range(a0, a1):
+                b = ((mx[a] - x0) * ddx + (my[a] - y0) * ddy) / dist - dist
+                if not by_ok or b > by:
+                    by = b
+                    by_ok = True
+        cur_sid = sid[i0]
+        if cur_sid != prev_sid:
+            index = 0
+            prev_sid = cur_sid
+        first_row[out] = i0
+        last_row[out] = i1
+        if mheld[a0] > 0:
+            ends[out] = END_DRAG
+        elif mclick[a1 - 1]:
+            ends[out] = END_CLICK
+        else:
+            ends[out] = END_REST
+        sx[out] = x[i0]
+        sy[out] = y[i0]
+        ex[out] = x[i1]
+        ey[out] = y[i1]
+        t_first[out] = tmin
+        t_last[out] = tmax
+        seq_first[out] = qmin
+        seq_last[out] = qmax
+        path_len[out] = polars_sum(step, a0, a1)
+        peak[out] = pk
+        peak_ok[out] = pk_ok
+        beyond[out] = by
+        beyond_ok[out] = by_ok
+        subm[out] = sm
+        points[out] = a1 - a0
+        seg_index[out] = index
+        index += 1
+        for a in range(a0, a1):
+            i = mrow[a]
+            px[npts] = x[i]
+            py[npts] = y[i]
+            pt[npts] = (mt[a] - t0) // 1_000_000
+            npts += 1
+        out += 1
+        offsets[out] = npts
+    return (
+        ok,
+        first_row[:out],
+        last_row[:out],
+        ends[:out],
+        sx[:out],
+        sy[:out],
+        ex[:out],
+        ey[:out],
+        t_first[:out],
+        t_last[:out],
+        seq_first[:out],
+        seq_last[:out],
+        path_len[:out],
+        peak[:out],
+        peak_ok[:out],
+        beyond[:out],
+        beyond_ok[:out],
+        subm[:out],
+        points[:out],
+        seg_index[:out],
+        px[:npts],
+        py[:npts],
+        pt[:npts],
+        offsets[: out + 1],
+    )
