@@ -32,7 +32,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -49,9 +48,8 @@ from ..events import (
     events_to_table,
 )
 from ..events.arrow_wire import ARROW_CONTENT_TYPE, ArrowBatch, decode_arrow_batch
-from ..events.columns import repeat_string
 from ..governance.devices import DeviceIdentity, DeviceRegistry
-from ..lake import LakeWriter, RAW_EVENTS_SCHEMA
+from ..lake import LakeWriter
 from .ledger import BatchLedger
 from .metrics import CollectorMetrics
 from .writer import GroupCommitWriter, Pending
@@ -249,20 +247,20 @@ class IngestService:
         self._check_consent(identity, decoded)
 
         key = (identity.device_pseudonym, header.batch_id)
-        # Built before taking the in-flight lock so concurrent requests do not
-        # wait on each other's column work (wasted only for duplicates).
-        rows = self._with_ingest_columns(table, identity, header.batch_id, bounds) if table is not None else None
+        # Made before taking the in-flight lock so concurrent requests do not
+        # wait on each other's work (wasted only for duplicates).
+        codes = decoded.type_codes if arrow else None
+        pending = self._pending(key, table, identity, bounds, codes) if table is not None else None
         with self._inflight_lock:
             first = self._inflight.get(key)
             if first is None:
                 if self.ledger.contains(*key):
                     self.metrics.duplicates.inc()
                     return IngestResult(header.batch_id, 0, True)
-                if rows is None:
+                if pending is None:
                     # An empty batch is valid and stores nothing; it is not
                     # recorded, so it is never reported as a duplicate.
                     return IngestResult(header.batch_id, 0, False)
-                pending = Pending(key=key, table=rows)
                 self._inflight[key] = pending
         if first is not None:
             # A concurrent copy of this batch is being committed: answer only
@@ -278,9 +276,9 @@ class IngestService:
             raise self._reject(503, code, f"{exc.message}; retry later") from None
         self._wait(pending)
         self.metrics.batches_accepted.inc()
-        self.metrics.events_accepted.inc(rows.num_rows)
+        self.metrics.events_accepted.inc(table.num_rows)
         self.metrics.batches_by_format.labels(format="arrow" if arrow else "ndjson").inc()
-        return IngestResult(header.batch_id, rows.num_rows, False, pending.lake_version)
+        return IngestResult(header.batch_id, table.num_rows, False, pending.lake_version)
 
     def close(self) -> None:
         """Commit everything queued and release resources (clean shutdown)."""
@@ -350,28 +348,22 @@ class IngestService:
         except Exception as exc:  # noqa: BLE001 - an unavailable check must not store or drop data
             raise self._reject(503, "consent_unavailable", f"the consent check failed ({exc}); retry later") from None
 
-    def _with_ingest_columns(self, table: pa.Table, identity: DeviceIdentity, batch_id: str, bounds: dict | None = None) -> pa.Table:
-        n = table.num_rows
+    def _pending(self, key: tuple[str, str], table: pa.Table, identity: DeviceIdentity, bounds: dict | None = None,
+                 codes=None) -> Pending:
+        """The batch as the writer takes it: its event columns plus the values
+        of the ingest columns (pseudonyms, batch id, received time, day),
+        which the writer turns into columns once per group commit."""
         bounds = bounds or pc.min_max(table.column("t_ns")).as_py()
         if bounds["min"] // NS_PER_DAY == bounds["max"] // NS_PER_DAY:
-            # Nearly every batch lies within one UTC day: one repeated string.
-            day = repeat_string(_day_name(bounds["min"] // NS_PER_DAY), n)
+            # Nearly every batch lies within one UTC day.
+            day = _day_name(bounds["min"] // NS_PER_DAY)
         else:
             day_numbers = pc.divide(table.column("t_ns"), NS_PER_DAY)  # integer division; t_ns >= 0 by the model
             distinct = pc.unique(day_numbers).to_pylist()
             names = pa.array([_day_name(d) for d in distinct], pa.string())
-            day = pc.take(names, pc.index_in(day_numbers, value_set=pa.array(distinct, pa.int64())))
-        extra = {
-            "person": repeat_string(identity.person_pseudonym, n),
-            "device": repeat_string(identity.device_pseudonym, n),
-            "batch_id": repeat_string(batch_id, n),
-            "received_ns": pa.array(np.full(n, self.clock(), dtype=np.int64)),
-            "day": day,
-        }
-        # The event columns come first in RAW_EVENTS_SCHEMA, in the same order
-        # as in the events table; the ingest columns follow.
-        columns = table.columns + [extra[name] for name in RAW_EVENTS_SCHEMA.names[table.num_columns :]]
-        return pa.Table.from_arrays(columns, schema=RAW_EVENTS_SCHEMA)
+            day = pc.take(names, pc.index_in(day_numbers, value_set=pa.array(distinct, pa.int64()))).combine_chunks()
+        return Pending(key=key, table=table, person=identity.person_pseudonym, received_ns=self.clock(), day=day,
+                       type_codes=codes)
 
     def _wait(self, pending: Pending) -> None:
         if not pending.wait(COMMIT_WAIT_SECONDS):

@@ -16,10 +16,14 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..errors import LakeError
 from ..lake import LakeWriter
+from ..events.arrow_wire import type_codes, type_column
+from ..lake.layout import RAW_EVENTS_SCHEMA
 from .ledger import COMMIT_BATCHES_KEY, BatchLedger, encode_commit_batches
 from .metrics import CollectorMetrics
 
@@ -28,16 +32,73 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Pending:
-    """A batch waiting to be committed."""
+    """A batch waiting to be committed: its event columns and the values of
+    the ingest columns, which are the same for every row of a batch (the
+    ``day`` too, unless the batch spans midnight UTC)."""
 
     key: tuple[str, str]  # (device pseudonym, batch id)
-    table: pa.Table
+    table: pa.Table  # event columns (EVENT_SCHEMA, the start of RAW_EVENTS_SCHEMA)
+    person: str  # person pseudonym
+    received_ns: int
+    day: str | pa.Array  # the UTC day of every row, or one per row
+    type_codes: np.ndarray | None = None  # per row, its type's position in arrow_wire.TAGS (from validation)
     done: threading.Event = field(default_factory=threading.Event)
     error: BaseException | None = None
     lake_version: int | None = None
 
     def wait(self, timeout: float) -> bool:
         return self.done.wait(timeout)
+
+
+def _per_batch(values: list[str], counts: np.ndarray) -> pa.DictionaryArray:
+    """A string column holding ``values[i]`` on the ``counts[i]`` rows of
+    batch i, dictionary-encoded: one copy of each distinct value instead of
+    one per row, which the Parquet writer stores as its dictionary page
+    without hashing every row again (the same file as from plain strings)."""
+    distinct = list(dict.fromkeys(values))
+    if len(distinct) == 1:
+        codes = np.zeros(int(counts.sum()), np.int32)
+    else:
+        index = {v: i for i, v in enumerate(distinct)}
+        codes = np.repeat(np.fromiter((index[v] for v in values), np.int32, len(values)), counts)
+    return pa.DictionaryArray.from_arrays(pa.array(codes), pa.array(distinct, pa.string()))
+
+
+def _days(group: list[Pending], counts: np.ndarray) -> pa.DictionaryArray:
+    if all(isinstance(p.day, str) for p in group):
+        return _per_batch([p.day for p in group], counts)
+    # A batch spanning days (rare): per-row days for it, one for the others.
+    distinct = list(dict.fromkeys(d for p in group for d in ([p.day] if isinstance(p.day, str) else p.day.unique().to_pylist())))
+    dictionary = pa.array(distinct, pa.string())
+    codes = [
+        np.full(len(p.table), distinct.index(p.day), np.int32) if isinstance(p.day, str)
+        else pc.index_in(p.day, value_set=dictionary).to_numpy(zero_copy_only=False).astype(np.int32)
+        for p in group
+    ]
+    return pa.DictionaryArray.from_arrays(pa.array(np.concatenate(codes)), dictionary)
+
+
+def commit_table(group: list[Pending]) -> pa.Table:
+    """The rows of a group commit: the batches' event columns, then the
+    ingest columns built once per batch (pseudonyms, batch id, received
+    time, day) rather than once per row. Strings per batch are
+    dictionary-encoded, and so is ``type`` (from the codes validation found):
+    the Parquet writer then stores their dictionaries instead of hashing
+    every row; :meth:`LakeWriter.append` accepts that encoding."""
+    counts = np.fromiter((p.table.num_rows for p in group), np.int64, len(group))
+    events = pa.concat_tables([p.table for p in group]) if len(group) > 1 else group[0].table
+    codes = np.concatenate([type_codes(p.table) if p.type_codes is None else p.type_codes for p in group])
+    events = events.set_column(0, "type", type_column(codes))
+    ingest = {
+        "person": _per_batch([p.person for p in group], counts),
+        "device": _per_batch([p.key[0] for p in group], counts),
+        "batch_id": _per_batch([p.key[1] for p in group], counts),
+        "received_ns": pa.array(np.repeat(np.fromiter((p.received_ns for p in group), np.int64, len(group)), counts)),
+        "day": _days(group, counts),
+    }
+    names = RAW_EVENTS_SCHEMA.names
+    columns = events.columns + [ingest[name] for name in names[events.num_columns :]]
+    return pa.Table.from_arrays(columns, names=names)
 
 
 _STOP = object()
@@ -142,8 +203,7 @@ class GroupCommitWriter:
         keys = [(p.key[0], p.key[1], p.table.num_rows) for p in group]
         started = time.perf_counter()
         try:
-            table = pa.concat_tables([p.table for p in group])
-            version = self.lake.append(table, {COMMIT_BATCHES_KEY: encode_commit_batches(keys)})
+            version = self.lake.append(commit_table(group), {COMMIT_BATCHES_KEY: encode_commit_batches(keys)})
             self.metrics.commit_seconds.observe(time.perf_counter() - started)
             self.ledger.record(keys, version)
             for p in group:

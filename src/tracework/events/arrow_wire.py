@@ -185,6 +185,9 @@ class ArrowBatch:
     header: BatchHeader
     table: pa.Table
     _events: "TableEvents | None" = None
+    #: Per row, the position of its ``type`` in :data:`TAGS` (int8), found
+    #: while validating; the collector stores ``type`` dictionary-encoded from it.
+    type_codes: np.ndarray | None = None
 
     @property
     def events(self) -> "TableEvents":
@@ -400,16 +403,22 @@ def decode_arrow_batch(raw: bytes, max_events: int) -> ArrowBatch:
         table = pa.Table.from_batches(batches, schema=schema.remove_metadata())
     except pa.ArrowException as exc:  # e.g. a schema flagged big-endian: its batches differ from it
         raise _bad("bad_arrow", f"the Arrow record batches do not match the stream's schema ({exc})") from None
-    return ArrowBatch(header=header, table=validate_table(table))
+    table, codes = _validate(table)
+    return ArrowBatch(header=header, table=table, type_codes=codes)
 
 
 def validate_table(table: pa.Table) -> pa.Table:
     """Check an events table (columns a subset of EVENT_SCHEMA, types already
     checked) row by row against the model, vectorized; returns it with
     EVENT_SCHEMA's column order, missing columns as nulls and defaults filled."""
+    return _validate(table)[0]
+
+
+def _validate(table: pa.Table) -> tuple[pa.Table, np.ndarray]:
+    """:func:`validate_table`, also returning each row's type code (int8)."""
     n = table.num_rows
     if n == 0:
-        return _EMPTY_TABLE
+        return _EMPTY_TABLE, np.zeros(0, np.int8)
     type_col = table.column("type").combine_chunks()
     codes_arr = pc.index_in(type_col, value_set=_TAG_ARRAY)
     if codes_arr.null_count:
@@ -432,7 +441,25 @@ def validate_table(table: pa.Table) -> pa.Table:
             chunked = table.column(idx)
             col = chunked.chunk(0) if chunked.num_chunks == 1 else chunked.combine_chunks()
         columns.append(_check_column(RULES[name], col, codes, counts, present, n))
-    return pa.Table.from_arrays(columns, schema=EVENT_SCHEMA)
+    return pa.Table.from_arrays(columns, schema=EVENT_SCHEMA), codes
+
+
+def type_codes(table: pa.Table) -> np.ndarray:
+    """Per row of an events table, the position of its ``type`` in
+    :data:`TAGS` (int8); every type must be a known one."""
+    codes = pc.index_in(table.column("type"), value_set=_TAG_ARRAY)
+    if codes.null_count:
+        raise ValueError("unknown event type")
+    return codes.to_numpy().astype(np.int8, copy=False)
+
+
+def type_column(codes: np.ndarray) -> pa.DictionaryArray:
+    """The ``type`` strings of ``codes`` (from :func:`type_codes`),
+    dictionary-encoded with only the types present, in :data:`TAGS` order."""
+    present = np.flatnonzero(np.bincount(codes, minlength=_N_TYPES))
+    remap = np.zeros(_N_TYPES, np.int8)
+    remap[present] = np.arange(len(present), dtype=np.int8)
+    return pa.DictionaryArray.from_arrays(pa.array(remap[codes]), _TAG_ARRAY.take(pa.array(present)))
 
 
 def _first(mask: np.ndarray) -> int:
