@@ -8,7 +8,7 @@ import math
 from collections import Counter
 
 
-_LUHN_DOUBLE = str.maketrans("0123456789", "0246813579")  # 2d, minus 9 when above 9
+_LUHN_DOUBLE = bytes.maketrans(b"0123456789", b"0246813579")  # 2d, minus 9 when above 9
 
 
 def luhn_ok(digits: str) -> bool:
@@ -16,8 +16,9 @@ def luhn_ok(digits: str) -> bool:
     if len(digits) < 2 or not digits.isascii() or not digits.isdigit():
         return False
     # From the right: odd positions count as they are, even ones doubled.
-    doubled = digits[-2::-2].translate(_LUHN_DOUBLE)
-    return (sum(map(int, digits[-1::-2])) + sum(map(int, doubled))) % 10 == 0
+    # As ASCII bytes, summed in C: each digit counts its code, 48 too many.
+    b = digits.encode("ascii")
+    return (sum(b[-1::-2]) + sum(b[-2::-2].translate(_LUHN_DOUBLE)) - 48 * len(b)) % 10 == 0
 
 
 # Lengths by country from the SWIFT IBAN registry; a wrong length is rejected
