@@ -9,6 +9,8 @@ what the general path gives.
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import polars as pl
 import pytest
@@ -140,3 +142,60 @@ def test_tables_only_deltalake_may_read_take_the_general_reader(tmp_path, monkey
     assert chunks and all(c.files is None for c in chunks)
     # Every event is read once, through the lake's reader.
     assert sum(read_chunk(data, c)[0].height for c in chunks) == read_events(data, columns=["seq"]).num_rows
+
+
+def test_files_shared_by_two_chunks_are_read_once_and_give_the_same_rows(tmp_path, monkeypatch):
+    """read_chunk's file cache: a file the next chunk also needs is kept and
+    not read again; the rows are those of a read without the cache."""
+    data = tmp_path / "data"
+    # Two appends of one day: each file holds several sessions, and one
+    # session is cut across both.
+    scripts = [_session(i, t0=1_763_900_000_000_000_000 + i * 10**9) for i in range(6)]
+    table = lake_table(scripts, [f"p_{i % 4:024x}" for i in range(6)])
+    writer = LakeWriter(data, fsync=False)
+    half = table.num_rows // 2 + 7
+    writer.append(table.slice(0, half))
+    writer.append(table.slice(half))
+    _, _, chunks, _ = plan_chunks(data, chunk_events=60)
+    assert any(set(a.files) & set(b.files) for a, b in itertools.pairwise(chunks)), "the lake must have files shared by chunks"
+    reads: list[str] = []
+    real_read = engine._read_file
+    monkeypatch.setattr(engine, "_read_file", lambda path, columns: reads.append(path) or real_read(path, columns))
+    cache: dict = {}
+    for c, chunk in enumerate(chunks):
+        following = chunks[c + 1].files if c + 1 < len(chunks) else []
+        cached, cached_transforms = read_chunk(data, chunk, cache=cache, keep=following)
+        assert set(cache) == set(chunk.files) & set(following)
+        plain, plain_transforms = read_chunk(data, chunk)
+        assert_frame_equal(cached, plain)
+        assert cached_transforms == plain_transforms
+    # Without the cache every chunk reads each of its files; with it, each file is read once.
+    assert len(reads) == sum(len(c.files) for c in chunks) + len({f for c in chunks for f in c.files})
+
+
+def test_all_null_columns_are_skipped_only_by_their_statistics(tmp_path):
+    """A column the statistics say is all null is not decoded and comes back
+    as nulls of the type a read gives; without statistics it is read."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table({
+        "session": ["a", "a", "b"],
+        "seq": pa.array([1, 2, 1], pa.int64()),
+        "url": pa.nulls(3, pa.string()),
+        "x": pa.array([None, None, None], pa.int64()),
+        "app": ["e", None, "e"],
+    })
+    columns = ["session", "seq", "url", "x", "app", "device"]
+    with_stats = tmp_path / "stats.parquet"
+    pq.write_table(table, with_stats)
+    read, nulls = engine._read_file(str(with_stats), columns)
+    assert read.column_names == ["session", "seq", "app"] and nulls == ["url", "x"]
+    no_stats = tmp_path / "nostats.parquet"
+    pq.write_table(table, no_stats, write_statistics=False)
+    read, nulls = engine._read_file(str(no_stats), columns)
+    assert read.column_names == ["session", "seq", "url", "x", "app"] and nulls == []
+    # The constant null columns have the types a read of the column gives.
+    full = pl.from_arrow(read)
+    restored = engine._with_null_columns(full.drop("url", "x"), ["url", "x"], full.columns)
+    assert_frame_equal(restored, full)
