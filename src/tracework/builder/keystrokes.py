@@ -4,11 +4,12 @@ corrections and speed.
 A *field* is a run of typing in one place: it ends at a focus change, a mouse
 press (the caret probably moved), Enter, Tab or Escape, and at task and
 session boundaries. Within a field the text is rebuilt from insertions and
-backspaces with the vectorised clamped-depth method of
-:mod:`tracework.builder.actions` (no loop over keys). Fields in which the caret
-moved (arrow keys, Home, End, Delete) or a word was deleted (ctrl+Backspace,
-ctrl+Delete) cannot be rebuilt that way: those few are replayed key by key in
-:func:`_replay_field` and marked ``caret_moved``.
+backspaces by the clamped depth (the text length after each key; a token
+survives when the depth never falls below it later). Fields in which the
+caret moved (arrow keys, Home, End, Delete) or a word was deleted
+(ctrl+Backspace, ctrl+Delete) cannot be rebuilt that way: those are replayed
+key by key on a token buffer with a caret and marked ``caret_moved``. Both
+run in one compiled pass (:mod:`tracework.builder.typing_kernels`).
 
 Redacted keys (``redacted`` set on the device, identity removed) stay in the
 text as ⟨TYPE⟩ placeholders, one per redacted span.
@@ -16,12 +17,33 @@ text as ⟨TYPE⟩ placeholders, one per redacted span.
 
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
+import pyarrow as pa
 
-from ..events import MOD_CTRL
-from .actions import _apply_depth, classify_keys, joined_text, key_token
-from .sessions import attach_rows
+from ..events import MOD_ALT, MOD_CTRL, MOD_META
+from .sessions import _TYPE_CODES, MODIFIER_KEYS, _masked, attach_rows
 from .settings import BuildSettings
+from .typing_kernels import (
+    K_BACKSPACE,
+    K_HOTKEY,
+    K_KEY,
+    K_MODIFIER,
+    K_TYPE,
+    N_BACKSPACE,
+    N_DELETE,
+    N_DOWN,
+    N_END,
+    N_FIELD_END,
+    N_HOME,
+    N_LEFT,
+    N_RIGHT,
+    N_UP,
+    typing_kernel,
+)
+
+# Modifiers that make a key a hotkey (shift alone only changes the character).
+HOTKEY_MASK = MOD_CTRL | MOD_ALT | MOD_META
 
 CARET_KEYS = ["left", "right", "home", "end", "delete", "up", "down"]
 WORD_DELETE_KEYS = ["backspace", "delete"]
@@ -59,223 +81,156 @@ EDIT_TYPE = pl.Struct({"op": pl.String, "pos": pl.Int32, "text": pl.String, "t_m
 RUN_TYPE = pl.Struct({"t_ms": pl.Int64, "length": pl.Int32, "pause_before_ms": pl.Int64})
 
 
-_TYPING_INPUT = ["type", "excluded", "_sid", "_row", "work_session", "task", "seq", "t_ns", "key", "char", "modifiers", "redacted", "_focus"]
+# Event types that end a field (besides work session and task changes and
+# the field-end keys).
+_FIELD_BOUNDARY_TYPES = ["focus_change", "button_down", "session_start", "session_end", "pause", "resume", "idle", "active"]
+_KEY_NAME_CODES = {
+    "backspace": N_BACKSPACE, "delete": N_DELETE, "left": N_LEFT, "right": N_RIGHT, "home": N_HOME, "end": N_END,
+    "up": N_UP, "down": N_DOWN, **dict.fromkeys(FIELD_END_KEYS, N_FIELD_END),
+}  # fmt: skip
+_OPS = pl.Series(["insert", "delete"])
 
 
 def typing_fields(lf: pl.LazyFrame, settings: BuildSettings) -> pl.DataFrame:
-    """One row per typing field (columns ``TYPING_COLUMNS``) from sessionized rows."""
+    """One row per typing field (columns ``TYPING_COLUMNS``) from sessionized rows.
+
+    Fields, texts, edits and correction runs come from one compiled pass
+    (:func:`tracework.builder.typing_kernels.typing_kernel`) over the rows'
+    columns and per-key codes; strings are gathered from the key rows by
+    the indices it returns, lists built from its offsets. Equal to
+    :func:`tracework.builder.reference.reference_typing_fields`
+    (differential tests, and the Aalto replay); a frame whose session's seq
+    does not increase is handed to it."""
     del settings  # fields are cut by events, not thresholds
-    typ = pl.col("type")
-    rows = lf
-    # Only the columns used, and no per-row strings: person, device and
-    # session are looked up through the field's first row at the end.
-    lf = lf.select(_TYPING_INPUT).filter(~pl.col("excluded") & (typ != "key_up") & (typ != "mouse_move"))
-    lf = lf.with_columns(classify_keys())
-    boundary = (
-        (pl.col("_sid") != pl.col("_sid").shift(1))
-        | (pl.col("work_session") != pl.col("work_session").shift(1))
-        | (pl.col("task") != pl.col("task").shift(1))
-        | typ.is_in(["focus_change", "button_down", "session_start", "session_end", "pause", "resume", "idle", "active"])
-        | ((typ == "key_down") & pl.col("key").is_in(FIELD_END_KEYS).fill_null(False))
-    ).fill_null(True)
-    # Flagged sorted (a running count): group-bys and windows over fields
-    # then work on contiguous slices instead of hashing.
-    lf = lf.with_columns(boundary.cast(pl.Int64).cum_sum().set_sorted().alias("field"))
-    is_caret = (typ == "key_down") & pl.col("key").is_in(CARET_KEYS) & (pl.col("kcat") == "key")
-    # ctrl+Backspace / ctrl+Delete delete a word (browsers, Windows and Linux
-    # desktops): such fields are replayed key by key, like caret moves.
-    is_word_delete = (
-        (typ == "key_down") & pl.col("key").is_in(WORD_DELETE_KEYS) & (pl.col("kcat") == "hotkey") & ((pl.col("modifiers") & MOD_CTRL) != 0)
+    rows = lf.collect(engine="in-memory")
+    if rows.height == 0 or rows["t_ns"].null_count() or rows["type"].null_count():
+        return _reference(rows)
+    codes = rows["type"].to_physical().to_numpy()
+    is_kd = codes == _TYPE_CODES["key_down"]
+    kd_rows = np.flatnonzero(is_kd)
+    keys = _key_codes(rows.select("key", "char", "modifiers", "redacted").gather(kd_rows))
+    sid = rows["_sid"].to_numpy()
+    starts = np.flatnonzero(np.r_[True, sid[1:] != sid[:-1]])
+    kd_before = np.r_[0, np.cumsum(is_kd)][starts]
+    names = rows["session"].gather(starts).cast(pl.String)
+    boundary_type = np.zeros(len(_TYPE_CODES), np.bool_)
+    boundary_type[[_TYPE_CODES[t] for t in _FIELD_BOUNDARY_TYPES]] = True
+    out = typing_kernel(
+        codes,
+        rows["excluded"].to_numpy(),
+        sid,
+        rows["work_session"].to_numpy(),
+        rows["task"].to_numpy(),
+        rows["seq"].to_numpy(),
+        rows["t_ns"].to_numpy(),
+        np.append(starts, rows.height),
+        kd_before,
+        names.arg_sort().to_numpy(),
+        keys["kcat"].to_numpy(),
+        keys["kname"].to_numpy(),
+        keys["ctrl"].to_numpy(),
+        keys["red"].to_numpy(),
+        keys["red_truthy"].to_numpy(),
+        keys["red_id"].to_numpy(),
+        keys["tok_id"].to_numpy(),
+        keys["tok_space"].to_numpy(),
+        _TYPE_CODES["key_down"],
+        _TYPE_CODES["key_up"],
+        _TYPE_CODES["mouse_move"],
+        boundary_type,
     )
-    replayed = is_caret | is_word_delete
-    keys = lf.filter(pl.col("kcat").is_in(["type", "backspace"]) | replayed)
-    keys = keys.with_columns(replayed.any().over("field").alias("caret_moved"))
-
-    simple = keys.filter(~pl.col("caret_moved"))
-    simple = simple.with_columns(
-        pl.when(pl.col("kcat") == "type").then(1).when(pl.col("kcat") == "backspace").then(-1).otherwise(0).alias("_delta"),
-        key_token().alias("_token"),
+    ok, first, _last, n_keys, ins, dels, n_red, caret, t0, t1, q0, q1, index, text, text_off, e_op, e_pos, e_tok, e_t, edit_off, r_t, r_len, r_pause, r_pause_ok, run_off = out
+    if not ok:
+        return _reference(rows)
+    tokens = keys["_token"].extend_constant(None, 1)  # the last: a null for "no text"
+    at_first = rows.select("_row", "work_session", "task", "_focus").gather(first)
+    edits = pl.DataFrame(
+        [
+            _OPS.gather(e_op).alias("op"),
+            pl.Series("pos", e_pos),
+            tokens.gather(np.where(e_tok < 0, kd_rows.size, e_tok)).alias("text"),
+            pl.Series("t_ms", e_t),
+        ]
+    ).to_struct()
+    runs = pl.DataFrame([pl.Series("t_ms", r_t), pl.Series("length", r_len), _masked("pause_before_ms", r_pause, r_pause_ok)]).to_struct()
+    result = pl.DataFrame(
+        [
+            at_first["_row"].alias("_r0"),
+            at_first["work_session"],
+            at_first["task"],
+            at_first["_focus"],
+            pl.Series("field_index", index),
+            pl.Series("keystrokes", n_keys),
+            pl.Series("insertions", ins),
+            pl.Series("deletions", dels),
+            _lists("edits", edits, edit_off, pl.List(EDIT_TYPE)),
+            pl.Series("redacted_keys", n_red),
+            pl.Series("start_ns", t0),
+            pl.Series("end_ns", t1),
+            pl.Series("seq_first", q0),
+            pl.Series("seq_last", q1),
+            pl.Series("caret_moved", caret),
+            _lists("text", tokens.gather(text), text_off, pl.List(pl.String)).list.join(""),
+            _lists("correction_runs", runs, run_off, pl.List(RUN_TYPE)),
+        ]
     )
-    simple = _apply_depth(simple, "field")
-    texts = joined_text(simple, "field")
-    t0 = pl.col("t_ns").min().over("field")
-    simple = simple.with_columns(((pl.col("t_ns") - t0) // 1_000_000).alias("_t_ms"))
-    is_bs = pl.col("_delta") < 0
-    edit = pl.struct(
-        pl.when(is_bs).then(pl.lit("delete")).otherwise(pl.lit("insert")).alias("op"),
-        pl.when(is_bs & pl.col("underflow"))
-        .then(-1)
-        .when(is_bs)
-        .then(pl.col("depth"))
-        .otherwise(pl.col("depth") - 1)
-        .cast(pl.Int32)
-        .alias("pos"),
-        pl.when(is_bs).then(None).otherwise(pl.col("_token")).alias("text"),
-        pl.col("_t_ms").alias("t_ms"),
-    )
-    # Backspace runs: consecutive backspaces within a field; the pause before
-    # a run is the time since the previous key of the field.
-    run_start = is_bs & ~(is_bs.shift(1).over("field").fill_null(False))
-    simple = simple.with_columns(
-        edit.alias("_edit"),
-        run_start.alias("_run_start"),
-        (pl.col("t_ns") - pl.col("t_ns").shift(1).over("field")).alias("_gap"),
-        run_start.cast(pl.Int64).cum_sum().over("field").alias("_run"),
-    )
-    runs = (
-        simple.filter(is_bs)
-        .group_by(["field", "_run"])
-        .agg(
-            pl.col("_t_ms").first().alias("t_ms"),
-            pl.len().cast(pl.Int32).alias("length"),
-            (pl.col("_gap").first() // 1_000_000).alias("pause_before_ms"),
-        )
-        .sort(["field", "_run"])
-        .group_by("field", maintain_order=True)
-        .agg(pl.struct(["t_ms", "length", "pause_before_ms"]).alias("correction_runs"))
-    )
-    agg = simple.group_by("field").agg(
-        pl.col("_row").first().alias("_r0"),
-        pl.col("work_session").first(),
-        pl.col("task").first(),
-        pl.col("_focus").first(),
-        pl.len().alias("keystrokes"),
-        (pl.col("_delta") > 0).sum().alias("insertions"),
-        (pl.col("_delta") < 0).sum().alias("deletions"),
-        pl.col("_edit").sort_by("seq").alias("edits"),
-        pl.col("redacted").is_not_null().sum().alias("redacted_keys"),
-        pl.col("t_ns").min().alias("start_ns"),
-        pl.col("t_ns").max().alias("end_ns"),
-        pl.col("seq").min().alias("seq_first"),
-        pl.col("seq").max().alias("seq_last"),
-        pl.lit(False).alias("caret_moved"),
-    )
-    agg = agg.join(texts, on="field", how="left").join(runs, on="field", how="left")
-    result = agg.collect(engine="in-memory")
-
-    caret_rows = keys.filter(pl.col("caret_moved")).with_columns(key_token().alias("_token")).collect(engine="in-memory")
-    if caret_rows.height:
-        replayed = _replay_fields(caret_rows)
-        result = pl.concat([result, replayed.select(result.columns)], how="vertical_relaxed")
-    result = attach_rows(result, rows, {"_r0": ("person", "device", "session"), "_focus": ("app", "title", "url")})
-    return _finish(result)
-
-
-def _finish(df: pl.DataFrame) -> pl.DataFrame:
+    if caret.any():
+        # The reference stacked the replayed fields (Python ints) under the
+        # others with a relaxed concat, which widened these columns.
+        result = result.with_columns(pl.col("work_session", "task", "keystrokes", "insertions", "deletions", "redacted_keys").cast(pl.Int64))
+    result = attach_rows(result, rows.lazy(), {"_r0": ("person", "device", "session"), "_focus": ("app", "title", "url")})
     minutes = (pl.col("end_ns") - pl.col("start_ns")) / 60e9
-    df = df.with_columns(
-        pl.col("text").fill_null(""),
-        pl.col("correction_runs").fill_null(pl.lit([], dtype=pl.List(RUN_TYPE))),
-    )
-    df = df.with_columns(
+    result = result.with_columns(
         pl.col("correction_runs").list.len().alias("corrections"),
         ((pl.col("end_ns") - pl.col("start_ns")) / 1e6).alias("duration_ms"),
         pl.when(minutes > 0).then(pl.col("insertions") / minutes).otherwise(None).alias("chars_per_min"),
         pl.when(minutes > 0).then(pl.col("text").str.len_chars() / 5 / minutes).otherwise(None).alias("wpm"),
     )
-    df = df.sort(["session", "seq_first"]).with_columns(pl.int_range(pl.len()).over("session").alias("field_index"))
-    return df.select(TYPING_COLUMNS)
+    return result.select(TYPING_COLUMNS)
 
 
-def _replay_fields(rows: pl.DataFrame) -> pl.DataFrame:
-    """Key-by-key replay of the rare fields where the caret moved."""
-    out = []
-    for (_field,), part in rows.sort("seq").group_by(["field"], maintain_order=True):
-        out.append(_replay_field(part.to_dicts()))
-    return pl.DataFrame(
-        out,
-        schema_overrides={"edits": pl.List(EDIT_TYPE), "correction_runs": pl.List(RUN_TYPE)},
+def _lists(name: str, values: pl.Series, offsets: np.ndarray, dtype: pl.DataType) -> pl.Series:
+    """A list column: row i holds ``values[offsets[i]:offsets[i + 1]]``."""
+    arrow = pa.LargeListArray.from_arrays(pa.array(offsets, pa.int64()), values.to_arrow())
+    return pl.Series(name, pl.from_arrow(arrow), dtype=dtype)
+
+
+def _key_codes(keys: pl.DataFrame) -> pl.DataFrame:
+    """Integer codes of key-down rows for the kernel: category (the rules of
+    the action reduction's key classification), which named key, ctrl held,
+    redacted (set; set and non-empty; an id per span type), the token (the
+    character, or ⟨TYPE⟩ for a redacted key) with an id per distinct token
+    and whether it is whitespace (``str.isspace``, per distinct token)."""
+    key, ch, red = pl.col("key"), pl.col("char"), pl.col("redacted")
+    hot = (pl.col("modifiers") & HOTKEY_MASK) != 0
+    typing_char = ch.is_not_null() & (ch.str.len_chars() >= 1) & ~ch.str.contains(r"^[\x00-\x1f\x7f]") & ~hot
+    kcat = (
+        pl.when(red.is_not_null()).then(K_TYPE)
+        .when(key.is_in(MODIFIER_KEYS)).then(K_MODIFIER)
+        .when((key == "backspace") & ~hot).then(K_BACKSPACE)
+        .when(typing_char).then(K_TYPE)
+        .when(hot).then(K_HOTKEY)
+        .when(key.is_not_null()).then(K_KEY)
+        .otherwise(0)
+    )  # fmt: skip
+    token = pl.when(red.is_not_null()).then(pl.lit("⟨") + red + pl.lit("⟩")).otherwise(ch)
+    out = keys.select(
+        kcat.cast(pl.Int8).alias("kcat"),
+        key.replace_strict(_KEY_NAME_CODES, default=0, return_dtype=pl.Int8).fill_null(0).alias("kname"),
+        ((pl.col("modifiers") & MOD_CTRL) != 0).alias("ctrl"),
+        red.is_not_null().alias("red"),
+        (red.str.len_bytes() > 0).fill_null(False).alias("red_truthy"),
+        red.cast(pl.Categorical).to_physical().cast(pl.Int64).fill_null(-1).alias("red_id"),
+        token.alias("_token"),
+    )
+    spaces = [v for v in out["_token"].unique().drop_nulls().to_list() if v.isspace()]
+    return out.with_columns(
+        pl.col("_token").cast(pl.Categorical).to_physical().cast(pl.Int64).fill_null(-1).alias("tok_id"),
+        pl.col("_token").is_in(spaces).fill_null(False).alias("tok_space"),
     )
 
 
-def _replay_field(keys: list[dict]) -> dict:
-    """Replay one field: a list of tokens and a caret, edited key by key."""
-    tokens: list[str] = []
-    caret = 0
-    edits = []
-    runs = []
-    t0 = keys[0]["t_ns"]
-    prev_t = None
-    prev_bs = False
-    ins = dels = 0
-    for k in keys:
-        t_ms = (k["t_ns"] - t0) // 1_000_000
-        key = k["key"]
-        if k["kcat"] == "type":
-            tok = k["_token"]
-            # One placeholder per redacted span, as in the vectorised path.
-            if not (k["redacted"] and caret > 0 and tokens[caret - 1] == tok):
-                tokens.insert(caret, tok)
-                caret += 1
-            edits.append({"op": "insert", "pos": caret - 1, "text": tok, "t_ms": t_ms})
-            ins += 1
-            prev_bs = False
-        elif k["kcat"] == "backspace":
-            pos = caret - 1 if caret > 0 else -1
-            if caret > 0:
-                del tokens[caret - 1]
-                caret -= 1
-            edits.append({"op": "delete", "pos": pos, "text": None, "t_ms": t_ms})
-            dels += 1
-            if not prev_bs:
-                runs.append({"t_ms": t_ms, "length": 0, "pause_before_ms": None if prev_t is None else (k["t_ns"] - prev_t) // 1_000_000})
-            runs[-1]["length"] += 1
-            prev_bs = True
-        elif k["kcat"] == "hotkey":
-            # ctrl+Backspace: the whitespace left of the caret, then the word
-            # before it; ctrl+Delete: the word after the caret, then the
-            # whitespace after it. One delete edit per token removed.
-            prev_bs = False
-            j = caret
-            if key == "backspace":
-                while j > 0 and tokens[j - 1].isspace():
-                    j -= 1
-                while j > 0 and not tokens[j - 1].isspace():
-                    j -= 1
-                edits.extend({"op": "delete", "pos": pos, "text": None, "t_ms": t_ms} for pos in range(caret - 1, j - 1, -1))
-                del tokens[j:caret]
-                dels += caret - j
-                caret = j
-            elif key == "delete":
-                while j < len(tokens) and not tokens[j].isspace():
-                    j += 1
-                while j < len(tokens) and tokens[j].isspace():
-                    j += 1
-                edits.extend({"op": "delete", "pos": caret, "text": None, "t_ms": t_ms} for _ in range(j - caret))
-                del tokens[caret:j]
-                dels += j - caret
-        else:
-            prev_bs = False
-            if key == "left":
-                caret = max(0, caret - 1)
-            elif key == "right":
-                caret = min(len(tokens), caret + 1)
-            elif key in ("home", "up"):
-                caret = 0
-            elif key in ("end", "down"):
-                caret = len(tokens)
-            elif key == "delete" and caret < len(tokens):
-                edits.append({"op": "delete", "pos": caret, "text": None, "t_ms": t_ms})
-                del tokens[caret]
-                dels += 1
-        prev_t = k["t_ns"]
-    first, last = keys[0], keys[-1]
-    return {
-        "field": first["field"],
-        "_r0": first["_row"],
-        "work_session": first["work_session"],
-        "task": first["task"],
-        "_focus": first["_focus"],
-        "keystrokes": len(keys),
-        "insertions": ins,
-        "deletions": dels,
-        "edits": edits,
-        "redacted_keys": sum(1 for k in keys if k["redacted"]),
-        "start_ns": first["t_ns"],
-        "end_ns": last["t_ns"],
-        "seq_first": min(k["seq"] for k in keys),
-        "seq_last": max(k["seq"] for k in keys),
-        "caret_moved": True,
-        "text": "".join(tokens),
-        "correction_runs": runs,
-    }
+def _reference(rows: pl.DataFrame) -> pl.DataFrame:
+    from .reference import reference_typing_fields
+
+    return reference_typing_fields(rows.lazy(), BuildSettings())
