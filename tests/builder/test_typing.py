@@ -10,8 +10,10 @@ import polars as pl
 import pyarrow as pa
 import pytest
 from builder_script import Script, rows
+from polars.testing import assert_frame_equal
 
 from tracework.builder import BuildSettings, normalize, sessionize, typing_fields
+from tracework.builder.reference import reference_typing_fields
 from tracework.events import MOD_CTRL, KeyDown, KeyUp, events_to_table
 from tracework.importers.aalto import read_aalto
 
@@ -126,8 +128,13 @@ def test_aalto_sentences_are_rebuilt():
         for s in sentences:
             expected[(events[0].session, s.section)] = s.user_input
     settings = BuildSettings()
-    fields = typing_fields(sessionize(normalize(pl.from_arrow(pa.concat_tables(tables))), settings), settings)
+    rows = sessionize(normalize(pl.from_arrow(pa.concat_tables(tables))), settings).collect().lazy()
+    fields = typing_fields(rows, settings)
     got = {(r["session"], r["title"]): r["text"] for r in fields.select("session", "title", "text").iter_rows(named=True)}
     matched = sum(got.get(k) == v for k, v in expected.items())
     assert len(expected) == len(files) * 15
     assert matched / len(expected) >= 0.9395, f"{matched} of {len(expected)} sentences rebuilt exactly"
+    # Every field, edit and correction run as the previous implementation
+    # (Polars expressions and a Python replay) gave them.
+    assert_frame_equal(fields, reference_typing_fields(rows, settings))
+    assert fields["caret_moved"].sum() > 10
