@@ -154,6 +154,7 @@ RULES: dict[str, _FieldRule] = _rules()
 # Made once: Schema.empty_table() costs ~0.2 ms, i.e. most of an empty batch's work.
 _EMPTY_TABLE = EVENT_SCHEMA.empty_table()
 _COMMON = [name for name, r in RULES.items() if r.required.all()]  # seq, t_ns, session
+_ALWAYS_SENT = frozenset(["type", *_COMMON])
 
 
 # -- encoding ----------------------------------------------------------------
@@ -161,7 +162,17 @@ _COMMON = [name for name, r in RULES.items() if r.required.all()]  # seq, t_ns, 
 
 def encode_arrow_table(header: BatchHeader, table: pa.Table, level: int = 3) -> bytes:
     """Wire body (zstd over an Arrow IPC stream) of an events table with
-    :data:`EVENT_SCHEMA` (e.g. from :func:`events_to_table`)."""
+    :data:`EVENT_SCHEMA` (e.g. from :func:`events_to_table`).
+
+    Columns that are null in every row are left out (the decoder reads a
+    missing column as all null, so the batch means the same): most of the
+    wide schema is empty in a typical batch, and an int64 null column still
+    carries 8 bytes per row that the collector would decompress and check.
+    The required columns are always sent."""
+    if table.num_rows:
+        keep = [name for name, col in zip(table.column_names, table.columns) if name in _ALWAYS_SENT or col.null_count < len(col)]
+        if len(keep) < table.num_columns:
+            table = table.select(keep)
     schema = table.schema.with_metadata({HEADER_METADATA_KEY: _json.encode(header)})
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, schema) as writer:
