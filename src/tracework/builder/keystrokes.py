@@ -111,7 +111,7 @@ def typing_fields(lf: pl.LazyFrame, settings: BuildSettings) -> pl.DataFrame:
     keys = _key_codes(rows.select("key", "char", "modifiers", "redacted").gather(kd_rows))
     sid = rows["_sid"].to_numpy()
     starts = np.flatnonzero(np.r_[True, sid[1:] != sid[:-1]])
-    kd_before = np.r_[0, np.cumsum(is_kd)][starts]
+    kd_before = np.searchsorted(kd_rows, starts)  # key-down rows before each session
     names = rows["session"].gather(starts).cast(pl.String)
     boundary_type = np.zeros(len(_TYPE_CODES), np.bool_)
     boundary_type[[_TYPE_CODES[t] for t in _FIELD_BOUNDARY_TYPES]] = True

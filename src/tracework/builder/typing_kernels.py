@@ -29,15 +29,6 @@ N_BACKSPACE, N_DELETE, N_LEFT, N_RIGHT, N_HOME, N_END, N_UP, N_DOWN, N_FIELD_END
 
 
 @numba.njit(cache=True, nogil=True)
-def _grow(a: np.ndarray, need: int) -> np.ndarray:
-    if need <= a.shape[0]:
-        return a
-    b = np.empty(max(need, 2 * a.shape[0]), a.dtype)
-    b[: a.shape[0]] = a
-    return b
-
-
-@numba.njit(cache=True, nogil=True)
 def typing_kernel(
     typ: np.ndarray,
     excluded: np.ndarray,
@@ -77,7 +68,10 @@ def typing_kernel(
     (t_ms, length, pause before and whether there is one) with offsets."""
     n_blocks = block_order.shape[0]
     n_kd = kcat.shape[0]
-    cap = 1024
+    # Upper bounds, so no array ever grows: a field has a key, a key adds at
+    # most one token, one run and (with the word deletes it enables) two
+    # edits. np.empty leaves pages untouched until written.
+    cap = n_kd + 1
     f_first = np.empty(cap, np.int64)
     f_last = np.empty(cap, np.int64)
     f_keys = np.empty(cap, np.uint32)
@@ -93,25 +87,25 @@ def typing_kernel(
     text_off = np.zeros(cap + 1, np.int64)
     edit_off = np.zeros(cap + 1, np.int64)
     run_off = np.zeros(cap + 1, np.int64)
-    text = np.empty(4096, np.int64)
-    e_op = np.empty(4096, np.int8)
-    e_pos = np.empty(4096, np.int32)
-    e_tok = np.empty(4096, np.int64)
-    e_t = np.empty(4096, np.int64)
-    r_t = np.empty(256, np.int64)
-    r_len = np.empty(256, np.int32)
-    r_pause = np.empty(256, np.int64)
-    r_pause_ok = np.empty(256, np.bool_)
+    text = np.empty(cap, np.int64)
+    e_op = np.empty(2 * cap, np.int8)
+    e_pos = np.empty(2 * cap, np.int32)
+    e_tok = np.empty(2 * cap, np.int64)
+    e_t = np.empty(2 * cap, np.int64)
+    r_t = np.empty(cap, np.int64)
+    r_len = np.empty(cap, np.int32)
+    r_pause = np.empty(cap, np.int64)
+    r_pause_ok = np.empty(cap, np.bool_)
     nf = 0
     nt = 0
     ne = 0
     nr = 0
     ok = True
     # The keys of the current field: row and key-down index.
-    krow = np.empty(64, np.int64)
-    kidx = np.empty(64, np.int64)
-    depth = np.empty(64, np.int64)
-    buf = np.empty(64, np.int64)  # replay: key-down indices of the tokens
+    krow = np.empty(cap, np.int64)
+    kidx = np.empty(cap, np.int64)
+    depth = np.empty(cap, np.int64)
+    buf = np.empty(cap, np.int64)  # replay: key-down indices of the tokens
     for b in range(n_blocks):
         blk = block_order[b]
         r0, r1 = block_start[blk], block_start[blk + 1]
@@ -148,34 +142,6 @@ def typing_kernel(
                 boundary = True
             if boundary and nk > 0:
                 # Close the field of keys krow[:nk].
-                need = nf + 1
-                if need >= f_first.shape[0]:
-                    c2 = 2 * f_first.shape[0]
-                    f_first = _grow(f_first, c2)
-                    f_last = _grow(f_last, c2)
-                    f_keys = _grow(f_keys, c2)
-                    f_ins = _grow(f_ins, c2)
-                    f_del = _grow(f_del, c2)
-                    f_red = _grow(f_red, c2)
-                    f_caret = _grow(f_caret, c2)
-                    f_t0 = _grow(f_t0, c2)
-                    f_t1 = _grow(f_t1, c2)
-                    f_q0 = _grow(f_q0, c2)
-                    f_q1 = _grow(f_q1, c2)
-                    f_index = _grow(f_index, c2)
-                    text_off = _grow(text_off, c2 + 1)
-                    edit_off = _grow(edit_off, c2 + 1)
-                    run_off = _grow(run_off, c2 + 1)
-                text = _grow(text, nt + nk)
-                # A word delete removes at most the whole text: edits <= keys + tokens.
-                e_op = _grow(e_op, ne + 2 * nk)
-                e_pos = _grow(e_pos, ne + 2 * nk)
-                e_tok = _grow(e_tok, ne + 2 * nk)
-                e_t = _grow(e_t, ne + 2 * nk)
-                r_t = _grow(r_t, nr + nk)
-                r_len = _grow(r_len, nr + nk)
-                r_pause = _grow(r_pause, nr + nk)
-                r_pause_ok = _grow(r_pause_ok, nr + nk)
                 first_row = krow[0]
                 t0 = t[first_row]
                 q0 = seq[first_row]
@@ -387,11 +353,6 @@ def typing_kernel(
             is_caret = c == K_KEY and N_DELETE <= nm <= N_DOWN
             is_word_delete = c == K_HOTKEY and (nm == N_BACKSPACE or nm == N_DELETE) and ctrl[k]
             if c == K_TYPE or c == K_BACKSPACE or is_caret or is_word_delete:
-                if nk >= krow.shape[0]:
-                    krow = _grow(krow, 2 * nk)
-                    kidx = _grow(kidx, 2 * nk)
-                    depth = _grow(depth, 2 * nk)
-                    buf = _grow(buf, 2 * nk)
                 krow[nk] = i
                 kidx[nk] = k
                 nk += 1
