@@ -141,3 +141,18 @@ def test_memo_is_bounded():
         memo.store(i, i)
         assert len(memo) <= 3
     assert memo[9] == 9
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(_NUMBERY, _DENSE))
+def test_searches_stop_after_the_windows_last_digit(text):
+    # No digit between window_digits_end and the window's end, so the card
+    # and phone searches may stop there: same matches as searching on.
+    for lo, hi, _ in pii.digit_windows(text):
+        end = pii.window_digits_end(text, hi)
+        assert not re.search(r"\d", text[end:hi])
+        assert list(pii.find_cards(text, lo, hi, end)) == list(pii.find_cards(text, lo, hi))
+        for words in (True, False):
+            assert list(pii.find_phones(text, pii.DEFAULT_PHONE_REGIONS, lo, hi, words, end)) == list(
+                pii.find_phones(text, pii.DEFAULT_PHONE_REGIONS, lo, hi, words)
+            )

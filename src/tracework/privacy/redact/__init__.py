@@ -194,9 +194,11 @@ class Redactor:
             # Number detectors run only in windows around digit clusters.
             min_card, min_ssn, min_nid, min_phone = self._min_digits
             windows = pii.digit_windows(text) if view is None else fastscan.digit_windows_ascii(view)
+            n = len(text)
             for lo, hi, nd in windows:
+                digits_end = hi - pii.WINDOW_RIGHT if hi < n else hi  # pii.window_digits_end
                 if card and nd >= min_card:
-                    for s, e in pii.find_cards(text, lo, hi):
+                    for s, e in pii.find_cards(text, lo, hi, digits_end):
                         yield Span(s, e, CARD, "card-luhn")
                 if iban:
                     for s, e in pii.find_ibans(text, lo, hi):
@@ -211,7 +213,7 @@ class Redactor:
                     for s, e in pii.find_ips(text, lo, hi):
                         yield Span(s, e, IP_ADDRESS, "ip")
                 if phone and nd >= min_phone:
-                    for s, e in pii.find_phones(text, self.phone_regions, lo, hi, may(prefilter.PHONE_WORD)):
+                    for s, e in pii.find_phones(text, self.phone_regions, lo, hi, may(prefilter.PHONE_WORD), digits_end):
                         yield Span(s, e, PHONE, "phonenumbers")
         if on("generic_secret") and may(prefilter.GENERIC) and ("=" in text or ":" in text):
             yield from _generic_assignments(text)

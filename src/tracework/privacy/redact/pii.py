@@ -104,6 +104,16 @@ _DIGIT_WINDOW = re.compile(rf"\d+(?:\D{{1,{WINDOW_LEFT + WINDOW_RIGHT}}}\d+)*")
 _NON_DIGIT = re.compile(r"\D+")
 
 
+def window_digits_end(text: str, hi: int) -> int:
+    """For a window (lo, hi, _) of ``digit_windows(text)``: a bound after its
+    last digit. Unless cut at the end of the text, a window ends
+    ``WINDOW_RIGHT`` characters after its last digit, and no digit lies in
+    between (it would belong to the window). A detector whose matches start
+    at or before a digit stops searching there (the search after the last
+    match then costs nothing)."""
+    return hi - WINDOW_RIGHT if hi < len(text) else hi
+
+
 # Fewest \d characters a match of each number detector holds (see the
 # patterns): a window with fewer cannot hold one.
 MIN_DIGITS_CARD = 12
@@ -177,17 +187,19 @@ def _card_ok_uncached(raw: str) -> bool:
     return 12 <= len(digits) <= 19 and luhn_ok(digits) and len(set(digits)) > 1
 
 
-def find_cards(text: str, lo: int = 0, hi: int | None = None):
+def find_cards(text: str, lo: int = 0, hi: int | None = None, digits_end: int | None = None):
     """Yield (start, end) of Luhn-valid payment card numbers (12-19 digits).
 
     Numbers typed next to each other ("call 415 555 0132 4111 1111 1111
     1111") make one long candidate; when it fails, shorter group sequences
     ending earlier are tried, then the search resumes at the next digit
     group, so each group starts at most one candidate (linear work).
+    ``digits_end``: no digit lies in [digits_end, hi) (see ``window_digits_end``).
     """
     pos, n = lo, len(text) if hi is None else hi
+    stop = n if digits_end is None else digits_end
     budget = _retry_budget(text)
-    while pos < n:
+    while pos < stop:  # a candidate starts with a digit
         m = CARD_CANDIDATE.search(text, pos, n)
         if m is None:
             return
@@ -300,7 +312,10 @@ def find_ips(text: str, lo: int = 0, hi: int | None = None):
             yield m.start(), m.start() + len(cand)
 
 
-def find_phones(text: str, regions=DEFAULT_PHONE_REGIONS, lo: int = 0, hi: int | None = None, words: bool = True):
+def find_phones(
+    text: str, regions=DEFAULT_PHONE_REGIONS, lo: int = 0, hi: int | None = None, words: bool = True,
+    digits_end: int | None = None,
+):
     """Yield (start, end) of phone numbers that ``phonenumbers`` accepts as
     possible in one of ``regions`` (or anywhere, when written with +).
     ``words=False`` says the text holds no PHONE_CONTEXT word (the
@@ -312,8 +327,9 @@ def find_phones(text: str, regions=DEFAULT_PHONE_REGIONS, lo: int = 0, hi: int |
     the next group: each digit group costs a bounded number of validations.
     """
     pos, n = lo, len(text) if hi is None else hi
+    stop = n if digits_end is None else digits_end
     budget = _retry_budget(text)
-    while pos < n:
+    while pos < stop:  # a candidate holds a digit at or after its start
         m = PHONE_CANDIDATE.search(text, pos, n)
         if m is None:
             return
