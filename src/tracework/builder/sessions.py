@@ -170,13 +170,20 @@ def normalize(frame: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
     # depend on how a chunk's dictionary was built.)
     df = _order_by_session(df.with_columns(_session_hash(df["session"])))
     key_sym = df["key_sym"]
+    if key_sym.dtype == pl.Categorical:
+        # Key symbols and key names from one table of the distinct symbols.
+        key_sym, key = _by_code(key_sym, _same, _key_name)
+        decoded.remove("key_sym")
+    else:
+        key = _key_name(key_sym)
     df = df.with_columns(
         *(_decode(df[name], EVENT_TYPE_ENUM if name == "type" else None) for name in decoded),
+        key_sym.alias("key_sym"),
         pl.col("person").fill_null("unknown"),
         pl.col("device").fill_null("unknown"),
         pl.col("modifiers").fill_null(0),
         pl.col("denied").fill_null(False),
-        _decode(key_sym, "key") if key_sym.dtype == pl.Categorical else _key_name(key_sym),
+        key.alias("key"),
     )
     # An integer id per session: comparisons and windows use it, not the string.
     sh = df["_sh"].to_numpy()
@@ -198,27 +205,31 @@ def _key_name(key_sym: pl.Series) -> pl.Series:
 _NULL_CODE = 2**32 - 1
 
 
-def _by_code(col: pl.Series, fn) -> pl.Series:
-    """``fn`` of a Categorical column's values, computed once per distinct
-    value: a table indexed by dictionary code (null where a code is absent),
-    gathered by each row's code (a null row gathers null). ``fn`` maps a
-    String Series to a Series of the same length."""
+def _by_code(col: pl.Series, *fns) -> list[pl.Series]:
+    """Each of ``fns`` applied to a Categorical column's values, computed once
+    per distinct value: a table indexed by dictionary code (null where a
+    code is absent), gathered by each row's code (a null row gathers null).
+    A ``fn`` maps a String Series to a Series of the same length."""
+    if col.len() and col.null_count() == col.len():
+        # Nothing to look up (columns a lake leaves empty: redactions, urls).
+        return [fn(pl.Series(col.name, [None], dtype=pl.String)).extend_constant(None, col.len() - 1) for fn in fns]
     codes = col.to_physical()
     first = first_rows(codes.fill_null(_NULL_CODE).to_numpy(), _NULL_CODE)
     present = np.flatnonzero(first >= 0)
-    values = fn(col.gather(first[present]).cast(pl.String))
+    values = col.gather(first[present]).cast(pl.String)
     slot = np.full(first.size, present.size, np.int64)
     slot[present] = np.arange(present.size)
-    table = values.extend_constant(None, 1).gather(slot)
-    return table.gather(codes)
+    return [fn(values).extend_constant(None, 1).gather(slot).gather(codes) for fn in fns]
 
 
-def _decode(col: pl.Series, to: pl.DataType | str | None = None) -> pl.Series:
-    """A Categorical column as strings (``to=None``), as an Enum, or as key
-    names (``to="key"``), computed on its distinct values."""
-    if to == "key":
-        return _by_code(col, _key_name).alias("key")
-    return _by_code(col, (lambda v: v) if to is None else (lambda v: v.cast(to))).alias(col.name)
+def _same(values: pl.Series) -> pl.Series:
+    return values
+
+
+def _decode(col: pl.Series, to: pl.DataType | None = None) -> pl.Series:
+    """A Categorical column as strings (``to=None``) or as an Enum, computed
+    on its distinct values."""
+    return _by_code(col, _same if to is None else (lambda v: v.cast(to)))[0].alias(col.name)
 
 
 def _session_hash(session: pl.Series) -> pl.Series:
@@ -229,7 +240,7 @@ def _session_hash(session: pl.Series) -> pl.Series:
     if session.null_count():
         # The hash of a null session (a table entry cannot hold it).
         return session.cast(pl.String).hash(seed=0).alias("_sh")
-    return _by_code(session.rechunk(), lambda v: v.hash(seed=0)).alias("_sh")
+    return _by_code(session.rechunk(), lambda v: v.hash(seed=0))[0].alias("_sh")
 
 
 def _order_by_session(df: pl.DataFrame) -> pl.DataFrame:
