@@ -108,10 +108,10 @@ def cursor_kernel(
     for j in range(m):
         if not xy_ok[prow[j]]:
             ok = False  # a pointer event without coordinates
-    is_move = np.zeros(m, np.bool_)
-    held = np.zeros(m, np.int64)
-    new_seg = np.zeros(m, np.bool_)
-    click_next = np.zeros(m, np.bool_)
+    is_move = np.empty(m, np.bool_)
+    held = np.empty(m, np.int64)
+    new_seg = np.empty(m, np.bool_)
+    click_next = np.zeros(m, np.bool_)  # the last pointer row keeps False
     bs = 0
     bmin = 0
     for j in range(m):

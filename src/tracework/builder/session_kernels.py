@@ -100,18 +100,19 @@ def sessionize_kernel(
     Returns (focus row, its validity, focus hash, its validity, screen_w,
     validity, screen_h, validity, excluded, clock_jump, work_session, task)."""
     n = sid.shape[0]
-    focus = np.zeros(n, np.int64)
-    focus_ok = np.zeros(n, np.bool_)
-    fh = np.zeros(n, np.uint64)
-    fh_ok = np.zeros(n, np.bool_)
-    w_out = np.zeros(n, np.int64)
-    w_ok = np.zeros(n, np.bool_)
-    h_out = np.zeros(n, np.int64)
-    h_ok = np.zeros(n, np.bool_)
-    excluded = np.zeros(n, np.bool_)
-    clock_jump = np.zeros(n, np.bool_)
-    ws_out = np.zeros(n, np.int32)
-    task_out = np.zeros(n, np.int32)
+    # Every row of every output is written below (np.empty: no zeroing pass).
+    focus = np.empty(n, np.int64)
+    focus_ok = np.empty(n, np.bool_)
+    fh = np.empty(n, np.uint64)
+    fh_ok = np.empty(n, np.bool_)
+    w_out = np.empty(n, np.int64)
+    w_ok = np.empty(n, np.bool_)
+    h_out = np.empty(n, np.int64)
+    h_ok = np.empty(n, np.bool_)
+    excluded = np.empty(n, np.bool_)
+    clock_jump = np.empty(n, np.bool_)
+    ws_out = np.empty(n, np.int32)
+    task_out = np.empty(n, np.int32)
 
     blocked = _NULL
     paused = _NULL
