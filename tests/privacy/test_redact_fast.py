@@ -63,7 +63,7 @@ _NUMBERY = st.lists(_PIECES, max_size=14).map("".join)
 def test_digit_windows_equal_the_run_by_run_merge(text):
     expected = reference_digit_windows(text)
     assert pii.digit_windows(text) == expected
-    assert fastscan.digit_windows_ascii(prefilter._ascii_view(text)) == expected
+    assert [w[:3] for w in fastscan.digit_windows_ascii(prefilter._ascii_view(text))] == expected
 
 
 def test_digit_windows_at_every_gap_and_edge_distance():
@@ -76,7 +76,7 @@ def test_digit_windows_at_every_gap_and_edge_distance():
                     text = "x" * before + "12" + sep * gap + "345" + "y" * after + "6" * (after % 2)
                     expected = reference_digit_windows(text)
                     assert pii.digit_windows(text) == expected, text
-                    assert fastscan.digit_windows_ascii(prefilter._ascii_view(text)) == expected, text
+                    assert [w[:3] for w in fastscan.digit_windows_ascii(prefilter._ascii_view(text))] == expected, text
 
 
 def test_digit_windows_on_long_runs_and_the_buffer_growing():
@@ -85,7 +85,7 @@ def test_digit_windows_on_long_runs_and_the_buffer_growing():
     for text in ("7" * 5000, "1 " * 4000, ("12" + "x" * 41) * 300, "x" * 24 + "5" * 200 + "y" * 10):
         expected = reference_digit_windows(text)
         assert pii.digit_windows(text) == expected
-        assert fastscan.digit_windows_ascii(prefilter._ascii_view(text)) == expected
+        assert [w[:3] for w in fastscan.digit_windows_ascii(prefilter._ascii_view(text))] == expected
 
 
 # Texts dense with number-shaped tokens, repeated with small changes, so the
@@ -156,3 +156,30 @@ def test_searches_stop_after_the_windows_last_digit(text):
             assert list(pii.find_phones(text, pii.DEFAULT_PHONE_REGIONS, lo, hi, words, end)) == list(
                 pii.find_phones(text, pii.DEFAULT_PHONE_REGIONS, lo, hi, words)
             )
+
+
+_SHAPED = st.lists(
+    st.one_of(
+        st.sampled_from(
+            _TOKENS
+            # 6 digits and an extension digit; 12-digit card numbers.
+            + ["tel 123456 x 7", "tel 123456\t\tx 7", "call 030 1234 x5", "tel 123 456 x 7", "630427373398", "6304 2737 3398"]
+            + ["x12", " ext. 7", "#9", "1234 x5", "(+1) 22", "12-34.56/78 (9)", "\u00a0", "\t"]
+        ),
+        st.text(alphabet="0123456789 -+()x.e#/\t\u00a0٣", max_size=20),
+    ),
+    max_size=10,
+).map("".join)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(_SHAPED, _DENSE, _NUMBERY))
+def test_windows_without_a_shape_hold_no_card_or_phone(text):
+    # A window whose phone (card) flag is off gets no phone (card) search:
+    # searching it anyway finds nothing, with and without a phone word.
+    for lo, hi, _, shapes in fastscan.digit_windows_ascii(prefilter._ascii_view(text)):
+        if not shapes & fastscan.CARD_SHAPED:
+            assert list(pii.find_cards(text, lo, hi)) == []
+        if not shapes & fastscan.PHONE_SHAPED:
+            for words in (True, False):
+                assert list(pii.find_phones(text, pii.DEFAULT_PHONE_REGIONS, lo, hi, words)) == []

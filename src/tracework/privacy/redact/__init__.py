@@ -193,11 +193,16 @@ class Redactor:
         if (card or iban or ssn or nid or ip or phone) and (view is not None or _DIGIT.search(text) is not None):
             # Number detectors run only in windows around digit clusters.
             min_card, min_ssn, min_nid, min_phone = self._min_digits
-            windows = pii.digit_windows(text) if view is None else fastscan.digit_windows_ascii(view)
+            if view is None:
+                windows = [(lo, hi, nd, fastscan.ALL_SHAPES) for lo, hi, nd in pii.digit_windows(text)]
+            else:
+                # With each window's shape flags: cards and phones run only
+                # where a run of digits and separators could hold one.
+                windows = fastscan.digit_windows_ascii(view)
             n = len(text)
-            for lo, hi, nd in windows:
+            for lo, hi, nd, shapes in windows:
                 digits_end = hi - pii.WINDOW_RIGHT if hi < n else hi  # pii.window_digits_end
-                if card and nd >= min_card:
+                if card and nd >= min_card and shapes & fastscan.CARD_SHAPED:
                     for s, e in pii.find_cards(text, lo, hi, digits_end):
                         yield Span(s, e, CARD, "card-luhn")
                 if iban:
@@ -212,7 +217,7 @@ class Redactor:
                 if ip:
                     for s, e in pii.find_ips(text, lo, hi):
                         yield Span(s, e, IP_ADDRESS, "ip")
-                if phone and nd >= min_phone:
+                if phone and nd >= min_phone and shapes & fastscan.PHONE_SHAPED:
                     for s, e in pii.find_phones(text, self.phone_regions, lo, hi, may(prefilter.PHONE_WORD), digits_end):
                         yield Span(s, e, PHONE, "phonenumbers")
         if on("generic_secret") and may(prefilter.GENERIC) and ("=" in text or ":" in text):
