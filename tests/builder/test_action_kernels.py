@@ -7,7 +7,7 @@ motion, clicks of every button (chained or not), drags, a button held while
 keys are typed, a button released twice or never, scroll bursts in every
 direction, typing with backspaces past the start, redacted spans, named keys,
 hotkeys and lone modifiers, focus changes (some denied or locked), idle and
-pause periods, long gaps (new work sessions and tasks), several sessions in
+pause periods, long gaps (new work sessions and tasks), the clock set back, several sessions in
 one frame, and settings other than the defaults.
 """
 
@@ -62,6 +62,7 @@ ops = st.one_of(
     st.tuples(st.just("pause"), st.booleans()),
     st.tuples(st.just("idle"),),
     st.tuples(st.just("gap"), st.sampled_from([61_000, 301_000])),
+    st.tuples(st.just("clock_back"), st.sampled_from([5, 500, 90_000])),  # the wall clock set back
 )
 
 
@@ -117,6 +118,8 @@ def _play(s: Script, script: list[tuple]) -> Script:
             s.add(Idle, 10, idle_ms=60_000).add(Active, 60_000)
         elif kind == "gap":
             s.t += op[1] * 1_000_000
+        elif kind == "clock_back":
+            s.t -= op[1] * 1_000_000
     return s
 
 

@@ -50,54 +50,50 @@ MOD_BITS = np.array([MOD_CTRL, MOD_ALT, MOD_META, MOD_SHIFT, MOD_ALTGR], np.int6
 DROP = np.int64(-2)
 
 
+# Per-row flags (bits of ``flags``).
+F_NEW, F_FREE, F_PRESS, F_SURVIVES = 1, 2, 4, 8
+
+
 @numba.njit(cache=True, nogil=True)
-def row_keys(tcode, excluded, sid, ws, task, t, x, xv, y, yv, dx, dxv, dy, dyv, kcat, keyc, scroll_gap):
+def row_keys(tcode, excluded, sid, seq, ws, task, t, x, xv, y, yv, dx, dxv, dy, dyv, kcat, keyc, scroll_gap):
     """Per row: ``akey`` (``DROP`` for rows in no action) and the per-row facts
     the aggregation reads. Inputs are full-length columns of the sessionized
     frame; excluded rows, key-ups and rows of unknown type are skipped (the
-    Polars version filters them out first)."""
+    Polars version filters them out first).
+
+    Returns (akey, max aid, ucat, flags, bxs, bys, lmxs, lmys, moved, monotone):
+    ``ucat`` the unit category (-1: not a unit); ``flags`` the ``F_*`` bits
+    (unit row that starts an action, free motion, part of a press, typed
+    token still present at the end of its run); ``bxs``/``bys`` the row whose
+    x/y is where the pointer was before the row (-1: none); ``lmxs``/``lmys``
+    the last motion row with an x/y; ``moved`` the distance of a press's row
+    from where the press started (-1: unknown); ``monotone`` whether seq,
+    time, work session and task never decrease within a session. Values by row number keep
+    these arrays narrow: the chunk's memory traffic is most of the cost."""
     n = tcode.shape[0]
-    akey = np.full(n, DROP, np.int64)
-    ucat = np.full(n, -1, np.int8)  # second-pass unit category (-1: not a unit)
-    newu = np.zeros(n, np.bool_)  # unit row that starts an action
-    free = np.zeros(n, np.bool_)  # pointer motion with no button held
-    in_press = np.zeros(n, np.bool_)  # button-up, or motion while a button is held
-    survives = np.zeros(n, np.bool_)  # typed token still present at the end of its run
-    bx = np.zeros(n, np.int64)  # where the pointer was before the row
-    bxv = np.zeros(n, np.bool_)
-    by = np.zeros(n, np.int64)
-    byv = np.zeros(n, np.bool_)
-    fx = np.zeros(n, np.int64)  # where the last press started
-    fxv = np.zeros(n, np.bool_)
-    fy = np.zeros(n, np.int64)
-    fyv = np.zeros(n, np.bool_)
-    lmx = np.zeros(n, np.int64)  # where the pointer last moved
-    lmxv = np.zeros(n, np.bool_)
-    lmy = np.zeros(n, np.int64)
-    lmyv = np.zeros(n, np.bool_)
-    depth = np.zeros(n, np.int32)
+    akey = np.full(n, DROP, np.int32)
+    ucat = np.empty(n, np.int8)
+    flags = np.zeros(n, np.uint8)
+    bxs = np.empty(n, np.int32)
+    bys = np.empty(n, np.int32)
+    lmxs = np.empty(n, np.int32)
+    lmys = np.empty(n, np.int32)
+    moved = np.empty(n, np.int64)
+    depth = np.empty(n, np.int32)
     delta = np.zeros(n, np.int8)
-    grp1 = np.zeros(n, np.int64)
-    aid_own = np.full(n, -1, np.int64)
-    prev_aid = np.full(n, -1, np.int64)
+    grp1 = np.empty(n, np.int32)
 
     have_last = False
     last_sid = 0
     held = 0
-    lx = 0
-    lxv = False
-    ly = 0
-    lyv = False
+    lx = -1  # last row of the session with an x (or y)
+    ly = -1
     aid_fwd = -1
     # Global forward fills (across sessions, as in the Polars version).
-    gfx = 0
-    gfxv = False
-    gfy = 0
-    gfyv = False
-    glmx = 0
-    glmxv = False
-    glmy = 0
-    glmyv = False
+    gfx = -1
+    gfy = -1
+    glmx = -1
+    glmy = -1
     # "The previous unit row" state: the last non-null value among earlier unit rows.
     p_any = False
     p_sid = 0
@@ -112,7 +108,11 @@ def row_keys(tcode, excluded, sid, ws, task, t, x, xv, y, yv, dx, dxv, dy, dyv, 
     aid1 = 0
     aid2 = 0
     d = 0  # clamped text depth in the current first-pass group
-    max_aid = 0
+    monotone = True
+    l_seq = 0
+    l_t = 0
+    l_ws = 0
+    l_task = 0
 
     for i in range(n):
         tc = tcode[i]
@@ -121,9 +121,15 @@ def row_keys(tcode, excluded, sid, ws, task, t, x, xv, y, yv, dx, dxv, dy, dyv, 
         s = sid[i]
         if not have_last or s != last_sid:
             held = 0
-            lxv = False
-            lyv = False
+            lx = -1
+            ly = -1
             aid_fwd = -1
+        elif seq[i] < l_seq or t[i] < l_t or ws[i] < l_ws or task[i] < l_task:
+            monotone = False
+        l_seq = seq[i]
+        l_t = t[i]
+        l_ws = ws[i]
+        l_task = task[i]
         have_last = True
         last_sid = s
         # Button depth, clamped at zero (a button-up with nothing held does nothing).
@@ -132,48 +138,25 @@ def row_keys(tcode, excluded, sid, ws, task, t, x, xv, y, yv, dx, dxv, dy, dyv, 
         elif tc == T_UP:
             held = held - 1 if held > 0 else 0
         ip = tc == T_UP or (tc == T_MOVE and held > 0)
-        in_press[i] = ip
         # Pointer position before the row (last known in the session), else the row's own.
-        if lxv:
-            bx[i] = lx
-            bxv[i] = True
-        else:
-            bx[i] = x[i]
-            bxv[i] = xv[i]
-        if lyv:
-            by[i] = ly
-            byv[i] = True
-        else:
-            by[i] = y[i]
-            byv[i] = yv[i]
+        bxs[i] = lx if lx >= 0 else (i if xv[i] else -1)
+        bys[i] = ly if ly >= 0 else (i if yv[i] else -1)
         if xv[i]:
-            lx = x[i]
-            lxv = True
+            lx = i
         if yv[i]:
-            ly = y[i]
-            lyv = True
+            ly = i
         if tc == T_DOWN:
             if xv[i]:
-                gfx = x[i]
-                gfxv = True
+                gfx = i
             if yv[i]:
-                gfy = y[i]
-                gfyv = True
-        if tc == T_MOVE:
+                gfy = i
+        elif tc == T_MOVE:
             if xv[i]:
-                glmx = x[i]
-                glmxv = True
+                glmx = i
             if yv[i]:
-                glmy = y[i]
-                glmyv = True
-        fx[i] = gfx
-        fxv[i] = gfxv
-        fy[i] = gfy
-        fyv[i] = gfyv
-        lmx[i] = glmx
-        lmxv[i] = glmxv
-        lmy[i] = glmy
-        lmyv[i] = glmyv
+                glmy = i
+        lmxs[i] = glmx
+        lmys[i] = glmy
 
         # Unit category (first pass: every backspace is part of typing).
         kc = kcat[i]
@@ -190,12 +173,21 @@ def row_keys(tcode, excluded, sid, ws, task, t, x, xv, y, yv, dx, dxv, dy, dyv, 
         else:
             u1 = -1
         if u1 < 0:
+            ucat[i] = -1
             grp1[i] = aid1
             depth[i] = d
-            free[i] = tc == T_MOVE and not ip
             if ip:
-                aid_own[i] = aid_fwd
-            prev_aid[i] = aid_fwd
+                flags[i] = F_PRESS
+                # Held motion and button-ups join the last unit of the session.
+                if aid_fwd >= 0:
+                    akey[i] = 3 * aid_fwd + 1
+                if xv[i] and gfx >= 0 and yv[i] and gfy >= 0:
+                    moved[i] = abs(x[i] - x[gfx]) + abs(y[i] - y[gfy])
+                else:
+                    moved[i] = -1
+            elif tc == T_MOVE:
+                flags[i] = F_FREE
+                akey[i] = aid_fwd  # the unit before; resolved in the backward pass
             continue
 
         # Scroll direction: vertical as +-2, horizontal as +-1 (null without dx/dy).
@@ -225,7 +217,7 @@ def row_keys(tcode, excluded, sid, ws, task, t, x, xv, y, yv, dx, dxv, dy, dyv, 
         if u1 == C_TYPE:
             dl = 1 if kc == C_TYPE else -1
         under = dl < 0 and d == 0
-        d = d + dl if d + dl > 0 else 0
+        d = max(0, d + dl)
         delta[i] = dl
         depth[i] = d
         grp1[i] = aid1
@@ -239,11 +231,10 @@ def row_keys(tcode, excluded, sid, ws, task, t, x, xv, y, yv, dx, dxv, dy, dyv, 
         new2 = not (same_ctx and u2 == p_u2 and u2 != C_PRESS and u2 != C_HOTKEY and u2 != C_BREAK and cont_extra2)
         if new2:
             aid2 += 1
+            flags[i] = F_NEW
         ucat[i] = u2
-        newu[i] = new2
-        aid_own[i] = aid2
+        akey[i] = 3 * aid2 + 1
         aid_fwd = aid2
-        max_aid = aid2
         p_any = True
         p_sid = s
         p_ws = ws[i]
@@ -280,21 +271,23 @@ def row_keys(tcode, excluded, sid, ws, task, t, x, xv, y, yv, dx, dxv, dy, dyv, 
             rmin = depth[i]
         elif depth[i] < rmin:
             rmin = depth[i]
-        survives[i] = delta[i] > 0 and rmin >= depth[i]
+        if delta[i] > 0 and rmin >= depth[i]:
+            flags[i] |= F_SURVIVES
         u = ucat[i]
-        if u >= 0 and u != C_BREAK:
-            nb = aid_own[i]
-            ncat = u
-        if free[i]:
+        if u >= 0:
+            if u != C_BREAK:
+                nb = (akey[i] - 1) // 3
+                ncat = u
+        elif flags[i] & F_FREE:
             if nb >= 0:
+                # Motion leads to the next action: part of it when that is a
+                # pointer action, a move action before it otherwise.
                 akey[i] = 3 * nb + 1 if (ncat == C_PRESS or ncat == C_SCROLL) else 3 * nb
-            elif prev_aid[i] >= 0:
-                akey[i] = 3 * prev_aid[i] + 2
+            elif akey[i] >= 0:
+                akey[i] = 3 * akey[i] + 2  # trailing motion after the session's last unit
             else:
-                akey[i] = -1
-        elif aid_own[i] >= 0:
-            akey[i] = 3 * aid_own[i] + 1
-    return (akey, max_aid, ucat, newu, free, in_press, survives, bx, bxv, by, byv, fx, fxv, fy, fyv, lmx, lmxv, lmy, lmyv)
+                akey[i] = -1  # a session of nothing but motion
+    return akey, aid2, ucat, flags, bxs, bys, lmxs, lmys, moved, monotone
 
 
 @numba.njit(cache=True, nogil=True)
@@ -310,7 +303,7 @@ def group_order(akey, max_aid):
             m += 1
     for j in range(1, g + 1):
         counts[j] += counts[j - 1]
-    order = np.empty(m, np.int64)
+    order = np.empty(m, np.int32)
     fill = counts[:-1].copy()
     for i in range(akey.shape[0]):
         if akey[i] != DROP:
@@ -324,76 +317,73 @@ def group_order(akey, max_aid):
 def actions(
     starts, order, tcode, sid, row, ws, task, seq, t, x, xv, y, yv, dx, dxv, dy, dyv, mods,
     focus, focusv, sw, swv, sh, shv, keyc, btnc, redc,
-    ucat, newu, free, in_press, survives, bx, bxv, by, byv, fx, fxv, fy, fyv, lmx, lmxv, lmy, lmyv,
+    ucat, flags, bxs, bys, lmxs, lmys, moved, monotone,
     move_min_px, drag_px, multi_click_ns, multi_click_px, right_code, middle_code,
 ):  # fmt: skip
     """One entry per output action, in output order (see the module doc).
 
-    Returns (ints, valid, floats, tokens, token_offsets, points, point_offsets):
-    ``ints`` an (I_* x actions) int64 matrix, ``valid`` the matching validity,
-    ``floats`` the duration; ``tokens`` the rows whose text makes each typing
-    action's text; ``points`` (x, y, t_ms, x valid, y valid) of each path."""
+    Returns (ints, valid, duration, tokens, token offsets, points, point
+    validity, point offsets): ``ints`` an (I_* x actions) int64 matrix and
+    ``valid`` its validity; ``tokens`` the rows whose text makes each typing
+    action's text; ``points`` (x, y, t_ms) of each action's path.
+
+    One pass over the rows, action by action (each action's rows are one
+    slice of ``order``), writes every candidate action's aggregates, tokens
+    and path points; a pass over the candidates then merges click chains and
+    compacts the arrays to the output actions."""
     ngroups = starts.shape[0] - 1
-    # Candidate actions (one per non-empty akey group that passes the filters).
-    cg = np.empty(ngroups, np.int64)
-    c_sid = np.empty(ngroups, np.int64)
-    c_press = np.zeros(ngroups, np.bool_)
-    c_drag = np.zeros(ngroups, np.bool_)
-    c_btn = np.empty(ngroups, np.int64)
-    c_px = np.empty(ngroups, np.int64)
-    c_pxv = np.zeros(ngroups, np.bool_)
-    c_py = np.empty(ngroups, np.int64)
-    c_pyv = np.zeros(ngroups, np.bool_)
-    c_down = np.empty(ngroups, np.int64)
-    c_downv = np.zeros(ngroups, np.bool_)
-    c_ux = np.empty(ngroups, np.int64)
-    c_uxv = np.zeros(ngroups, np.bool_)
-    c_uy = np.empty(ngroups, np.int64)
-    c_uyv = np.zeros(ngroups, np.bool_)
-    c_end = np.empty(ngroups, np.int64)
-    c_seql = np.empty(ngroups, np.int64)
-    c_count = np.empty(ngroups, np.int64)
+    n_cand = 0
+    for g in range(ngroups):
+        if starts[g + 1] > starts[g]:
+            n_cand += 1
+    ints = np.zeros((N_INTS, n_cand), np.int64)
+    valid = np.zeros((N_INTS, n_cand), np.bool_)
+    dur = np.empty(n_cand, np.float64)
+    # Candidate facts the merge reads besides ``ints``.
+    c_press = np.empty(n_cand, np.bool_)
+    c_drag = np.empty(n_cand, np.bool_)
+    c_down = np.empty(n_cand, np.int64)
+    c_downv = np.empty(n_cand, np.bool_)
+    c_ux = np.empty(n_cand, np.int64)
+    c_uxv = np.empty(n_cand, np.bool_)
+    c_uy = np.empty(n_cand, np.int64)
+    c_uyv = np.empty(n_cand, np.bool_)
+    c_free = np.empty(n_cand, np.bool_)
+    c_u = np.empty(n_cand, np.int64)
+    c_sid = np.empty(n_cand, np.int64)
+    tokens = np.empty(order.shape[0], np.int64)
+    tok_off = np.zeros(n_cand + 1, np.int64)
+    pts = np.empty((3, order.shape[0]), np.int32)
+    ptsv = np.empty((2, order.shape[0]), np.bool_)
+    pt_off = np.zeros(n_cand + 1, np.int64)
+    ntok = 0
+    npt = 0
     nc = 0
     for g in range(ngroups):
         a, b = starts[g], starts[g + 1]
         if a == b:
             continue
-        u = -1
-        all_free = True
-        mxv = lmxv[order[b - 1]]
         i0 = order[a]
+        il = order[b - 1]
+        # Rows of one session whose seq, time, work session and task never
+        # decrease (checked in row_keys; what normalize and sessionize give):
+        # minima and maxima are the first and last row's, and the path's
+        # zero (the earliest pointer row) is the first pointer row.
+        fast = monotone and sid[i0] == sid[il]
+        pt0 = 0
+        ptv = False
         for j in range(a, b):
             i = order[j]
-            if ucat[i] > u:
-                u = ucat[i]
-            if not free[i]:
-                all_free = False
-        if all_free:
-            if not mxv:
-                continue
-        elif not (u == C_PRESS or u == C_SCROLL or u == C_TYPE or u == C_KEY or u == C_HOTKEY):
-            continue
-        if all_free:
-            # Moves: drop jitter below move_min_px (net displacement from
-            # where the pointer was before the first sample).
-            il = order[b - 1]
-            if not (bxv[i0] and byv[i0] and lmyv[il]):
-                continue
-            ddx = lmx[il] - bx[i0]
-            ddy = lmy[il] - by[i0]
-            if not math.sqrt(float(ddx * ddx + ddy * ddy)) >= move_min_px:
-                continue
-        elif u == C_TYPE:
-            # A typing action whose text was all deleted within it changed nothing.
-            alive = False
-            for j in range(a, b):
-                i = order[j]
-                if ucat[i] == C_TYPE and survives[i]:
-                    alive = True
+            tc = tcode[i]
+            if (tc == T_MOVE or tc == T_DOWN or tc == T_UP) and (not ptv or t[i] < pt0):
+                pt0 = t[i]
+                ptv = True
+                if fast:
                     break
-            if not alive:
-                continue
-        is_press = u == C_PRESS and not all_free
+        tok_start = ntok
+        pt_start = npt
+        u = -1
+        all_free = True
         btn = -1
         pxv = False
         px = 0
@@ -405,61 +395,168 @@ def actions(
         uy = 0
         downv = False
         down = 0
-        movedv = False
-        moved = 0
-        end = t[i0]
-        seql = seq[i0]
+        mv = -1
+        end = t[il] if fast else t[i0]
+        seql = seq[il] if fast else seq[i0]
+        ws_m = ws[il] if fast else ws[i0]
+        task_m = task[il] if fast else task[i0]
+        startv = False
+        start = 0
+        first = t[i0]
+        seqf = seq[i0]
         for j in range(a, b):
             i = order[j]
             tc = tcode[i]
-            if t[i] > end:
-                end = t[i]
-            if seq[i] > seql:
-                seql = seq[i]
-            if tc == T_DOWN:
-                if btnc[i] > btn:
-                    btn = btnc[i]
-                if not downv or t[i] > down:
-                    down = t[i]
-                    downv = True
-            if (tc == T_DOWN or tc == T_SCROLL) and newu[i]:
+            f = flags[i]
+            uc = ucat[i]
+            ti = t[i]
+            u = max(u, uc)
+            if not fast:
+                end = max(end, ti)
+                first = min(first, ti)
+                seql = max(seql, seq[i])
+                seqf = min(seqf, seq[i])
+                ws_m = max(ws_m, ws[i])
+                task_m = max(task_m, task[i])
+            if not f & F_FREE:
+                all_free = False
+                if not startv or ti < start:
+                    start = ti
+                    startv = True
+            if tc == T_MOVE or tc == T_DOWN or tc == T_UP:
+                pts[0, npt] = np.int32(x[i])
+                pts[1, npt] = np.int32(y[i])
+                pts[2, npt] = np.int32((ti - pt0) // 1_000_000)
+                ptsv[0, npt] = xv[i]
+                ptsv[1, npt] = yv[i]
+                npt += 1
+                if tc == T_DOWN:
+                    btn = max(btn, btnc[i])
+                    if not downv or ti > down:
+                        down = ti
+                        downv = True
+                elif tc == T_UP:
+                    if xv[i] and (not uxv or x[i] > ux):
+                        ux = x[i]
+                        uxv = True
+                    if yv[i] and (not uyv or y[i] > uy):
+                        uy = y[i]
+                        uyv = True
+            if (tc == T_DOWN or tc == T_SCROLL) and f & F_NEW:
                 if xv[i] and (not pxv or x[i] > px):
                     px = x[i]
                     pxv = True
                 if yv[i] and (not pyv or y[i] > py):
                     py = y[i]
                     pyv = True
-            if tc == T_UP:
-                if xv[i] and (not uxv or x[i] > ux):
-                    ux = x[i]
-                    uxv = True
-                if yv[i] and (not uyv or y[i] > uy):
-                    uy = y[i]
-                    uyv = True
-            if in_press[i] and xv[i] and fxv[i] and yv[i] and fyv[i]:
-                mv = abs(x[i] - fx[i]) + abs(y[i] - fy[i])
-                if not movedv or mv > moved:
-                    moved = mv
-                    movedv = True
-        cg[nc] = g
-        c_sid[nc] = sid[i0]
+            if f & F_PRESS:
+                mv = max(mv, moved[i])
+        # Facts of one kind of action, from a second look at its rows (still
+        # in cache): reading them for every action was most of the memory traffic.
+        key = -1
+        mod = mods[i0]
+        nkeys = 0
+        sdy = 0
+        sdx = 0
+        if not all_free:
+            if u == C_TYPE:
+                # Text: surviving tokens; consecutive placeholders of one redacted span collapse.
+                last_red = -1
+                for j in range(a, b):
+                    i = order[j]
+                    if ucat[i] == C_TYPE and flags[i] & F_SURVIVES:
+                        r = redc[i]
+                        if not (r >= 0 and r == last_red):
+                            last_red = r
+                            tokens[ntok] = i
+                            ntok += 1
+            elif u == C_KEY or u == C_HOTKEY:
+                for j in range(a, b):
+                    i = order[j]
+                    key = max(key, keyc[i])
+                    mod = max(mod, mods[i])
+                    if tcode[i] == T_KEY_DOWN and not flags[i] & F_FREE:
+                        nkeys += 1
+            elif u == C_SCROLL:
+                for j in range(a, b):
+                    i = order[j]
+                    if tcode[i] == T_SCROLL:
+                        if dyv[i]:
+                            sdy += dy[i]
+                        if dxv[i]:
+                            sdx += dx[i]
+        if all_free:
+            # Moves: drop jitter below move_min_px (net displacement from
+            # where the pointer was before the first sample).
+            ok = lmxs[il] >= 0 and lmys[il] >= 0 and bxs[i0] >= 0 and bys[i0] >= 0
+            if ok:
+                ddx = x[lmxs[il]] - x[bxs[i0]]
+                ddy = y[lmys[il]] - y[bys[i0]]
+                ok = math.sqrt(float(ddx * ddx + ddy * ddy)) >= move_min_px
+        else:
+            ok = u == C_PRESS or u == C_SCROLL or u == C_TYPE or u == C_KEY or u == C_HOTKEY
+            # A typing action whose text was all deleted within it changed nothing.
+            ok = ok and not (u == C_TYPE and ntok == tok_start)
+        if not ok:
+            ntok = tok_start
+            npt = pt_start
+            continue
+        is_press = u == C_PRESS and not all_free
         c_press[nc] = is_press
-        c_drag[nc] = is_press and movedv and moved > drag_px
-        c_btn[nc] = btn
-        c_px[nc] = px
-        c_pxv[nc] = pxv
-        c_py[nc] = py
-        c_pyv[nc] = pyv
+        c_drag[nc] = is_press and mv >= 0 and mv > drag_px
         c_down[nc] = down
         c_downv[nc] = downv
         c_ux[nc] = ux
         c_uxv[nc] = uxv
         c_uy[nc] = uy
         c_uyv[nc] = uyv
-        c_end[nc] = end
-        c_seql[nc] = seql
-        c_count[nc] = b - a
+        c_free[nc] = all_free
+        c_u[nc] = u
+        c_sid[nc] = sid[i0]
+        mxs = lmxs[il]
+        mys = lmys[il]
+        # Pointer actions: where the press or scroll happened; moves: where the motion ended.
+        if all_free:
+            ints[I_X, nc] = x[mxs]
+            valid[I_X, nc] = True
+            ints[I_Y, nc] = y[mys]
+            valid[I_Y, nc] = True
+            start = first
+            startv = True
+        else:
+            ints[I_X, nc] = px
+            valid[I_X, nc] = pxv
+            ints[I_Y, nc] = py
+            valid[I_Y, nc] = pyv
+        # Where a drag ends when its button-up is missing: where the pointer last moved.
+        ints[I_END_X, nc] = x[mxs] if mxs >= 0 else 0
+        valid[I_END_X, nc] = mxs >= 0
+        ints[I_END_Y, nc] = y[mys] if mys >= 0 else 0
+        valid[I_END_Y, nc] = mys >= 0
+        ints[I_R0, nc] = row[i0]
+        ints[I_WS, nc] = ws_m
+        ints[I_TASK, nc] = task_m
+        ints[I_BUTTON, nc] = btn
+        ints[I_PRESSES, nc] = nkeys
+        ints[I_KEY, nc] = key
+        ints[I_MODS, nc] = mod
+        ints[I_AMOUNT, nc] = max(abs(sdy), abs(sdx))
+        ints[I_SDIR, nc] = 0 if sdy > 0 else (1 if sdy < 0 else (2 if sdx > 0 else 3))
+        ints[I_START, nc] = start
+        valid[I_START, nc] = startv
+        ints[I_END, nc] = end
+        ints[I_FOCUS, nc] = focus[il]
+        valid[I_FOCUS, nc] = focusv[il]
+        ints[I_SW, nc] = sw[il]
+        valid[I_SW, nc] = swv[il]
+        ints[I_SH, nc] = sh[il]
+        valid[I_SH, nc] = shv[il]
+        ints[I_SEQ_FIRST, nc] = seqf
+        ints[I_SEQ_LAST, nc] = seql
+        ints[I_COUNT, nc] = b - a
         nc += 1
+        tok_off[nc] = ntok
+        pt_off[nc] = npt
 
     # Click chains: presses of one button, not drags, close in time and
     # space, nothing else between; every third starts anew. The group id is
@@ -469,13 +566,15 @@ def actions(
     chain = 0
     k = 0
     for c in range(nc):
-        click = c_press[c] and not c_drag[c]
-        chained = False
-        if c > 0 and click and c_press[c - 1] and not c_drag[c - 1] and c_sid[c] == c_sid[c - 1]:
-            if c_btn[c] >= 0 and c_btn[c - 1] >= 0 and c_btn[c] == c_btn[c - 1]:
-                if c_downv[c] and c_downv[c - 1] and c_down[c] - c_down[c - 1] <= multi_click_ns:
-                    if c_pxv[c] and c_pxv[c - 1] and abs(c_px[c] - c_px[c - 1]) <= multi_click_px:
-                        chained = c_pyv[c] and c_pyv[c - 1] and abs(c_py[c] - c_py[c - 1]) <= multi_click_px
+        chained = (
+            c > 0
+            and c_press[c] and not c_drag[c] and c_press[c - 1] and not c_drag[c - 1]
+            and c_sid[c] == c_sid[c - 1]
+            and ints[I_BUTTON, c] >= 0 and ints[I_BUTTON, c] == ints[I_BUTTON, c - 1]
+            and c_downv[c] and c_downv[c - 1] and c_down[c] - c_down[c - 1] <= multi_click_ns
+            and valid[I_X, c] and valid[I_X, c - 1] and abs(ints[I_X, c] - ints[I_X, c - 1]) <= multi_click_px
+            and valid[I_Y, c] and valid[I_Y, c - 1] and abs(ints[I_Y, c] - ints[I_Y, c - 1]) <= multi_click_px
+        )  # fmt: skip
         if chained:
             k += 1
         else:
@@ -511,112 +610,41 @@ def actions(
         last_uyv[c] = fuyv
         last_c[c] = lastc
 
-    nout = 0
-    for c in range(nc):
-        if c == 0 or grp[c] != grp[c - 1]:
-            nout += 1
-    ints = np.zeros((N_INTS, nout), np.int64)
-    valid = np.zeros((N_INTS, nout), np.bool_)
-    dur = np.empty(nout, np.float64)
-    tokens = np.empty(order.shape[0], np.int64)
-    tok_off = np.zeros(nout + 1, np.int64)
-    pts = np.empty((3, order.shape[0]), np.int32)
-    ptsv = np.empty((2, order.shape[0]), np.bool_)
-    pt_off = np.zeros(nout + 1, np.int64)
-    ntok = 0
-    npt = 0
     o = -1
     prev_sid = 0
     first_of_session = 0
+    wt = 0
+    wp = 0
     for c in range(nc):
         if c > 0 and grp[c] == grp[c - 1]:
             continue
         o += 1
-        g = cg[c]
-        a, b = starts[g], starts[g + 1]
-        i0 = order[a]
-        il = order[b - 1]
-        u = -1
-        all_free = True
-        ws_m = ws[i0]
-        task_m = task[i0]
-        key = -1
-        mod = mods[i0]
-        nkeys = 0
-        sdy = 0
-        sdx = 0
-        startv = False
-        start = 0
-        first = t[i0]
-        seqf = seq[i0]
-        ptv = False
-        pt0 = 0
-        for j in range(a, b):
-            i = order[j]
-            tc = tcode[i]
-            if ucat[i] > u:
-                u = ucat[i]
-            if ws[i] > ws_m:
-                ws_m = ws[i]
-            if task[i] > task_m:
-                task_m = task[i]
-            if keyc[i] > key:
-                key = keyc[i]
-            if mods[i] > mod:
-                mod = mods[i]
-            if not free[i]:
-                all_free = False
-                if tc == T_KEY_DOWN:
-                    nkeys += 1
-                if not startv or t[i] < start:
-                    start = t[i]
-                    startv = True
-            if tc == T_SCROLL:
-                if dyv[i]:
-                    sdy += dy[i]
-                if dxv[i]:
-                    sdx += dx[i]
-            if t[i] < first:
-                first = t[i]
-            if seq[i] < seqf:
-                seqf = seq[i]
-            if tc == T_MOVE or tc == T_DOWN or tc == T_UP:
-                if not ptv or t[i] < pt0:
-                    pt0 = t[i]
-                    ptv = True
-        # Text: surviving tokens; consecutive placeholders of one redacted span collapse.
-        last_red = -1
-        for j in range(a, b):
-            i = order[j]
-            if ucat[i] == C_TYPE and survives[i]:
-                r = redc[i]
-                if r >= 0 and r == last_red:
-                    continue
-                last_red = r
-                tokens[ntok] = i
-                ntok += 1
-        # Path: pointer rows, time in ms from the first of them.
-        for j in range(a, b):
-            i = order[j]
-            tc = tcode[i]
-            if tc == T_MOVE or tc == T_DOWN or tc == T_UP:
-                pts[0, npt] = np.int32(x[i])
-                pts[1, npt] = np.int32(y[i])
-                pts[2, npt] = np.int32((t[i] - pt0) // 1_000_000)
-                ptsv[0, npt] = xv[i]
-                ptsv[1, npt] = yv[i]
-                npt += 1
-        tok_off[o + 1] = ntok
-        pt_off[o + 1] = npt
-
+        # Compact: the candidate's columns, tokens and points move to output slot o.
+        if o != c:
+            for col in range(N_INTS):
+                ints[col, o] = ints[col, c]
+                valid[col, o] = valid[col, c]
+        for j in range(tok_off[c], tok_off[c + 1]):
+            tokens[wt] = tokens[j]
+            wt += 1
+        for j in range(pt_off[c], pt_off[c + 1]):
+            pts[0, wp] = pts[0, j]
+            pts[1, wp] = pts[1, j]
+            pts[2, wp] = pts[2, j]
+            ptsv[0, wp] = ptsv[0, j]
+            ptsv[1, wp] = ptsv[1, j]
+            wp += 1
+        tok_off[o + 1] = wt
+        pt_off[o + 1] = wp
         lc = last_c[c]
         clicks = kpos[lc] % 3 + 1
         count = 0
         for cc in range(c, lc + 1):
-            count += c_count[cc]
+            count += ints[I_COUNT, cc]
         is_press = c_press[c]
-        btn = c_btn[c]
-        if all_free:
+        btn = ints[I_BUTTON, o]
+        u = c_u[c]
+        if c_free[c]:
             act = A_MOVE
         elif c_drag[c]:
             act = A_DRAG
@@ -639,90 +667,40 @@ def actions(
         else:
             act = A_HOTKEY
         ints[I_ACTION, o] = act
-        valid[I_ACTION, o] = True
-        ints[I_R0, o] = row[i0]
-        valid[I_R0, o] = True
         s = c_sid[c]
         if o == 0 or s != prev_sid:
             first_of_session = o
         prev_sid = s
         ints[I_INDEX, o] = o - first_of_session
-        valid[I_INDEX, o] = True
-        ints[I_WS, o] = ws_m
-        valid[I_WS, o] = True
-        ints[I_TASK, o] = task_m
-        valid[I_TASK, o] = True
-        if act == A_MOVE:
-            ints[I_X, o] = lmx[il]
-            valid[I_X, o] = lmxv[il]
-            ints[I_Y, o] = lmy[il]
-            valid[I_Y, o] = lmyv[il]
-        else:
-            ints[I_X, o] = c_px[c]
-            valid[I_X, o] = c_pxv[c]
-            ints[I_Y, o] = c_py[c]
-            valid[I_Y, o] = c_pyv[c]
+        for col in (I_ACTION, I_R0, I_INDEX, I_WS, I_TASK, I_END, I_SEQ_FIRST, I_SEQ_LAST, I_COUNT):
+            valid[col, o] = True
         if act == A_DRAG:
+            # Where the button came up (the group's last), else where the pointer last moved.
             if last_uxv[c]:
                 ints[I_END_X, o] = last_ux[c]
                 valid[I_END_X, o] = True
-            else:
-                ints[I_END_X, o] = lmx[il]
-                valid[I_END_X, o] = lmxv[il]
             if last_uyv[c]:
                 ints[I_END_Y, o] = last_uy[c]
                 valid[I_END_Y, o] = True
-            else:
-                ints[I_END_Y, o] = lmy[il]
-                valid[I_END_Y, o] = lmyv[il]
-        if act == A_DRAG or act == A_RIGHT or act == A_MIDDLE or act == A_DOUBLE or act == A_TRIPLE or act == A_CLICK:
-            ints[I_BUTTON, o] = btn
-            valid[I_BUTTON, o] = btn >= 0
-        if act == A_RIGHT or act == A_MIDDLE or act == A_DOUBLE or act == A_TRIPLE or act == A_CLICK:
-            ints[I_CLICKS, o] = clicks
-            valid[I_CLICKS, o] = True
-        if act == A_PRESS:
-            ints[I_PRESSES, o] = nkeys
-            valid[I_PRESSES, o] = True
-        if act == A_PRESS or act == A_HOTKEY:
-            ints[I_KEY, o] = key
-            valid[I_KEY, o] = key >= 0
-            ints[I_MODS, o] = mod
-            valid[I_MODS, o] = True
-        if act == A_SCROLL:
-            ints[I_AMOUNT, o] = max(abs(sdy), abs(sdx))
-            valid[I_AMOUNT, o] = True
-            if sdy > 0:
-                ints[I_SDIR, o] = 0
-            elif sdy < 0:
-                ints[I_SDIR, o] = 1
-            elif sdx > 0:
-                ints[I_SDIR, o] = 2
-            else:
-                ints[I_SDIR, o] = 3
-            valid[I_SDIR, o] = True
-        if act == A_MOVE:
-            start = first
-            startv = True
-        ints[I_START, o] = start
-        valid[I_START, o] = startv
-        end = c_end[lc]
+        else:
+            valid[I_END_X, o] = False
+            valid[I_END_Y, o] = False
+        pointer_press = act != A_MOVE and act <= A_CLICK
+        valid[I_BUTTON, o] = pointer_press and btn >= 0
+        ints[I_CLICKS, o] = clicks
+        valid[I_CLICKS, o] = pointer_press and act != A_DRAG
+        valid[I_PRESSES, o] = act == A_PRESS
+        valid[I_KEY, o] = (act == A_PRESS or act == A_HOTKEY) and ints[I_KEY, o] >= 0
+        valid[I_MODS, o] = act == A_PRESS or act == A_HOTKEY
+        valid[I_AMOUNT, o] = act == A_SCROLL
+        valid[I_SDIR, o] = act == A_SCROLL
+        end = ints[I_END, lc]
         ints[I_END, o] = end
-        valid[I_END, o] = True
-        dur[o] = float(end - start) / 1e6
-        ints[I_FOCUS, o] = focus[il]
-        valid[I_FOCUS, o] = focusv[il]
-        ints[I_SW, o] = sw[il]
-        valid[I_SW, o] = swv[il]
-        ints[I_SH, o] = sh[il]
-        valid[I_SH, o] = shv[il]
-        ints[I_SEQ_FIRST, o] = seqf
-        valid[I_SEQ_FIRST, o] = True
-        ints[I_SEQ_LAST, o] = c_seql[lc]
-        valid[I_SEQ_LAST, o] = True
+        ints[I_SEQ_LAST, o] = ints[I_SEQ_LAST, lc]
         ints[I_COUNT, o] = count
-        valid[I_COUNT, o] = True
-    return ints, valid, dur, tokens[:ntok], tok_off, pts[:, :npt], ptsv[:, :npt], pt_off
+        dur[o] = float(end - ints[I_START, o]) / 1e6
+    nout = o + 1
+    return ints[:, :nout], valid[:, :nout], dur[:nout], tokens[:wt], tok_off[: nout + 1], pts[:, :wp], ptsv[:, :wp], pt_off[: nout + 1]
 
 
 INT_COLUMNS = (
@@ -760,7 +738,8 @@ def literal_buffers() -> tuple[np.ndarray, np.ndarray]:
 @numba.njit(cache=True, inline="always")
 def _put(out, pos, src, a, b, write):
     if write:
-        out[pos : pos + b - a] = src[a:b]
+        for k in range(b - a):
+            out[pos + k] = src[a + k]
     return pos + b - a
 
 
@@ -816,88 +795,90 @@ def strings(ints, valid, tok_off, tok_so, tok_data, k_off, kidx, voc_so, voc_dat
     """Text and PyAutoGUI command of every action as Arrow string buffers:
     (text offsets, text bytes, command offsets, command bytes, command
     valid). A command is null when a piece it needs is null (a missing
-    coordinate or button), as in ``actions.command_expr``."""
+    coordinate or button), as in ``actions.command_expr``.
+
+    The tokens are in output order, so the texts are their bytes as they
+    are (offsets only). Commands are written in one pass into a buffer
+    sized by an upper bound (unused tail left untouched)."""
     nout = ints.shape[1]
-    t_off = np.zeros(nout + 1, np.int64)
+    base = tok_so[0]
+    t_off = np.empty(nout + 1, np.int64)
+    for o in range(nout + 1):
+        t_off[o] = tok_so[tok_off[o]] - base
+    t_data = tok_data[base : tok_so[tok_so.shape[0] - 1]]
+    longest_btn = 0
+    for b in range(btn_so.shape[0] - 1):
+        longest_btn = max(longest_btn, btn_so[b + 1] - btn_so[b])
+    longest_voc = 0
+    for v in range(voc_so.shape[0] - 1):
+        longest_voc = max(longest_voc, voc_so[v + 1] - voc_so[v])
+    # Per action at most: literals (< 160 bytes), four integers (< 21 bytes
+    # each), the button, the escaped text (2 bytes per byte) and the quoted keys.
+    cap = nout * (160 + 4 * 21 + longest_btn) + 2 * t_data.shape[0] + kidx.shape[0] * (longest_voc + 4)
+    c_data = np.empty(cap, np.uint8)
     c_off = np.zeros(nout + 1, np.int64)
     c_valid = np.zeros(nout, np.bool_)
-    t_data = np.empty(0, np.uint8)
-    c_data = np.empty(0, np.uint8)
-    for write in (False, True):
-        if write:
-            t_data = np.empty(t_off[nout], np.uint8)
-            c_data = np.empty(c_off[nout], np.uint8)
-        tp = 0
-        cp = 0
-        for o in range(nout):
-            act = ints[I_ACTION, o]
-            # Text: the action's tokens concatenated.
-            t0 = tp
-            for j in range(tok_off[o], tok_off[o + 1]):
-                tp = _put(t_data, tp, tok_data, tok_so[j], tok_so[j + 1], write)
-            t_off[o + 1] = tp
-            ok = True
-            pointer = act <= A_CLICK or act == A_SCROLL
-            if pointer and not (valid[I_X, o] and valid[I_Y, o]):
-                ok = False
-            if act == A_DRAG and not (valid[I_END_X, o] and valid[I_END_Y, o] and valid[I_BUTTON, o]):
-                ok = False
-            if act == A_PRESS and not valid[I_PRESSES, o]:
-                ok = False
-            c_valid[o] = ok
-            if not ok:
-                c_off[o + 1] = cp
-                continue
-            sdir = ints[I_SDIR, o]
-            if act == A_SCROLL and sdir >= 2:
-                cp = _put_lit(c_data, cp, lo, ld, L_HSCROLL, write)
-            else:
-                cp = _put_lit(c_data, cp, lo, ld, act, write)
-            if act == A_SCROLL:
-                if sdir == 1 or sdir == 3:
-                    cp = _put_lit(c_data, cp, lo, ld, L_MINUS, write)
-                cp = _put_int(c_data, cp, ints[I_AMOUNT, o], write)
-                cp = _put_lit(c_data, cp, lo, ld, L_COMMA, write)
-            if pointer:
-                cp = _put_lit(c_data, cp, lo, ld, L_X, write)
-                cp = _put_int(c_data, cp, ints[I_X, o], write)
-                cp = _put_lit(c_data, cp, lo, ld, L_Y, write)
-                cp = _put_int(c_data, cp, ints[I_Y, o], write)
-            if act == A_DRAG:
-                cp = _put_lit(c_data, cp, lo, ld, L_DRAG, write)
-                cp = _put_int(c_data, cp, ints[I_END_X, o], write)
-                cp = _put_lit(c_data, cp, lo, ld, L_Y, write)
-                cp = _put_int(c_data, cp, ints[I_END_Y, o], write)
-                cp = _put_lit(c_data, cp, lo, ld, L_BUTTON, write)
-                b = ints[I_BUTTON, o]
-                cp = _put(c_data, cp, btn_data, btn_so[b], btn_so[b + 1], write)
-                cp = _put_lit(c_data, cp, lo, ld, L_QUOTE, write)
-            if act == A_TYPE:
-                cp = _put_lit(c_data, cp, lo, ld, L_QUOTE, write)
-                if write:
-                    cp = _escaped(c_data, cp, t_data, t0, tp, True)
-                else:
-                    for j in range(tok_off[o], tok_off[o + 1]):
-                        cp = _escaped(c_data, cp, tok_data, tok_so[j], tok_so[j + 1], False)
-                cp = _put_lit(c_data, cp, lo, ld, L_QUOTE, write)
-            if act == A_PRESS or act == A_HOTKEY:
-                first = True
-                for j in range(k_off[o], k_off[o + 1]):
-                    v = kidx[j]
-                    if v < 0:
-                        continue  # a null key name is left out of the list, as list.join does
-                    if not first:
-                        cp = _put_lit(c_data, cp, lo, ld, L_COMMA, write)
-                    first = False
-                    cp = _put_lit(c_data, cp, lo, ld, L_QUOTE, write)
-                    cp = _put(c_data, cp, voc_data, voc_so[v], voc_so[v + 1], write)
-                    cp = _put_lit(c_data, cp, lo, ld, L_QUOTE, write)
-            if act == A_PRESS:
-                cp = _put_lit(c_data, cp, lo, ld, L_PRESSES, write)
-                cp = _put_int(c_data, cp, ints[I_PRESSES, o], write)
-            cp = _put_lit(c_data, cp, lo, ld, L_CLOSE, write)
+    cp = 0
+    for o in range(nout):
+        act = ints[I_ACTION, o]
+        pointer = act <= A_CLICK or act == A_SCROLL
+        ok = True
+        if pointer and not (valid[I_X, o] and valid[I_Y, o]):
+            ok = False
+        if act == A_DRAG and not (valid[I_END_X, o] and valid[I_END_Y, o] and valid[I_BUTTON, o]):
+            ok = False
+        if act == A_PRESS and not valid[I_PRESSES, o]:
+            ok = False
+        c_valid[o] = ok
+        if not ok:
             c_off[o + 1] = cp
-    return t_off, t_data, c_off, c_data, c_valid
+            continue
+        sdir = ints[I_SDIR, o]
+        if act == A_SCROLL and sdir >= 2:
+            cp = _put_lit(c_data, cp, lo, ld, L_HSCROLL, True)
+        else:
+            cp = _put_lit(c_data, cp, lo, ld, act, True)
+        if act == A_SCROLL:
+            if sdir == 1 or sdir == 3:
+                cp = _put_lit(c_data, cp, lo, ld, L_MINUS, True)
+            cp = _put_int(c_data, cp, ints[I_AMOUNT, o], True)
+            cp = _put_lit(c_data, cp, lo, ld, L_COMMA, True)
+        if pointer:
+            cp = _put_lit(c_data, cp, lo, ld, L_X, True)
+            cp = _put_int(c_data, cp, ints[I_X, o], True)
+            cp = _put_lit(c_data, cp, lo, ld, L_Y, True)
+            cp = _put_int(c_data, cp, ints[I_Y, o], True)
+        if act == A_DRAG:
+            cp = _put_lit(c_data, cp, lo, ld, L_DRAG, True)
+            cp = _put_int(c_data, cp, ints[I_END_X, o], True)
+            cp = _put_lit(c_data, cp, lo, ld, L_Y, True)
+            cp = _put_int(c_data, cp, ints[I_END_Y, o], True)
+            cp = _put_lit(c_data, cp, lo, ld, L_BUTTON, True)
+            b = ints[I_BUTTON, o]
+            cp = _put(c_data, cp, btn_data, btn_so[b], btn_so[b + 1], True)
+            cp = _put_lit(c_data, cp, lo, ld, L_QUOTE, True)
+        if act == A_TYPE:
+            cp = _put_lit(c_data, cp, lo, ld, L_QUOTE, True)
+            cp = _escaped(c_data, cp, t_data, t_off[o], t_off[o + 1], True)
+            cp = _put_lit(c_data, cp, lo, ld, L_QUOTE, True)
+        if act == A_PRESS or act == A_HOTKEY:
+            first = True
+            for j in range(k_off[o], k_off[o + 1]):
+                v = kidx[j]
+                if v < 0:
+                    continue  # a null key name is left out of the list, as list.join does
+                if not first:
+                    cp = _put_lit(c_data, cp, lo, ld, L_COMMA, True)
+                first = False
+                cp = _put_lit(c_data, cp, lo, ld, L_QUOTE, True)
+                cp = _put(c_data, cp, voc_data, voc_so[v], voc_so[v + 1], True)
+                cp = _put_lit(c_data, cp, lo, ld, L_QUOTE, True)
+        if act == A_PRESS:
+            cp = _put_lit(c_data, cp, lo, ld, L_PRESSES, True)
+            cp = _put_int(c_data, cp, ints[I_PRESSES, o], True)
+        cp = _put_lit(c_data, cp, lo, ld, L_CLOSE, True)
+        c_off[o + 1] = cp
+    return t_off, t_data, c_off, c_data[:cp], c_valid
 
 
 @numba.njit(cache=True, nogil=True)

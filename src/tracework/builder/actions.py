@@ -253,12 +253,21 @@ _TYPE_LUT = _type_lut()
 
 
 def _ints(s: pl.Series) -> tuple[np.ndarray, np.ndarray]:
-    """(int64 values, validity) of an integer column; values under nulls are
-    undefined (the kernels read them only where valid)."""
-    s = s.cast(pl.Int64)
-    if not s.null_count():
-        return s.to_numpy(), np.ones(s.len(), np.bool_)
-    return s.fill_null(0).to_numpy(), s.is_not_null().to_numpy()
+    """(values, validity) of an integer column as NumPy views of its Arrow
+    buffers (no copy); values under nulls are undefined (the kernels read
+    them only where valid)."""
+    if s.dtype not in (pl.Int64, pl.Int32):
+        s = s.cast(pl.Int64)
+    arr = s.to_arrow()
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    n, off = len(arr), arr.offset
+    bitmap, data = arr.buffers()
+    values = np.frombuffer(data, np.int64 if s.dtype == pl.Int64 else np.int32)[off : off + n]
+    if bitmap is None or arr.null_count == 0:
+        return values, np.ones(n, np.bool_)
+    valid = np.unpackbits(np.frombuffer(bitmap, np.uint8), count=off + n, bitorder="little")[off:].view(np.bool_)
+    return values, valid
 
 
 def _codes(s: pl.Series) -> tuple[pl.Series, pl.Series]:
@@ -296,9 +305,9 @@ def reduce_actions(lf: pl.LazyFrame, settings: BuildSettings) -> pl.LazyFrame:
     key_codes, key_values = _codes(small["key"])
     red_codes, _ = _codes(small["redacted"])
     btn_codes, btn_values = _codes(small.filter(typ == "button_down")["button"])
-    keyc = _scatter(n, idx, key_codes, np.int64)
-    redc = _scatter(n, idx, red_codes, np.int64)
-    btnc = np.full(n, -1, np.int64)
+    keyc = _scatter(n, idx, key_codes, np.int32)
+    redc = _scatter(n, idx, red_codes, np.int32)
+    btnc = np.full(n, -1, np.int32)
     btnc[small.filter(typ == "button_down")["_i"].to_numpy()] = btn_codes.to_numpy()
 
     tcode = _TYPE_LUT[df["type"].to_physical().fill_null(255).to_numpy()]
@@ -319,7 +328,7 @@ def reduce_actions(lf: pl.LazyFrame, settings: BuildSettings) -> pl.LazyFrame:
     sh, shv = _ints(df["screen_h"])
 
     scroll_gap = int(settings.scroll_gap_ms * 1e6)
-    per_row = K.row_keys(tcode, excluded, sid, ws, task, t, x, xv, y, yv, dx, dxv, dy, dyv, kcat, keyc, scroll_gap)
+    per_row = K.row_keys(tcode, excluded, sid, seq, ws, task, t, x, xv, y, yv, dx, dxv, dy, dyv, kcat, keyc, scroll_gap)
     akey, max_aid = per_row[0], per_row[1]
     starts, order = K.group_order(akey, max_aid)
     btn_list = btn_values.to_list()
