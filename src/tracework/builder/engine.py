@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numba
 import numpy as np
 import polars as pl
 import pyarrow as pa
@@ -263,7 +264,6 @@ def read_chunk(
     from ..lake import RAW_EVENTS_SCHEMA, read_events
 
     columns = [c for c in SOURCE_COLUMNS if c in RAW_EVENTS_SCHEMA.names] + ["transforms"]
-    nulls: list[str] = []
     if chunk.files is None:
         # Partition pruning on day in the scan; the session filter in memory
         # after it. deltalake's dataset turns missing file statistics of a
@@ -279,7 +279,6 @@ def read_chunk(
             for stale in [f for f in cache if f not in chunk.files]:
                 del cache[stale]
         parts = []
-        order: dict[str, None] = {}  # the columns of the files read, as concatenating them orders them
         for file in chunk.files:
             cached = cache.pop(file, None) if cache is not None else None
             t, file_nulls = cached if cached is not None else _read_file(file, columns)
@@ -295,8 +294,6 @@ def read_chunk(
                 t = t.filter(pa.array(mask))
             if t.num_rows:
                 parts.append(t)
-                nulls += file_nulls
-                order.update(dict.fromkeys(c for c in columns if c in file_nulls or c in t.column_names))
         arrow = pa.concat_tables(parts, promote_options="permissive") if parts else RAW_EVENTS_SCHEMA.empty_table().select(columns)
     transforms: list[dict] = []
     starts = [v for v in arrow.column("transforms").drop_null().to_pylist() if v] if "transforms" in arrow.column_names else []
@@ -307,9 +304,10 @@ def read_chunk(
             pass  # a malformed record cannot stop a build; the card lists what parsed
     if "transforms" in arrow.column_names:
         arrow = arrow.drop_columns(["transforms"])
-    frame = pl.from_arrow(arrow)
-    if nulls:
-        frame = _with_null_columns(frame, (n for n in nulls if n != "transforms"), list(order))
+    # Every column, in order, as the lake's dataset reader gives them: a file
+    # may lack a column (written before it existed, or null in all its rows,
+    # which the lake writer leaves out) and all-null columns were not decoded.
+    frame = _with_null_columns(pl.from_arrow(arrow), columns[:-1], columns[:-1])
     return frame, transforms
 
 
@@ -330,8 +328,24 @@ def build_frames(
             out[kind] = typing_fields(lf, settings)
         elif kind == "cursor":
             out[kind] = cursor_segments(lf, settings).collect(engine=ENGINE)
-    out["_sessions"] = (
-        lf.filter(~pl.col("excluded"))
+    out["_sessions"] = work_sessions(rows)
+    out["_redactions"] = (
+        lf.filter((pl.col("type") == "key_down") & pl.col("redacted").is_not_null())
+        .group_by("redacted")
+        .agg(pl.len().alias("count"))
+        .collect(engine=ENGINE)
+    )
+    return out
+
+
+def reference_work_sessions(rows: pl.DataFrame) -> pl.DataFrame:
+    """One row per (person, session, work_session) of the non-excluded rows of
+    a :func:`sessionize` frame: span, events, tasks and backward clock jumps.
+    The group-by :func:`work_sessions` must equal (kept for the tests and for
+    frames it does not take)."""
+    return (
+        rows.lazy()
+        .filter(~pl.col("excluded"))
         .group_by(["person", "session", "work_session"])
         .agg(
             pl.col("t_ns").min().alias("start_ns"),
@@ -342,13 +356,88 @@ def build_frames(
         )
         .collect(engine=ENGINE)
     )
-    out["_redactions"] = (
-        lf.filter((pl.col("type") == "key_down") & pl.col("redacted").is_not_null())
-        .group_by("redacted")
-        .agg(pl.len().alias("count"))
-        .collect(engine=ENGINE)
+
+
+@numba.njit(cache=True, nogil=True)
+def _work_session_runs(sid, person, ws, excluded, t_ns, task, clock_jump):  # pragma: no cover - compiled
+    """Aggregates of the runs of equal (sid, work_session) among the rows not
+    excluded, in one pass: (ok, first row, start, end, events, tasks, jumps)
+    per run. Tasks are the changes of ``task`` + 1. ``ok`` is False (and the
+    rest meaningless) unless rows are sorted by ``sid``, with one person per
+    session and ``work_session`` and ``task`` non-decreasing within it."""
+    n = sid.size
+    ok = True
+    for i in range(1, n):
+        if sid[i] == sid[i - 1]:
+            if person[i] != person[i - 1] or ws[i] < ws[i - 1] or task[i] < task[i - 1]:
+                ok = False
+                break
+        elif sid[i] < sid[i - 1]:
+            ok = False
+            break
+    first = np.empty(n, np.int64)
+    start = np.empty(n, np.int64)
+    end = np.empty(n, np.int64)
+    events = np.empty(n, np.uint32)
+    tasks = np.empty(n, np.uint32)
+    jumps = np.empty(n, np.uint32)
+    k = -1
+    last_task = 0
+    for i in range(n):
+        if excluded[i]:
+            continue
+        if k < 0 or sid[i] != sid[first[k]] or ws[i] != ws[first[k]]:
+            k += 1
+            first[k] = i
+            start[k] = t_ns[i]
+            end[k] = t_ns[i]
+            events[k] = 0
+            tasks[k] = 1
+            jumps[k] = 0
+        else:
+            start[k] = min(start[k], t_ns[i])
+            end[k] = max(end[k], t_ns[i])
+            if task[i] != last_task:
+                tasks[k] += 1
+        last_task = task[i]
+        events[k] += 1
+        if clock_jump[i]:
+            jumps[k] += 1
+    k += 1
+    return ok, first[:k], start[:k], end[:k], events[:k], tasks[:k], jumps[:k]
+
+
+def work_sessions(rows: pl.DataFrame) -> pl.DataFrame:
+    """:func:`reference_work_sessions` by one compiled pass over the rows,
+    which :func:`sessionize` leaves sorted by session (``_sid``) with
+    ``work_session`` and ``task`` non-decreasing within it: each work session
+    is then one run of rows, and its tasks the changes of ``task``. Frames
+    that are not so (a session of two persons, nulls, unsorted) take the
+    group-by. Rows in run order (a group-by's order is arbitrary)."""
+    need = ("_sid", "person", "session", "work_session", "excluded", "t_ns", "task", "clock_jump")
+    if any(c not in rows.columns for c in need) or rows.height == 0 or any(rows[c].null_count() for c in need):
+        return reference_work_sessions(rows)
+    if rows.schema["person"] != pl.Categorical:
+        return reference_work_sessions(rows)
+    ok, first, start, end, events, tasks, jumps = _work_session_runs(
+        rows["_sid"].to_numpy(),
+        rows["person"].to_physical().to_numpy(),
+        rows["work_session"].to_numpy(),
+        rows["excluded"].to_numpy(),
+        rows["t_ns"].to_numpy(),
+        rows["task"].to_numpy(),
+        rows["clock_jump"].to_numpy(),
     )
-    return out
+    if not ok:
+        return reference_work_sessions(rows)
+    picked = rows.select("person", "session", "work_session")[first]
+    return picked.with_columns(
+        pl.Series("start_ns", start),
+        pl.Series("end_ns", end),
+        pl.Series("events", events),
+        pl.Series("tasks", tasks),
+        pl.Series("clock_jumps", jumps),
+    )
 
 
 def _check_kinds(kinds: Iterable[str]) -> list[str]:
@@ -397,6 +486,8 @@ def build_datasets(
     if not chunks:
         raise BuildError(f"the lake at {table} holds no events", hint="nothing to build; capture or import data first")
     allowed = set((person_filter or _all_people)(people))
+    # Nobody left out: a chunk whose events all have a person needs no filter.
+    everyone = allowed >= set(people)
     if not allowed:
         raise BuildError("no person in the lake passed the person filter", hint="check consent for the purposes requested")
 
@@ -421,7 +512,8 @@ def build_datasets(
             report(f"building chunk {c + 1} of {len(chunks)}", 0.05 + 0.85 * c / len(chunks))
             raw, chunk_transforms = read_chunk(data_dir, chunk, cache=file_cache, keep=chunks[c + 1].files or () if c + 1 < len(chunks) else ())
             transforms += chunk_transforms
-            raw = raw.filter(pl.col("person").is_in(sorted(allowed)))
+            if not everyone or raw["person"].null_count():  # (events without a person are left out)
+                raw = raw.filter(pl.col("person").is_in(sorted(allowed)))
             if raw.height == 0:
                 continue
             frames = build_frames(raw, kinds, settings)
