@@ -95,100 +95,99 @@ def cursor_kernel(
     there is one, sub-movements, points, segment index; then per path
     point (segments in output order): x, y, t_ms, and the path offsets."""
     n = typ.shape[0]
-    # Pass 1, frame order: pointer rows, held depth, segment starts, and what
-    # came after each row (a button-down within rest_ns is a click).
-    prow = np.empty(n, np.int64)
-    m = 0
-    for i in range(n):
-        tp = typ[i]
-        if not excluded[i] and (tp == c_move or tp == c_down or tp == c_up):
-            prow[m] = i
-            m += 1
     ok = True
-    for j in range(m):
-        if not xy_ok[prow[j]]:
-            ok = False  # a pointer event without coordinates
-    is_move = np.empty(m, np.bool_)
-    held = np.empty(m, np.int64)
-    new_seg = np.empty(m, np.bool_)
-    click_next = np.zeros(m, np.bool_)  # the last pointer row keeps False
+    # Pass 1, frame order, over the pointer rows (moves, button downs and
+    # ups not excluded): held-button depth, segment starts, what came after
+    # each move (a button-down within rest_ns makes a click), and each
+    # move's step, running path length and windowed speed. Per-move arrays
+    # are sized for every row (np.empty: pages untouched are free).
+    mrow = np.empty(n, np.int64)  # move -> row (its x, y, t are read through it)
+    mclick = np.zeros(n, np.bool_)
+    step = np.empty(n)
+    cum = np.empty(n)
+    speed = np.empty(n)  # NaN: no speed (the reference's null; a speed is never NaN)
+    seg_start = np.empty(n + 1, np.int64)  # segment -> its first move
+    seg_held = np.empty(n + 1, np.bool_)  # a button held at its first move
+    seg_peak = np.empty(n + 1)
+    seg_peak_ok = np.empty(n + 1, np.bool_)
+    nm = 0
+    nseg = 0
+    p = -1  # previous pointer row
+    fresh = False  # a segment started since the previous move
     bs = 0
     bmin = 0
-    for j in range(m):
-        i = prow[j]
+    g = 0.0  # running path length over all moves (the reference's global cum_sum)
+    base = 0.0
+    back = 0
+    t0 = 0
+    for i in range(n):
         tp = typ[i]
-        first_in_session = j == 0 or sid[prow[j - 1]] != sid[i]
-        if first_in_session:
+        if excluded[i] or not (tp == c_move or tp == c_down or tp == c_up):
+            continue
+        if not xy_ok[i]:
+            ok = False  # a pointer event without coordinates
+        if p < 0 or sid[p] != sid[i]:
             bs = 0
             bmin = 0
-        elif seq[i] <= seq[prow[j - 1]]:
+        elif seq[i] <= seq[p]:
             ok = False
         if tp == c_down:
             bs += 1
         elif tp == c_up:
             bs -= 1
         bmin = min(bmin, bs)
-        held[j] = bs - min(bmin, 0)
-        is_move[j] = tp == c_move
-        if j == 0:
-            new_seg[j] = True
-        else:
-            p = prow[j - 1]
-            new_seg[j] = sid[p] != sid[i] or ws[p] != ws[i] or typ[p] != c_move or t[i] - t[p] > rest_ns
-        if j + 1 < m:
-            q = prow[j + 1]
-            click_next[j] = typ[q] == c_down and t[q] - t[i] <= rest_ns
-    # Moves and their segments (a segment's moves are contiguous), with
-    # their columns gathered once so the passes below read them in order.
-    mrow = np.empty(m, np.int64)  # move -> row
-    seg_start = np.empty(m + 1, np.int64)  # segment -> its first move
-    nm = 0
-    nseg = 0
-    fresh = False
-    for j in range(m):
-        # A new segment starts at a move when a pointer row since the
-        # previous move (this one included) started one.
-        fresh = fresh or new_seg[j]
-        if is_move[j]:
-            if fresh or nm == 0:
-                seg_start[nseg] = nm
-                nseg += 1
+        held = bs - min(bmin, 0)
+        if p < 0 or sid[p] != sid[i] or ws[p] != ws[i] or typ[p] != c_move or t[i] - t[p] > rest_ns:
+            fresh = True
+        if p >= 0 and typ[p] == c_move:
+            mclick[nm - 1] = tp == c_down and t[i] - t[p] <= rest_ns
+        p = i
+        if tp != c_move:
+            continue
+        a = nm
+        nm += 1
+        mrow[a] = i
+        ti = t[i]
+        if fresh or a == 0:
+            seg_start[nseg] = a
+            seg_held[nseg] = held > 0
+            seg_peak[nseg] = 0.0
+            seg_peak_ok[nseg] = False
+            nseg += 1
             fresh = False
-            mrow[nm] = prow[j]
-            nm += 1
-    seg_start[nseg] = nm
-    mx = np.empty(nm)
-    my = np.empty(nm)
-    mt = np.empty(nm, np.int64)
-    mheld = np.empty(nm, np.int64)
-    mclick = np.empty(nm, np.bool_)
-    a = 0
-    for j in range(m):
-        if is_move[j]:
-            i = prow[j]
-            mx[a] = x[i]
-            my[a] = y[i]
-            mt[a] = t[i]
-            mheld[a] = held[j]
-            mclick[a] = click_next[j]
-            a += 1
-    # Step lengths and the running path length: one global running sum over
-    # all moves, minus its value where the segment starts (as the reference).
-    step = np.zeros(nm)
-    cum = np.empty(nm)
-    g = 0.0
-    for s in range(nseg):
-        a0, a1 = seg_start[s], seg_start[s + 1]
-        for a in range(a0, a1):
-            if a > a0:
-                dx = mx[a] - mx[a - 1]
-                dy = my[a] - my[a - 1]
-                step[a] = np.sqrt(dx * dx + dy * dy)
+            step[a] = 0.0
+            g = g + 0.0
+            cum[a] = g
+            base = cum[a] - step[a]
+            back = a - 1
+            t0 = ti
+        else:
+            ip = mrow[a - 1]
+            dx = np.float64(x[i]) - np.float64(x[ip])
+            dy = np.float64(y[i]) - np.float64(y[ip])
+            step[a] = np.sqrt(dx * dx + dy * dy)
             g = g + step[a]
             cum[a] = g
-        base = cum[a0] - step[a0]
-        for a in range(a0, a1):
-            cum[a] = cum[a] - base
+            if ti < t[ip]:
+                ok = False
+        cum[a] = cum[a] - base
+        # Speed over the trailing window: path length now minus at the last
+        # sample no later than t - window (none: from the segment's start).
+        a0 = seg_start[nseg - 1]
+        while back + 1 <= a and t[mrow[back + 1]] <= ti - win_ns:
+            back += 1
+        cb = cum[back] if back >= a0 else 0.0
+        el = min(win_ns, ti - t0)
+        if el > 0:
+            # Polars divides by a scalar as a product with its reciprocal.
+            v = (cum[a] - cb) / (el * _PER_NS)
+            speed[a] = v
+            if not seg_peak_ok[nseg - 1] or v > seg_peak[nseg - 1]:
+                seg_peak[nseg - 1] = v
+                seg_peak_ok[nseg - 1] = True
+        else:
+            speed[a] = np.nan
+    seg_start[nseg] = nm
     # Segment order of the output: by session rank, stable (within a
     # session, segments are in time order already).
     nsess = sid_rank.shape[0]
@@ -216,9 +215,9 @@ def cursor_kernel(
     seq_last = np.empty(nseg, np.int64)
     path_len = np.empty(nseg)
     peak = np.empty(nseg)
-    peak_ok = np.zeros(nseg, np.bool_)
+    peak_ok = np.empty(nseg, np.bool_)
     beyond = np.empty(nseg)
-    beyond_ok = np.zeros(nseg, np.bool_)
+    beyond_ok = np.empty(nseg, np.bool_)
     subm = np.empty(nseg, np.uint32)
     points = np.empty(nseg, np.uint32)
     seg_index = np.empty(nseg, np.int64)
@@ -226,8 +225,6 @@ def cursor_kernel(
     py = np.empty(nm, np.int32)
     pt = np.empty(nm, np.int32)
     offsets = np.zeros(nseg + 1, np.int32)
-    speed = np.empty(nm)
-    speed_ok = np.zeros(nm, np.bool_)
     out = 0
     npts = 0
     prev_sid = -1
@@ -239,48 +236,31 @@ def cursor_kernel(
             continue  # a single sample is not a movement
         i0 = mrow[a0]
         i1 = mrow[a1 - 1]
-        t0 = mt[a0]
-        # Speed over the trailing window: path length now minus at the last
-        # sample no later than t - window (none: from the start).
-        back = a0 - 1
-        pk = 0.0
-        pk_ok = False
+        t0 = t[i0]
+        pk = seg_peak[s]
+        pk_ok = seg_peak_ok[s]
         tmin, tmax = t0, t0
         qmin, qmax = seq[i0], seq[i0]
         for a in range(a0, a1):
-            ti = mt[a]
-            if a > a0 and ti < mt[a - 1]:
-                ok = False
+            ti = t[mrow[a]]
             tmin = min(tmin, ti)
             tmax = max(tmax, ti)
             q = seq[mrow[a]]
             qmin = min(qmin, q)
             qmax = max(qmax, q)
-            while back + 1 <= a and mt[back + 1] <= ti - win_ns:
-                back += 1
-            cb = cum[back] if back >= a0 else 0.0
-            el = min(win_ns, ti - t0)
-            if el > 0:
-                # Polars divides by a scalar as a product with its reciprocal.
-                v = (cum[a] - cb) / (el * _PER_NS)
-                speed[a] = v
-                speed_ok[a] = True
-                if not pk_ok or v > pk:
-                    pk = v
-                    pk_ok = True
-            else:
-                speed_ok[a] = False
         # Sub-movements: rises of the speed through ratio * peak.
         sm = 0
         if pk_ok and pk > 0:
             lim = ratio * pk
             prev_above = False
             for a in range(a0, a1):
-                above = (speed[a] if speed_ok[a] else 0.0) >= lim
+                v = speed[a]
+                above = (0.0 if np.isnan(v) else v) >= lim
                 if above and not prev_above:
                     sm += 1
                 prev_above = above
-        x0, y0, x1, y1 = mx[a0], my[a0], mx[a1 - 1], my[a1 - 1]
+        x0, y0 = np.float64(x[i0]), np.float64(y[i0])
+        x1, y1 = np.float64(x[i1]), np.float64(y[i1])
         ddx = x1 - x0
         ddy = y1 - y0
         dist = np.sqrt(ddx * ddx + ddy * ddy)
@@ -288,7 +268,8 @@ def cursor_kernel(
         by_ok = False
         if dist > 0:
             for a in range(a0, a1):
-                b = ((mx[a] - x0) * ddx + (my[a] - y0) * ddy) / dist - dist
+                i = mrow[a]
+                b = ((np.float64(x[i]) - x0) * ddx + (np.float64(y[i]) - y0) * ddy) / dist - dist
                 if not by_ok or b > by:
                     by = b
                     by_ok = True
@@ -298,7 +279,7 @@ def cursor_kernel(
             prev_sid = cur_sid
         first_row[out] = i0
         last_row[out] = i1
-        if mheld[a0] > 0:
+        if seg_held[s]:
             ends[out] = END_DRAG
         elif mclick[a1 - 1]:
             ends[out] = END_CLICK
@@ -325,7 +306,7 @@ def cursor_kernel(
             i = mrow[a]
             px[npts] = x[i]
             py[npts] = y[i]
-            pt[npts] = (mt[a] - t0) // 1_000_000
+            pt[npts] = (t[i] - t0) // 1_000_000
             npts += 1
         out += 1
         offsets[out] = npts
