@@ -59,6 +59,23 @@ def proc_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
 
 
+def thread_cpu_seconds(pid: int) -> dict[str, float]:
+    """CPU seconds (utime+stime) per kind of thread of ``pid``: the event loop
+    (the main thread: HTTP), the request worker threads (decode, checks) and
+    the lake writer (Parquet, commit, fsync)."""
+    out: dict[str, float] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            stat = (task / "stat").read_text()
+        except OSError:
+            continue  # the thread ended
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat.rsplit(")", 1)[1].split()
+        kind = "loop" if task.name == str(pid) else "writer" if name == "tw-lake-writer" else "workers"
+        out[kind] = out.get(kind, 0.0) + (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return out
+
+
 def proc_status_kb(pid: int, key: str) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith(key + ":"):
@@ -197,9 +214,12 @@ def bench_tracework(total_events: int, batch_size: int, clients: int, workdir: P
             for body in bodies[:2]:  # warm-up: table creation, imports, caches
                 assert send(c, body) is None
         cpu_before = proc_cpu_seconds(proc.pid)
+        threads_before = thread_cpu_seconds(proc.pid)
         self_before = time.process_time()
         wall = run_parallel(bodies[2:], clients, send)
         cpu = proc_cpu_seconds(proc.pid) - cpu_before
+        threads = thread_cpu_seconds(proc.pid)
+        threads = {k: v - threads_before.get(k, 0.0) for k, v in threads.items()}
         loadgen_cpu = time.process_time() - self_before
         peak_rss_mb = proc_status_kb(proc.pid, "VmHWM") / 1024
         metrics = httpx.get(url + "/metrics", timeout=30).text
@@ -223,6 +243,8 @@ def bench_tracework(total_events: int, batch_size: int, clients: int, workdir: P
         "loadgen_cpu_s": loadgen_cpu,
         "lake_rows_verified": stored,
         "batches_per_commit": batches_per_commit,
+        # Threads that ended during the run (idle workers) are not counted here.
+        "us_per_event_by_thread": {k: v / sent * 1e6 for k, v in sorted(threads.items())},
     }
 
 
@@ -298,6 +320,7 @@ def main() -> None:
             f"lake rows verified: {ours['lake_rows_verified']:,}; {ours['batches_per_commit']:.1f} batches per lake commit",
             flush=True,
         )
+        print("  collector CPU per event by thread: " + ", ".join(f"{k} {v:.2f} us" for k, v in ours["us_per_event_by_thread"].items()))
         if args.ndjson_events:
             nd = bench_tracework(args.ndjson_events, args.batch_size, args.clients, work, "ndjson", args.consent)
             print(

@@ -104,6 +104,18 @@ def commit_table(group: list[Pending]) -> pa.Table:
 _STOP = object()
 
 
+def _name_os_thread(name: str) -> None:
+    """Give the calling thread ``name`` in the OS too (Linux; at most 15
+    bytes), so ``top -H`` and /proc show the writer's CPU apart from the
+    request threads. Python names only its own Thread object."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).prctl(15, name.encode()[:15], 0, 0, 0)  # PR_SET_NAME
+    except (OSError, AttributeError):
+        pass
+
+
 class GroupCommitWriter:
     """The single lake writer of a collector."""
 
@@ -166,6 +178,7 @@ class GroupCommitWriter:
         self._thread.join(timeout)
 
     def _run(self) -> None:
+        _name_os_thread("tw-lake-writer")
         stopping = False
         while not stopping:
             first = self._queue.get()
