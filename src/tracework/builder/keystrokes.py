@@ -22,7 +22,8 @@ import polars as pl
 import pyarrow as pa
 
 from ..events import MOD_ALT, MOD_CTRL, MOD_META
-from .sessions import _TYPE_CODES, MODIFIER_KEYS, _masked, attach_rows
+from .session_kernels import first_rows
+from .sessions import _NULL_CODE, _TYPE_CODES, MODIFIER_KEYS, _masked, attach_rows
 from .settings import BuildSettings
 from .typing_kernels import (
     K_BACKSPACE,
@@ -195,39 +196,66 @@ def _lists(name: str, values: pl.Series, offsets: np.ndarray, dtype: pl.DataType
     return pl.Series(name, pl.from_arrow(arrow), dtype=dtype)
 
 
+def _distinct(col: pl.Series) -> tuple[np.ndarray, list]:
+    """(index of each row's value among the distinct values, -1 for a null;
+    the distinct values): one hashing pass, then Python per distinct value."""
+    codes = col.cast(pl.Categorical).to_physical()
+    first = first_rows(codes.fill_null(_NULL_CODE).to_numpy(), _NULL_CODE)
+    present = np.flatnonzero(first >= 0)
+    slot = np.full(first.size + 1, -1, np.int64)
+    slot[present] = np.arange(present.size)
+    return slot[codes.fill_null(first.size).to_numpy()], col.gather(first[present]).to_list()
+
+
 def _key_codes(keys: pl.DataFrame) -> pl.DataFrame:
     """Integer codes of key-down rows for the kernel: category (the rules of
-    the action reduction's key classification), which named key, ctrl held,
+    the action reduction's key classification: a redacted key types, then
+    modifier, backspace without ctrl/alt/meta, a printable character
+    without them, a hotkey, another named key), which named key, ctrl held,
     redacted (set; set and non-empty; an id per span type), the token (the
     character, or ⟨TYPE⟩ for a redacted key) with an id per distinct token
-    and whether it is whitespace (``str.isspace``, per distinct token)."""
-    key, ch, red = pl.col("key"), pl.col("char"), pl.col("redacted")
-    hot = (pl.col("modifiers") & HOTKEY_MASK) != 0
-    typing_char = ch.is_not_null() & (ch.str.len_chars() >= 1) & ~ch.str.contains(r"^[\x00-\x1f\x7f]") & ~hot
-    kcat = (
-        pl.when(red.is_not_null()).then(K_TYPE)
-        .when(key.is_in(MODIFIER_KEYS)).then(K_MODIFIER)
-        .when((key == "backspace") & ~hot).then(K_BACKSPACE)
-        .when(typing_char).then(K_TYPE)
-        .when(hot).then(K_HOTKEY)
-        .when(key.is_not_null()).then(K_KEY)
-        .otherwise(0)
-    )  # fmt: skip
-    token = pl.when(red.is_not_null()).then(pl.lit("⟨") + red + pl.lit("⟩")).otherwise(ch)
-    out = keys.select(
-        kcat.cast(pl.Int8).alias("kcat"),
-        key.replace_strict(_KEY_NAME_CODES, default=0, return_dtype=pl.Int8).fill_null(0).alias("kname"),
-        ((pl.col("modifiers") & MOD_CTRL) != 0).alias("ctrl"),
-        red.is_not_null().alias("red"),
-        (red.str.len_bytes() > 0).fill_null(False).alias("red_truthy"),
-        red.cast(pl.Categorical).to_physical().cast(pl.Int64).fill_null(-1).alias("red_id"),
-        token.alias("_token"),
-    )
-    spaces = [v for v in out["_token"].unique().drop_nulls().to_list() if v.isspace()]
-    return out.with_columns(
-        pl.col("_token").cast(pl.Categorical).to_physical().cast(pl.Int64).fill_null(-1).alias("tok_id"),
-        pl.col("_token").is_in(spaces).fill_null(False).alias("tok_space"),
-    )
+    and whether it is whitespace (``str.isspace``). Everything that looks at
+    a string is computed once per distinct key, character and redaction."""
+    mods = keys["modifiers"].to_numpy()
+    hot = (mods & HOTKEY_MASK) != 0
+    ctrl = (mods & MOD_CTRL) != 0
+    key_i, key_v = _distinct(keys["key"])
+    char_i, char_v = _distinct(keys["char"])
+    red_i, red_v = _distinct(keys["redacted"])
+
+    def table(values: list, fn, dtype) -> np.ndarray:
+        # Indexed by distinct value, the last entry for a null (-1).
+        return np.array([fn(v) for v in values] + [fn(None)], dtype=dtype)
+
+    modifier = table(key_v, lambda k: k in MODIFIER_KEYS, bool)[key_i]
+    backspace = table(key_v, lambda k: k == "backspace", bool)[key_i]
+    typing_char = table(char_v, lambda c: c is not None and len(c) >= 1 and not ("\x00" <= c[0] <= "\x1f" or c[0] == "\x7f"), bool)[char_i]
+    red = red_i >= 0
+    kcat = np.select(
+        [red, modifier, backspace & ~hot, typing_char & ~hot, hot, key_i >= 0],
+        [K_TYPE, K_MODIFIER, K_BACKSPACE, K_TYPE, K_HOTKEY, K_KEY],
+        0,
+    ).astype(np.int8)
+    # Tokens: one id per distinct string, whether it came from a character
+    # or a placeholder (equal strings compare equal in the replay).
+    ids: dict[str, int] = {}
+    char_tok = table(char_v, lambda c: -1 if c is None else ids.setdefault(c, len(ids)), np.int64)
+    red_tok = table(red_v, lambda r: -1 if r is None else ids.setdefault(f"⟨{r}⟩", len(ids)), np.int64)
+    space = np.array([t.isspace() for t in ids] + [False], dtype=bool)
+    tok_id = np.where(red, red_tok[red_i], char_tok[char_i])
+    ch, rd = pl.col("char"), pl.col("redacted")
+    return pl.DataFrame(
+        {
+            "kcat": kcat,
+            "kname": table(key_v, lambda k: _KEY_NAME_CODES.get(k, 0), np.int8)[key_i],
+            "ctrl": ctrl,
+            "red": red,
+            "red_truthy": table(red_v, bool, bool)[red_i],
+            "red_id": red_i,
+            "tok_id": tok_id,
+            "tok_space": space[tok_id],
+        }
+    ).with_columns(keys.select(pl.when(rd.is_not_null()).then(pl.lit("⟨") + rd + pl.lit("⟩")).otherwise(ch).alias("_token")))
 
 
 def _reference(rows: pl.DataFrame) -> pl.DataFrame:
