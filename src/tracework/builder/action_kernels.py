@@ -317,7 +317,7 @@ def group_order(akey, max_aid):
 def actions(
     starts, order, tcode, sid, row, ws, task, seq, t, x, xv, y, yv, dx, dxv, dy, dyv, mods,
     focus, focusv, sw, swv, sh, shv, keyc, btnc, redc,
-    ucat, flags, bxs, bys, lmxs, lmys, moved, monotone,
+    ucat, flags, bxs, bys, lmxs, lmys, moved, monotone, xy_valid,
     move_min_px, drag_px, multi_click_ns, multi_click_px, right_code, middle_code,
 ):  # fmt: skip
     """One entry per output action, in output order (see the module doc).
@@ -325,7 +325,8 @@ def actions(
     Returns (ints, valid, duration, tokens, token offsets, points, point
     validity, point offsets): ``ints`` an (I_* x actions) int64 matrix and
     ``valid`` its validity; ``tokens`` the rows whose text makes each typing
-    action's text; ``points`` (x, y, t_ms) of each action's path.
+    action's text; ``points`` (x, y, t_ms) of each action's path and their
+    validity (empty when ``xy_valid``: every row has x and y).
 
     One pass over the rows, action by action (each action's rows are one
     slice of ``order``), writes every candidate action's aggregates, tokens
@@ -351,10 +352,12 @@ def actions(
     c_free = np.empty(n_cand, np.bool_)
     c_u = np.empty(n_cand, np.int64)
     c_sid = np.empty(n_cand, np.int64)
+    c_i0 = np.empty(n_cand, np.int64)  # the action's first and last row
+    c_il = np.empty(n_cand, np.int64)
     tokens = np.empty(order.shape[0], np.int64)
     tok_off = np.zeros(n_cand + 1, np.int64)
     pts = np.empty((3, order.shape[0]), np.int32)
-    ptsv = np.empty((2, order.shape[0]), np.bool_)
+    ptsv = np.empty((2, order.shape[0] if not xy_valid else 0), np.bool_)
     pt_off = np.zeros(n_cand + 1, np.int64)
     ntok = 0
     npt = 0
@@ -427,8 +430,9 @@ def actions(
                 pts[0, npt] = np.int32(x[i])
                 pts[1, npt] = np.int32(y[i])
                 pts[2, npt] = np.int32((ti - pt0) // 1_000_000)
-                ptsv[0, npt] = xv[i]
-                ptsv[1, npt] = yv[i]
+                if not xy_valid:
+                    ptsv[0, npt] = xv[i]
+                    ptsv[1, npt] = yv[i]
                 npt += 1
                 if tc == T_DOWN:
                     btn = max(btn, btnc[i])
@@ -529,11 +533,8 @@ def actions(
             ints[I_Y, nc] = py
             valid[I_Y, nc] = pyv
         # Where a drag ends when its button-up is missing: where the pointer last moved.
-        ints[I_END_X, nc] = x[mxs] if mxs >= 0 else 0
-        valid[I_END_X, nc] = mxs >= 0
-        ints[I_END_Y, nc] = y[mys] if mys >= 0 else 0
-        valid[I_END_Y, nc] = mys >= 0
-        ints[I_R0, nc] = row[i0]
+        c_i0[nc] = i0
+        c_il[nc] = il
         ints[I_WS, nc] = ws_m
         ints[I_TASK, nc] = task_m
         ints[I_BUTTON, nc] = btn
@@ -545,12 +546,6 @@ def actions(
         ints[I_START, nc] = start
         valid[I_START, nc] = startv
         ints[I_END, nc] = end
-        ints[I_FOCUS, nc] = focus[il]
-        valid[I_FOCUS, nc] = focusv[il]
-        ints[I_SW, nc] = sw[il]
-        valid[I_SW, nc] = swv[il]
-        ints[I_SH, nc] = sh[il]
-        valid[I_SH, nc] = shv[il]
         ints[I_SEQ_FIRST, nc] = seqf
         ints[I_SEQ_LAST, nc] = seql
         ints[I_COUNT, nc] = b - a
@@ -631,8 +626,9 @@ def actions(
             pts[0, wp] = pts[0, j]
             pts[1, wp] = pts[1, j]
             pts[2, wp] = pts[2, j]
-            ptsv[0, wp] = ptsv[0, j]
-            ptsv[1, wp] = ptsv[1, j]
+            if not xy_valid:
+                ptsv[0, wp] = ptsv[0, j]
+                ptsv[1, wp] = ptsv[1, j]
             wp += 1
         tok_off[o + 1] = wt
         pt_off[o + 1] = wp
@@ -674,17 +670,33 @@ def actions(
         ints[I_INDEX, o] = o - first_of_session
         for col in (I_ACTION, I_R0, I_INDEX, I_WS, I_TASK, I_END, I_SEQ_FIRST, I_SEQ_LAST, I_COUNT):
             valid[col, o] = True
+        i0 = c_i0[c]
+        il = c_il[c]
+        ints[I_R0, o] = row[i0]
+        ints[I_FOCUS, o] = focus[il]
+        valid[I_FOCUS, o] = focusv[il]
+        ints[I_SW, o] = sw[il]
+        valid[I_SW, o] = swv[il]
+        ints[I_SH, o] = sh[il]
+        valid[I_SH, o] = shv[il]
+        valid[I_END_X, o] = False
+        valid[I_END_Y, o] = False
         if act == A_DRAG:
             # Where the button came up (the group's last), else where the pointer last moved.
+            mxs = lmxs[il]
+            mys = lmys[il]
             if last_uxv[c]:
                 ints[I_END_X, o] = last_ux[c]
+                valid[I_END_X, o] = True
+            elif mxs >= 0:
+                ints[I_END_X, o] = x[mxs]
                 valid[I_END_X, o] = True
             if last_uyv[c]:
                 ints[I_END_Y, o] = last_uy[c]
                 valid[I_END_Y, o] = True
-        else:
-            valid[I_END_X, o] = False
-            valid[I_END_Y, o] = False
+            elif mys >= 0:
+                ints[I_END_Y, o] = y[mys]
+                valid[I_END_Y, o] = True
         pointer_press = act != A_MOVE and act <= A_CLICK
         valid[I_BUTTON, o] = pointer_press and btn >= 0
         ints[I_CLICKS, o] = clicks
@@ -700,7 +712,7 @@ def actions(
         ints[I_COUNT, o] = count
         dur[o] = float(end - ints[I_START, o]) / 1e6
     nout = o + 1
-    return ints[:, :nout], valid[:, :nout], dur[:nout], tokens[:wt], tok_off[: nout + 1], pts[:, :wp], ptsv[:, :wp], pt_off[: nout + 1]
+    return ints[:, :nout], valid[:, :nout], dur[:nout], tokens[:wt], tok_off[: nout + 1], pts[:, :wp], ptsv[:, : (0 if xy_valid else wp)], pt_off[: nout + 1]
 
 
 INT_COLUMNS = (

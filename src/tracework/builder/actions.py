@@ -336,7 +336,7 @@ def reduce_actions(lf: pl.LazyFrame, settings: BuildSettings) -> pl.LazyFrame:
     middle = btn_list.index("middle") if "middle" in btn_list else -9
     ints, valid, dur, tokens, tok_off, pts, ptsv, pt_off = K.actions(
         starts, order, tcode, sid, row, ws, task, seq, t, x, xv, y, yv, dx, dxv, dy, dyv, mods,
-        focus, focusv, sw, swv, sh, shv, keyc, btnc, redc, *per_row[2:],
+        focus, focusv, sw, swv, sh, shv, keyc, btnc, redc, *per_row[2:], bool(xv.all() and yv.all()),
         float(settings.move_min_px), float(settings.drag_px), int(settings.multi_click_ms * 1e6), float(settings.multi_click_px), right, middle,
     )  # fmt: skip
     return _assemble(df, rows, ints, valid, dur, tokens, tok_off, pts, ptsv, pt_off, key_values, btn_values).lazy()
@@ -395,7 +395,8 @@ def _assemble(df, rows, ints, valid, dur, tokens, tok_off, pts, ptsv, pt_off, ke
         "keys",
         pa.ListArray.from_arrays(pa.array(k_off.astype(np.int32)), vocab.to_arrow().take(_masked(kidx, kidx >= 0)), mask=pa.array(~has_keys)),
     )
-    points = pa.StructArray.from_arrays([_masked(pts[0], ptsv[0]), _masked(pts[1], ptsv[1]), pa.array(pts[2])], names=["x", "y", "t_ms"])
+    px, py = (pa.array(pts[0]), pa.array(pts[1])) if ptsv.shape[1] == 0 else (_masked(pts[0], ptsv[0]), _masked(pts[1], ptsv[1]))
+    points = pa.StructArray.from_arrays([px, py, pa.array(pts[2])], names=["x", "y", "t_ms"])
     path = pl.Series("path", pa.ListArray.from_arrays(pa.array(pt_off.astype(np.int32)), points)).cast(PATH_TYPE)
     xs, ys, ex, ey = col("x"), col("y"), col("end_x"), col("end_y")
     sw = col("screen_w")
