@@ -97,14 +97,15 @@ def sessionize_kernel(
     ``row`` the ``_row`` numbers. ``lock``, ``app_valid`` and ``fhash`` have
     one entry per focus-change row, in row order: its app is a lock screen,
     it has an app, the hash of its (app, title).
-    Returns (focus row, its validity, focus hash, its validity, screen_w,
-    validity, screen_h, validity, excluded, clock_jump, work_session, task)."""
+    ``t_valid``, ``sw_valid`` and ``sh_valid`` may be empty: no nulls.
+    Returns (focus row, its validity (also the focus hash's), focus hash,
+    screen_w, validity, screen_h, validity, excluded, clock_jump,
+    work_session, task)."""
     n = sid.shape[0]
     # Every row of every output is written below (np.empty: no zeroing pass).
     focus = np.empty(n, np.int64)
-    focus_ok = np.empty(n, np.bool_)
+    focus_ok = np.empty(n, np.bool_)  # also the validity of the focus hash
     fh = np.empty(n, np.uint64)
-    fh_ok = np.empty(n, np.bool_)
     w_out = np.empty(n, np.int64)
     w_ok = np.empty(n, np.bool_)
     h_out = np.empty(n, np.int64)
@@ -119,7 +120,6 @@ def sessionize_kernel(
     cur_focus = 0
     cur_focus_ok = False
     cur_fh = np.uint64(0)
-    cur_fh_ok = False
     cur_w = 0
     cur_w_ok = False
     cur_h = 0
@@ -133,7 +133,6 @@ def sessionize_kernel(
             blocked = _NULL
             paused = _NULL
             cur_focus_ok = False
-            cur_fh_ok = False
             cur_w_ok = False
             cur_h_ok = False
             ws = -1
@@ -151,22 +150,20 @@ def sessionize_kernel(
                 cur_focus = row[i]
                 cur_focus_ok = True
                 cur_fh = fhash[k]
-                cur_fh_ok = True
             k += 1
         if tp == c_pause:
             paused = 1
         elif tp == c_resume or tp == c_start:
             paused = 0
-        if sw_valid[i]:
+        if sw_valid.shape[0] == 0 or sw_valid[i]:
             cur_w = sw[i]
             cur_w_ok = True
-        if sh_valid[i]:
+        if sh_valid.shape[0] == 0 or sh_valid[i]:
             cur_h = sh[i]
             cur_h_ok = True
         focus[i] = cur_focus
         focus_ok[i] = cur_focus_ok
         fh[i] = cur_fh
-        fh_ok[i] = cur_fh_ok
         w_out[i] = cur_w
         w_ok[i] = cur_w_ok
         h_out[i] = cur_h
@@ -176,7 +173,7 @@ def sessionize_kernel(
         # The time step to the previous row of the frame (not of the session:
         # a session's first row starts a work session anyway, but its
         # clock_jump flag compares with the row before it, as the reference).
-        dt_ok = i > 0 and t_valid[i] and t_valid[i - 1]
+        dt_ok = i > 0 and (t_valid.shape[0] == 0 or (t_valid[i] and t_valid[i - 1]))
         dt = t[i] - t[i - 1] if dt_ok else 0
         jump = dt_ok and dt < 0
         clock_jump[i] = jump
@@ -191,7 +188,7 @@ def sessionize_kernel(
         )
         switched = False
         # ne_missing with the previous row's carried hash.
-        if is_focus and i > 0 and (fh_ok[i] != fh_ok[i - 1] or (fh_ok[i] and fh[i] != fh[i - 1])):
+        if is_focus and i > 0 and (focus_ok[i] != focus_ok[i - 1] or (focus_ok[i] and fh[i] != fh[i - 1])):
             switched = True
         new_task = new_ws or switched or (dt_ok and dt > task_ns)
         if new_ws:
@@ -200,4 +197,4 @@ def sessionize_kernel(
             task += 1
         ws_out[i] = ws
         task_out[i] = task
-    return focus, focus_ok, fh, fh_ok, w_out, w_ok, h_out, h_ok, excluded, clock_jump, ws_out, task_out
+    return focus, focus_ok, fh, w_out, w_ok, h_out, h_ok, excluded, clock_jump, ws_out, task_out

@@ -302,17 +302,14 @@ def sessionize(lf: pl.LazyFrame, settings: BuildSettings) -> pl.LazyFrame:
     out = sessionize_kernel(
         df["_sid"].to_numpy(),
         df["_row"].to_numpy(),
-        t.fill_null(0).to_numpy(),
-        t.is_not_null().to_numpy(),
+        *_values_and_validity(t),
         codes,
         df["denied"].fill_null(False).to_numpy(),
         app.is_in(list(settings.lock_apps)).fill_null(False).to_numpy(),
         app.is_not_null().to_numpy(),
         focus.select(pl.struct("app", "title").hash(seed=0)).to_series().to_numpy(),
-        sw.fill_null(0).to_numpy(),
-        sw.is_not_null().to_numpy(),
-        sh.fill_null(0).to_numpy(),
-        sh.is_not_null().to_numpy(),
+        *_values_and_validity(sw),
+        *_values_and_validity(sh),
         int(settings.session_gap_s * 1e9),
         int(settings.task_pause_s * 1e9),
         c["focus_change"],
@@ -322,17 +319,25 @@ def sessionize(lf: pl.LazyFrame, settings: BuildSettings) -> pl.LazyFrame:
         c["idle"],
         c["active"],
     )
-    focus_row, focus_ok, fhash, fhash_ok, w, w_ok, h, h_ok, excluded, clock_jump, ws, task = out
+    focus_row, focus_ok, fhash, w, w_ok, h, h_ok, excluded, clock_jump, ws, task = out
     return df.with_columns(
         _masked("screen_w", w, w_ok),
         _masked("screen_h", h, h_ok),
         _masked("_focus", focus_row, focus_ok),
-        _masked("_focus_hash", fhash, fhash_ok),
+        _masked("_focus_hash", fhash, focus_ok),
         pl.Series("excluded", excluded),
         pl.Series("clock_jump", clock_jump),
         pl.Series("work_session", ws),
         pl.Series("task", task),
     ).lazy()
+
+
+def _values_and_validity(col: pl.Series) -> tuple[np.ndarray, np.ndarray]:
+    """A column's values (nulls as 0) and validity for a kernel; the validity
+    is empty when there is no null (the kernels then read every value)."""
+    if col.null_count() == 0:
+        return col.to_numpy(), np.zeros(0, np.bool_)
+    return col.fill_null(0).to_numpy(), col.is_not_null().to_numpy()
 
 
 def _masked(name: str, values: np.ndarray, valid: np.ndarray) -> pl.Series:
