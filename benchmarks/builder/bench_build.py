@@ -200,6 +200,7 @@ def _child_build(data_dir: str, out: str) -> None:
     wall = time.perf_counter()
     cpu = time.process_time()
     times = os.times()
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     result = build_datasets(data_dir, out)
     report = {
         "wall_s": time.perf_counter() - wall,
@@ -207,6 +208,7 @@ def _child_build(data_dir: str, out: str) -> None:
         "user_s": os.times().user - times.user,
         "sys_s": os.times().system - times.system,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "minor_faults": resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults,
         "counts": result.counts,
     }
     print(json.dumps(report))
@@ -225,7 +227,7 @@ def stages(data_dir: Path, repeats: int = 3) -> None:
         sessionize,
         typing_fields,
     )
-    from tracework.builder.engine import ENGINE, _write_kind
+    from tracework.builder.engine import ENGINE, _write_kind, work_sessions
 
     settings = BuildSettings()
     best: dict[str, float] = {}
@@ -242,6 +244,7 @@ def stages(data_dir: Path, repeats: int = 3) -> None:
     timed("normalize", lambda: normalize(raw).collect(engine=ENGINE))
     rows = sessionize(normalize(raw), settings).collect(engine=ENGINE)
     timed("normalize + sessionize", lambda: sessionize(normalize(raw), settings).collect(engine=ENGINE))
+    timed("work-session summary", lambda: work_sessions(rows))
     lf = rows.lazy()
     frames = {
         "trajectories": timed("actions", lambda: reduce_actions(lf, settings).collect(engine=ENGINE)),
@@ -257,6 +260,8 @@ def stages(data_dir: Path, repeats: int = 3) -> None:
     for k, v in best.items():
         print(f"  {k:24s} {v:6.3f}")
     print(f"  read + transforms + write {total:6.3f} s -> {raw.height / total:,.0f} events per CPU second (chunk alone)")
+    io = best["read chunk"] + best["work-session summary"] + best["write shards"]
+    print(f"  of which read + write + work-session summary {io:6.3f} s ({io / raw.height * 1e6:.3f} per 1M events)")
 
 
 def main() -> None:
@@ -306,7 +311,7 @@ def main() -> None:
                   f"(process user {r['user_s']:.2f} s, system {r['sys_s']:.2f} s; cores: {os.cpu_count()})")
             print(f"  rows written: {json.dumps(r['counts'])}")
             print(f"  {rate_cpu:,.0f} events per CPU second (per core); {rate_wall:,.0f} events per wall second")
-            print(f"  peak RSS {r['peak_rss_mb']:,.0f} MB")
+            print(f"  peak RSS {r['peak_rss_mb']:,.0f} MB; minor page faults {r['minor_faults']:,} ({r['minor_faults'] * 4 / 1024:,.0f} MB of pages first touched)")
             print(f"  target >= 2,000,000 events/s per core: {'met' if rate_cpu >= 2e6 else 'NOT met'}; RSS < 2048 MB: {'met' if r['peak_rss_mb'] < 2048 else 'NOT met'}")
 
         if args.stages:

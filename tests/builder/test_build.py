@@ -208,3 +208,29 @@ def test_every_build_setting_is_documented():
     doc = (Path(__file__).resolve().parents[2] / "docs" / "datasets.md").read_text()
     missing = [f.name for f in fields(BuildSettings) if f"`{f.name}`" not in doc]
     assert not missing, f"document these settings in docs/datasets.md: {missing}"
+
+
+def test_cycle_collector_is_paused_during_a_build_and_restored(lake, tmp_path):
+    """The build turns Python's cycle collector off while it runs and gives
+    back the state it found, after a failed build too."""
+    import gc
+
+    data, *_ = lake
+    seen = []
+
+    def everyone(people):
+        seen.append(gc.isenabled())
+        return people
+
+    assert gc.isenabled()
+    build_datasets(data, tmp_path / "ds", person_filter=everyone)
+    assert seen == [False] and gc.isenabled()
+    with pytest.raises(BuildError):
+        build_datasets(data, tmp_path / "ds2", person_filter=lambda people: [])
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        build_datasets(data, tmp_path / "ds3")
+        assert not gc.isenabled()  # a caller's choice is kept
+    finally:
+        gc.enable()
