@@ -126,24 +126,40 @@ def _windows_into(view, out, left, right):  # pragma: no cover - compiled; cover
 
 
 _local = threading.local()
+_LEFT, _RIGHT = pii.WINDOW_LEFT, pii.WINDOW_RIGHT
 
 
-def _buffer(n: int) -> memoryview:
+def _new_buffer(n: int) -> memoryview:
     # One output buffer per thread, grown to the longest text seen: a text
     # of n characters has at most n // 2 + 1 digit runs, so as many windows.
-    need = 4 * (n // 2 + 1)
-    buf = getattr(_local, "buf", None)
-    if buf is None or len(buf) < need:
-        buf = _local.buf = memoryview(np.zeros(max(need, 4 * 1024), np.int64))
+    buf = _local.buf = memoryview(np.zeros(max(4 * (n // 2 + 1), 4 * 1024), np.int64))
     return buf
+
+
+def _kernel(view, out, left, right):
+    """The compiled loop, called past numba's dispatcher once compiled (or
+    loaded from the cache): the dispatcher's argument typing cost about as
+    much as the loop on a sentence. Falls back to the dispatcher if this
+    numba keeps its compiled code elsewhere."""
+    global _kernel
+    k = _windows_into(view, out, left, right)
+    try:
+        (entry,) = [c.entry_point for c in _windows_into.overloads.values()]
+        if entry(view, out, left, right) == k:
+            _kernel = entry
+    except Exception:  # pragma: no cover - numba internals changed: keep the dispatcher
+        _kernel = _windows_into
+    return k
 
 
 def digit_windows_ascii(view: bytes) -> list[tuple[int, int, int, int]]:
     """``pii.digit_windows(text)`` computed from ``prefilter._ascii_view(text)``,
     each window with its shape flags (``PHONE_SHAPED``, ``CARD_SHAPED``): a
     detector whose flag is off cannot report anything in that window."""
-    out = _buffer(len(view))
-    k = _windows_into(view, out, pii.WINDOW_LEFT, pii.WINDOW_RIGHT)
+    out = getattr(_local, "buf", None)
+    if out is None or len(out) < 4 * (len(view) // 2 + 1):
+        out = _new_buffer(len(view))
+    k = _kernel(view, out, _LEFT, _RIGHT)
     if k == 1:  # the usual case: one cluster of digits
         return [(out[0], out[1], out[2], out[3])]
     return [(out[i], out[i + 1], out[i + 2], out[i + 3]) for i in range(0, 4 * k, 4)]
