@@ -164,3 +164,23 @@ def test_focus_change_between_motion_and_click_keeps_the_path(settings):
     df = actions(s, settings)
     assert df.select("action", "x", "y", "app").rows() == [("click", 200, 200, "b")]
     assert len(df["path"][0]) >= 4
+
+
+def test_drag_cut_off_by_the_session_end_ends_where_the_pointer_last_was(settings):
+    """A drag whose button-up was never recorded (the session stopped while
+    the button was held) ends at the last pointer position of its own
+    session: not where a later click's button came up (in the benchmark
+    lake, a click of the next session)."""
+    from tracework.events import ButtonDown
+
+    s1 = Script(session="a")
+    s1.add(ButtonDown, 30, x=100, y=100, button="left").move_to(300, 320)
+    s2 = Script(session="b", t0=s1.t + 10**12)
+    s2.click(900, 900)
+    # (Sessions come in the order of their ids' hash.)
+    df = reduce_actions(rows([s1, s2], settings), settings).collect().sort("session")
+    assert df.select("session", "action", "x", "y", "end_x", "end_y").rows() == [
+        ("a", "drag", 100, 100, 300, 320),
+        ("b", "click", 900, 900, None, None),
+    ]
+    assert df["command"][0] == "pyautogui.moveTo(x=100, y=100); pyautogui.dragTo(x=300, y=320, button='left')"

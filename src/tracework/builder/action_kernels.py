@@ -577,32 +577,12 @@ def actions(
             k = 0
         kpos[c] = k
         grp[c] = chain * 1000 + k // 3
-    # Values from a merged group's last action: a backward fill from the rows
-    # that end a group, so (as in the Polars version) a missing value is
-    # filled from a later group.
-    last_ux = np.empty(nc, np.int64)
-    last_uxv = np.zeros(nc, np.bool_)
-    last_uy = np.empty(nc, np.int64)
-    last_uyv = np.zeros(nc, np.bool_)
+    # Values from a merged group's last action (a null there stays null).
     last_c = np.empty(nc, np.int64)
-    fux = 0
-    fuxv = False
-    fuy = 0
-    fuyv = False
     lastc = 0
     for c in range(nc - 1, -1, -1):
         if c == nc - 1 or grp[c] != grp[c + 1]:
             lastc = c
-            if c_uxv[c]:
-                fux = c_ux[c]
-                fuxv = True
-            if c_uyv[c]:
-                fuy = c_uy[c]
-                fuyv = True
-        last_ux[c] = fux
-        last_uxv[c] = fuxv
-        last_uy[c] = fuy
-        last_uyv[c] = fuyv
         last_c[c] = lastc
 
     o = -1
@@ -685,14 +665,14 @@ def actions(
             # Where the button came up (the group's last), else where the pointer last moved.
             mxs = lmxs[il]
             mys = lmys[il]
-            if last_uxv[c]:
-                ints[I_END_X, o] = last_ux[c]
+            if c_uxv[lc]:
+                ints[I_END_X, o] = c_ux[lc]
                 valid[I_END_X, o] = True
             elif mxs >= 0:
                 ints[I_END_X, o] = x[mxs]
                 valid[I_END_X, o] = True
-            if last_uyv[c]:
-                ints[I_END_Y, o] = last_uy[c]
+            if c_uyv[lc]:
+                ints[I_END_Y, o] = c_uy[lc]
                 valid[I_END_Y, o] = True
             elif mys >= 0:
                 ints[I_END_Y, o] = y[mys]

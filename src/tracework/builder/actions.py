@@ -134,6 +134,10 @@ def classify_keys() -> list[pl.Expr]:
     return [kcat.alias("kcat")]
 
 
+# Stands for a null while a value is carried to its group's first row (no
+# coordinate, time or count comes near it).
+_NO_VALUE = -(2**62)
+
 # Offset per group for cumulative minima over many groups in one global scan:
 # larger than twice any depth, and group ids stay below 2**30.
 _GROUP_OFFSET = 1 << 32
@@ -622,7 +626,11 @@ def _finish(agg: pl.LazyFrame, paths: pl.LazyFrame, settings: BuildSettings) -> 
     is_last = (grp != grp.shift(-1)).fill_null(True)
 
     def group_last(e: pl.Expr) -> pl.Expr:
-        return pl.when(is_last).then(e).backward_fill()
+        # The group's last row's value; a null there stays null (a plain
+        # backward fill would take a later group's value: a drag without its
+        # button-up ended where a later click's button came up).
+        src = pl.when(is_last).then(grp).backward_fill()
+        return pl.when(src == grp).then(pl.when(is_last).then(e.fill_null(_NO_VALUE)).backward_fill()).replace(_NO_VALUE, None)
 
     events_cum = pl.col("event_count").cast(pl.Int64).cum_sum()
     agg = agg.with_columns(
