@@ -644,13 +644,11 @@ SHARD_STATISTICS = {"min": False, "max": False, "distinct_count": False, "null_c
 
 def _write_kind(tmp: Path, kind: str, df: pl.DataFrame, settings: BuildSettings, chunk: int) -> tuple[dict[str, int], list[str]]:
     """Write one chunk's rows of ``kind`` as ``{kind}/{split}-{chunk}-{shard}.parquet``."""
-    # Split per distinct person (few), not per row: hashing is done in Python;
-    # each row gets its split's number by one look-up of its person, and a
-    # split is an integer compare (no join, no string column added).
-    people = df["person"].unique(maintain_order=True).to_list()
-    split_codes = [SPLITS.index(split_of(p, settings)) for p in people]
-    code = df["person"].replace_strict(people, split_codes, return_dtype=pl.UInt8) if df.height else pl.Series([], dtype=pl.UInt8)
-    present = set(split_codes)
+    # Split per run of rows of one person (rows come session by session, so
+    # runs are few), not per row: hashing is done in Python, once per
+    # distinct person; a split is then an integer compare (no join, no
+    # string column added, no per-row hash of the person).
+    code, present = _split_codes(df["person"], settings)
     counts: dict[str, int] = {}
     files: list[str] = []
     for s, name in enumerate(SPLITS):
@@ -668,6 +666,18 @@ def _write_kind(tmp: Path, kind: str, df: pl.DataFrame, settings: BuildSettings,
             piece.write_parquet(tmp / rel, compression="zstd", compression_level=1, statistics=SHARD_STATISTICS)
             files.append(rel)
     return counts, files
+
+
+def _split_codes(person: pl.Series, settings: BuildSettings) -> tuple[pl.Series, set[int]]:
+    """Each row's split as its index in ``SPLITS`` (UInt8), and the splits present."""
+    if person.len() == 0:
+        return pl.Series([], dtype=pl.UInt8), set()
+    starts = (person.ne_missing(person.shift(1))).fill_null(True).arg_true().to_numpy()
+    heads = person.gather(starts).to_list()
+    by_person = {p: SPLITS.index(split_of(p, settings)) for p in set(heads)}
+    lengths = np.diff(np.append(starts, person.len()))
+    codes = np.repeat(np.array([by_person[p] for p in heads], dtype=np.uint8), lengths)
+    return pl.Series(codes, dtype=pl.UInt8), set(by_person.values())
 
 
 def _publish(tmp: Path, out: Path) -> None:
