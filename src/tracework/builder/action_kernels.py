@@ -337,7 +337,7 @@ def actions(
     for g in range(ngroups):
         if starts[g + 1] > starts[g]:
             n_cand += 1
-    ints = np.zeros((N_INTS, n_cand), np.int64)
+    ints = np.empty((N_INTS, n_cand), np.int64)  # every slot read is written first, or masked
     valid = np.zeros((N_INTS, n_cand), np.bool_)
     dur = np.empty(n_cand, np.float64)
     # Candidate facts the merge reads besides ``ints``.

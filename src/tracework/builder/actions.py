@@ -301,10 +301,9 @@ def reduce_actions(lf: pl.LazyFrame, settings: BuildSettings) -> pl.LazyFrame:
     # Key and button rows (a few percent of the chunk): string rules and
     # codes are computed on these rows only, then scattered to every row.
     typ = pl.col("type")
-    small = df.select(pl.int_range(pl.len(), dtype=pl.Int64).alias("_i"), "type", "key", "char", "redacted", "modifiers", "button").filter(
-        (typ == "key_down") | (typ == "button_down") | (pl.col("key").is_not_null() & (typ != "key_up"))
-    )
-    idx = small["_i"].to_numpy()
+    keyish = df.select((typ == "key_down") | (typ == "button_down") | (pl.col("key").is_not_null() & (typ != "key_up"))).to_series()
+    small = df.select("type", "key", "char", "redacted", "modifiers", "button").filter(keyish)
+    idx = np.flatnonzero(keyish.to_numpy())
     kcat = _scatter(n, idx, small.select(classify_keys()[0].to_physical().cast(pl.Int8).fill_null(-1)).to_series(), np.int8)
     key_codes, key_values = _codes(small["key"])
     red_codes, _ = _codes(small["redacted"])
@@ -312,7 +311,7 @@ def reduce_actions(lf: pl.LazyFrame, settings: BuildSettings) -> pl.LazyFrame:
     keyc = _scatter(n, idx, key_codes, np.int32)
     redc = _scatter(n, idx, red_codes, np.int32)
     btnc = np.full(n, -1, np.int32)
-    btnc[small.filter(typ == "button_down")["_i"].to_numpy()] = btn_codes.to_numpy()
+    btnc[idx[(small["type"] == "button_down").to_numpy()]] = btn_codes.to_numpy()
 
     tcode = _TYPE_LUT[df["type"].to_physical().fill_null(255).to_numpy()]
     excluded = df["excluded"].fill_null(True).to_numpy()
@@ -383,7 +382,10 @@ def _assemble(df, rows, ints, valid, dur, tokens, tok_off, pts, ptsv, pt_off, ke
 
     is_type = ints[K.I_ACTION] == K.A_TYPE
     # Each surviving token's string (its character, or the redaction placeholder).
-    tok = df.select(pl.col("char").gather(tokens), pl.col("redacted").gather(tokens)).select(key_token().alias("t"))["t"]
+    if df["redacted"].null_count() == df.height:
+        tok = df["char"].gather(tokens)  # no redaction in the chunk: every token is its character
+    else:
+        tok = df.select(pl.col("char").gather(tokens), pl.col("redacted").gather(tokens)).select(key_token().alias("t"))["t"]
     tok_so, tok_data = _string_buffers(tok)
     n_keys = key_values.len()
     vocab = pl.concat([pl.Series(K.MOD_WORDS, dtype=pl.String), key_values, key_values.str.to_lowercase()])
