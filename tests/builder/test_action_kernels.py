@@ -231,3 +231,20 @@ def test_nullable_pointer_fields(settings):
     )
     fast = reduce_actions(frame.lazy(), settings).collect()
     assert_frame_equal(fast, reference_reduce_actions(frame.lazy(), settings).collect())
+
+
+def test_key_characters_of_every_class(settings):
+    """Which characters count as typed text (decided per distinct character
+    in the compiled path): control characters, DEL, an empty string, several
+    characters from one key (dead keys, IMEs), non-ASCII, with and without
+    modifiers."""
+    s = Script()
+    for sym, ch, mods in [
+        ("a", "a", 0), ("Delete", "\x7f", 0), ("x", "", 0), ("dead", "ab", 0), ("e", "é", 0), ("smile", "🙂", 0),
+        ("Return", "\r", 0), ("c", "c", MOD_CTRL), ("A", "A", MOD_SHIFT), ("BackSpace", None, 0), ("BackSpace", None, MOD_CTRL),
+        ("Control_L", None, MOD_CTRL), ("b", "b", MOD_ALT | MOD_SHIFT), ("z", "z", 0),
+    ]:  # fmt: skip
+        s.key(sym, ch, modifiers=mods)
+    fast, ref = _both([s.end()], settings)
+    assert_frame_equal(fast, ref)
+    assert "type" in fast["action"].to_list() and "hotkey" in fast["action"].to_list()

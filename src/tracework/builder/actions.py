@@ -110,8 +110,9 @@ def key_token() -> pl.Expr:
     )
 
 
-def classify_keys() -> list[pl.Expr]:
-    """Columns ``kcat`` (type, backspace, key, hotkey, modifier or null) for key-down rows."""
+def classify_keys(typing_char: pl.Expr | None = None) -> list[pl.Expr]:
+    """Columns ``kcat`` (type, backspace, key, hotkey, modifier or null) for key-down rows.
+    ``typing_char``: an expression equal to ``_is_typing_char()`` (default)."""
     is_down = pl.col("type") == "key_down"
     hot = (pl.col("modifiers") & HOTKEY_MASK) != 0
     kcat = (
@@ -123,7 +124,7 @@ def classify_keys() -> list[pl.Expr]:
         .then(pl.lit("modifier", dtype=CATEGORY))
         .when((pl.col("key") == "backspace") & ~hot)
         .then(pl.lit("backspace", dtype=CATEGORY))
-        .when(_is_typing_char())
+        .when(_is_typing_char() if typing_char is None else typing_char)
         .then(pl.lit("type", dtype=CATEGORY))
         .when(hot)
         .then(pl.lit("hotkey", dtype=CATEGORY))
@@ -304,7 +305,12 @@ def reduce_actions(lf: pl.LazyFrame, settings: BuildSettings) -> pl.LazyFrame:
     keyish = df.select((typ == "key_down") | (typ == "button_down") | (pl.col("key").is_not_null() & (typ != "key_up"))).to_series()
     small = df.select("type", "key", "char", "redacted", "modifiers", "button").filter(keyish)
     idx = np.flatnonzero(keyish.to_numpy())
-    kcat = _scatter(n, idx, small.select(classify_keys()[0].to_physical().cast(pl.Int8).fill_null(-1)).to_series(), np.int8)
+    # Whether a character is typed text, decided once per distinct character
+    # (the pattern match per row was most of the classification's cost).
+    chars = small["char"].drop_nulls().unique()
+    typed = chars.filter((chars.str.len_chars() >= 1) & ~chars.str.contains(r"^[\x00-\x1f\x7f]"))
+    typing_char = pl.col("char").is_in(typed.implode()) & ((pl.col("modifiers") & HOTKEY_MASK) == 0)
+    kcat = _scatter(n, idx, small.select(classify_keys(typing_char)[0].to_physical().cast(pl.Int8).fill_null(-1)).to_series(), np.int8)
     key_codes, key_values = _codes(small["key"])
     red_codes, _ = _codes(small["redacted"])
     btn_codes, btn_values = _codes(small.filter(typ == "button_down")["button"])
