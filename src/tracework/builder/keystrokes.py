@@ -192,7 +192,8 @@ def typing_fields(lf: pl.LazyFrame, settings: BuildSettings) -> pl.DataFrame:
 
 def _lists(name: str, values: pl.Series, offsets: np.ndarray, dtype: pl.DataType) -> pl.Series:
     """A list column: row i holds ``values[offsets[i]:offsets[i + 1]]``."""
-    arrow = pa.LargeListArray.from_arrays(pa.array(offsets, pa.int64()), values.to_arrow())
+    # Strings cross as Arrow string views (Polars' own layout): no copy either way.
+    arrow = pa.LargeListArray.from_arrays(pa.array(offsets, pa.int64()), values.to_arrow(compat_level=pl.CompatLevel.newest()))
     return pl.Series(name, pl.from_arrow(arrow), dtype=dtype)
 
 
@@ -200,7 +201,8 @@ def _distinct(col: pl.Series) -> tuple[np.ndarray, list]:
     """(index of each row's value among the distinct values, -1 for a null;
     the distinct values): one hashing pass, then Python per distinct value."""
     codes = col.cast(pl.Categorical).to_physical()
-    first = first_rows(codes.fill_null(_NULL_CODE).to_numpy(), _NULL_CODE)
+    top = codes.max()
+    first = first_rows(codes.fill_null(_NULL_CODE).to_numpy(), _NULL_CODE, -1 if top is None else top)
     present = np.flatnonzero(first >= 0)
     slot = np.full(first.size + 1, -1, np.int64)
     slot[present] = np.arange(present.size)

@@ -23,15 +23,11 @@ _NULL = -1
 
 
 @numba.njit(cache=True, nogil=True)
-def first_rows(codes: np.ndarray, null_code: int) -> np.ndarray:
-    """For dictionary codes (``null_code`` marks a null), a row holding each
-    code, indexed by code (-1 for codes absent): the distinct values of a
-    Categorical column are its rows ``first_rows[first_rows >= 0]``. Two
-    passes, no hashing, no sort."""
-    top = -1
-    for c in codes:
-        if c != null_code and c > top:
-            top = c
+def first_rows(codes: np.ndarray, null_code: int, top: int) -> np.ndarray:
+    """For dictionary codes (``null_code`` marks a null; ``top`` the largest
+    other code), a row holding each code, indexed by code (-1 for codes
+    absent): the distinct values of a Categorical column are its rows
+    ``first_rows[first_rows >= 0]``. One pass, no hashing, no sort."""
     first = np.full(top + 1, -1, np.int64)
     for i in range(codes.shape[0]):
         c = codes[i]

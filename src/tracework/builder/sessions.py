@@ -214,7 +214,8 @@ def _by_code(col: pl.Series, *fns) -> list[pl.Series]:
         # Nothing to look up (columns a lake leaves empty: redactions, urls).
         return [fn(pl.Series(col.name, [None], dtype=pl.String)).extend_constant(None, col.len() - 1) for fn in fns]
     codes = col.to_physical()
-    first = first_rows(codes.fill_null(_NULL_CODE).to_numpy(), _NULL_CODE)
+    top = codes.max()
+    first = first_rows(codes.fill_null(_NULL_CODE).to_numpy(), _NULL_CODE, -1 if top is None else top)
     present = np.flatnonzero(first >= 0)
     values = col.gather(first[present]).cast(pl.String)
     slot = np.full(first.size, present.size, np.int64)
@@ -267,7 +268,10 @@ def _order_by_session(df: pl.DataFrame) -> pl.DataFrame:
     if np.any((run_sh[1:] == run_sh[:-1]) & (first[1:] <= last[:-1])):
         return df.sort(["_sh", "seq"])  # runs of one session overlap in seq
     if np.all(starts[1:] > starts[:-1]):
-        return df  # already in order
+        # Already in order. One block per column: the stages read the
+        # columns as NumPy arrays (a column of several chunks is copied at
+        # every read) and gather from them.
+        return df.rechunk()
     return pl.concat([df.slice(int(a), int(b - a)) for a, b in zip(starts, ends)], rechunk=True)
 
 
