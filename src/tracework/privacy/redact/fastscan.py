@@ -21,7 +21,6 @@ import numpy as np
 
 from . import pii
 
-
 # Bits of a window's shape flags (the fourth value of digit_windows_ascii).
 PHONE_SHAPED = 1  # a phone candidate with 7 digits may lie in the window
 CARD_SHAPED = 2  # a card candidate with 12 digits may lie in the window
@@ -147,7 +146,7 @@ def _kernel(view, out, left, right):
         (entry,) = [c.entry_point for c in _windows_into.overloads.values()]
         if entry(view, out, left, right) == k:
             _kernel = entry
-    except Exception:  # pragma: no cover - numba internals changed: keep the dispatcher
+    except (AttributeError, TypeError, ValueError):  # pragma: no cover - numba internals changed: keep the dispatcher
         _kernel = _windows_into
     return k
 
