@@ -60,3 +60,18 @@ def test_empty_frame():
     got = sessionize(normalize(raw), BuildSettings()).collect()
     assert got.height == 0
     assert got.schema == reference_sessionize(reference_normalize(raw), BuildSettings()).collect().schema
+
+
+def test_decoded_strings_outlive_their_sources():
+    # normalize hands Polars string views that point into tables built from
+    # the input (no copy): they must stay valid once everything else is gone.
+    import gc
+
+    raw = as_read(random_raw(4))
+    want = reference_normalize(raw).collect()
+    got = normalize(raw).collect()
+    del raw
+    gc.collect()
+    _ = [pl.Series([str(i) * 20 for i in range(1000)]) for _ in range(20)]  # reuse freed memory
+    assert_frame_equal(got, want)
+    assert got["key"].str.len_bytes().sum() > 0

@@ -37,6 +37,23 @@ def first_rows(codes: np.ndarray, null_code: int, top: int) -> np.ndarray:
 
 
 @numba.njit(cache=True, nogil=True)
+def gather_views(table: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """Arrow string views (16 bytes: two uint64 words per string) of each
+    row's code in ``table``. A code past the table's end (the unspecified
+    value under a null) takes the last entry; the caller's validity bitmap
+    makes those rows null anyway."""
+    n = codes.shape[0]
+    last = table.shape[0] - 1
+    out = np.empty((n, 2), np.uint64)
+    for i in range(n):
+        c = codes[i]
+        c = min(c, last)
+        out[i, 0] = table[c, 0]
+        out[i, 1] = table[c, 1]
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
 def session_runs(sh: np.ndarray, seq: np.ndarray) -> np.ndarray:
     """Start rows of runs: maximal stretches of one session hash with strictly
     increasing seq (``seq`` must have no nulls)."""

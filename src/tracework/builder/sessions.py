@@ -18,7 +18,13 @@ import polars as pl
 import pyarrow as pa
 
 from ..events import EVENT_TAGS
-from .session_kernels import first_rows, session_ids, session_runs, sessionize_kernel
+from .session_kernels import (
+    first_rows,
+    gather_views,
+    session_ids,
+    session_runs,
+    sessionize_kernel,
+)
 from .settings import BuildSettings
 
 EVENT_TYPE_ENUM = pl.Enum(sorted(EVENT_TAGS))
@@ -220,7 +226,28 @@ def _by_code(col: pl.Series, *fns) -> list[pl.Series]:
     values = col.gather(first[present]).cast(pl.String)
     slot = np.full(first.size, present.size, np.int64)
     slot[present] = np.arange(present.size)
-    return [fn(values).extend_constant(None, 1).gather(slot).gather(codes) for fn in fns]
+    return [_gather_table(fn(values).extend_constant(None, 1).gather(slot), codes) for fn in fns]
+
+
+def _gather_table(table: pl.Series, codes: pl.Series) -> pl.Series:
+    """``table.gather(codes)``. For strings, the rows' Arrow string views are
+    copied from the table's in a compiled loop and handed to Polars without
+    a copy (its strings are Arrow string views); the validity is the codes'
+    own bitmap. Polars' gather of strings costs about three times more."""
+    arrow_codes = codes.to_arrow()
+    if table.dtype != pl.String or arrow_codes.offset or not isinstance(arrow_codes, pa.UInt32Array):
+        return table.gather(codes)
+    views = table.to_arrow(compat_level=pl.CompatLevel.newest())
+    if views.type != pa.string_view():
+        return table.gather(codes)
+    buffers = views.buffers()
+    table_views = np.frombuffer(buffers[1], dtype=np.uint64).reshape(-1, 2)[views.offset : views.offset + len(views)]
+    raw = np.frombuffer(arrow_codes.buffers()[1], dtype=np.uint32)[: len(arrow_codes)]
+    out = gather_views(table_views, raw)
+    array = pa.Array.from_buffers(
+        pa.string_view(), len(arrow_codes), [arrow_codes.buffers()[0], pa.py_buffer(out), *buffers[2:]], null_count=arrow_codes.null_count
+    )
+    return pl.Series(table.name, pl.from_arrow(array), dtype=pl.String)
 
 
 def _same(values: pl.Series) -> pl.Series:
