@@ -199,3 +199,43 @@ def test_all_null_columns_are_skipped_only_by_their_statistics(tmp_path):
     full = pl.from_arrow(read)
     restored = engine._with_null_columns(full.drop("url", "x"), ["url", "x"], full.columns)
     assert_frame_equal(restored, full)
+
+
+@pytest.mark.parametrize("offset", [0, 3, 9])
+def test_dictionary_indices_and_masks_from_buffers(offset):
+    """engine._indices / engine._bool_array read Arrow buffers directly (the
+    pyarrow conversions import pandas): same values as pyarrow's, with nulls,
+    sliced arrays and empty ones."""
+    import pyarrow as pa
+
+    values = ["b", None, "a", "b", None, "c", "a", "a", None, "c", "b", "a", "c"]
+    array = pa.array(values, pa.string()).dictionary_encode().slice(offset)
+    n = len(array.dictionary)
+    expected = array.indices.fill_null(n).to_numpy()
+    assert engine._indices(array.indices, n).tolist() == expected.tolist()
+    no_nulls = pa.array(["x", "y", "x", "z"] * 3).dictionary_encode().slice(offset)
+    assert engine._indices(no_nulls.indices, 9).tolist() == no_nulls.indices.to_numpy().tolist()
+    assert engine._indices(pa.array([], pa.string()).dictionary_encode().indices, 0).tolist() == []
+    rng = np.random.default_rng(offset)
+    for size in (0, 1, 7, 8, 9, 100):
+        mask = rng.random(size) < 0.5
+        assert engine._bool_array(mask).to_pylist() == mask.tolist()
+
+
+def test_local_files_are_the_lake_datasets_fragments(tmp_path):
+    """engine._local_files lists the Delta log's files without building the
+    pyarrow dataset: the same files, order and days as that dataset's
+    fragments and hive partitions (the previous implementation)."""
+    import pyarrow.dataset as pads
+
+    from tracework.lake import open_table, table_path
+    from tracework.lake.read import table_dataset
+
+    data = tmp_path / "data"
+    _split_lake(data)
+    dataset = table_dataset(open_table(data), table_path(data))
+    expected = [
+        (f.path, str(pads.get_partition_keys(f.partition_expression).get("day"))) for f in dataset.get_fragments()
+    ]
+    assert engine._local_files(data) == expected
+    assert len({day for _, day in expected}) == 3

@@ -9,17 +9,26 @@ projections and filters down into that dataset.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
-import pyarrow.dataset as pads
 from deltalake.exceptions import DeltaError
 
 from ..errors import LakeError
 from .layout import EVENTS_TABLE, RAW_EVENTS_SCHEMA, table_path
 from .writer import lake_lock, open_table
 
+if TYPE_CHECKING:
+    import pyarrow.dataset as pads
+
+# pyarrow.dataset is imported where it is used: importing it imports pandas
+# (about 0.5 s of CPU), which a build reading a local lake file by file never
+# needs (tracework.builder.engine lists the files from the Delta log).
+
 
 def _dataset(data_dir: str | Path, table: str = EVENTS_TABLE) -> pads.Dataset:
+    import pyarrow.dataset as pads
+
     dt = open_table(data_dir, table)
     if dt is None:
         # An empty lake reads as an empty table with the right columns, so
@@ -48,6 +57,8 @@ def _without_statistics_guards(dataset: pads.FileSystemDataset) -> pads.FileSyst
     silently lost rows. Only the partition value (``day=...`` in the path) is
     kept, which is exact; the filter itself is still applied to every row.
     """
+    import pyarrow.dataset as pads
+
     fragments = []
     for fragment in dataset.get_fragments():
         day = next((part[len("day="):] for part in fragment.path.split("/") if part.startswith("day=")), None)
@@ -66,10 +77,12 @@ def table_dataset(dt, path: Path) -> pads.Dataset:
     the interpreter at exit ("terminate called without an active exception")
     after deletes and vacuums; it is still used for non-local tables.
     """
+    import pyarrow.dataset as pads
+
     uris = dt.file_uris()
-    if not all(u.startswith("/") or u.startswith("file://") for u in uris) or _needs_delta_reader(dt):
+    if not all(u.startswith(("/", "file://")) for u in uris) or _needs_delta_reader(dt):
         return _without_statistics_guards(dt.to_pyarrow_dataset())
-    files = [u[len("file://"):] if u.startswith("file://") else u for u in uris]
+    files = [u.removeprefix("file://") for u in uris]
     schema = RAW_EVENTS_SCHEMA if path.name == EVENTS_TABLE else None
     if not files:
         return pads.dataset((schema or pa.schema([])).empty_table())
