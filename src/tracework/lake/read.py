@@ -22,8 +22,8 @@ if TYPE_CHECKING:
     import pyarrow.dataset as pads
 
 # pyarrow.dataset is imported where it is used: importing it imports pandas
-# (about 0.5 s of CPU), which a build reading a local lake file by file never
-# needs (tracework.builder.engine lists the files from the Delta log).
+# (about 0.3 s of CPU), which the builder reading a local lake file by file does
+# not need (tracework.builder.engine lists the files from the Delta log).
 
 
 def _dataset(data_dir: str | Path, table: str = EVENTS_TABLE) -> pads.Dataset:
