@@ -51,23 +51,23 @@ DROP = np.int64(-2)
 
 
 # Per-row flags (bits of ``flags``).
-F_NEW, F_FREE, F_PRESS, F_SURVIVES = 1, 2, 4, 8
+F_NEW, F_FREE, F_PRESS, F_SURVIVES, F_MOVED, F_G1, F_TOKEN = 1, 2, 4, 8, 16, 32, 64
 
 
 @numba.njit(cache=True, nogil=True)
-def row_keys(tcode, excluded, sid, seq, ws, task, t, x, xv, y, yv, dx, dxv, dy, dyv, kcat, keyc, scroll_gap):
+def row_keys(tcode, excluded, sid, seq, ws, task, t, x, xv, y, yv, dx, dxv, dy, dyv, kcat, keyc, scroll_gap, drag_px):
     """Per row: ``akey`` (``DROP`` for rows in no action) and the per-row facts
     the aggregation reads. Inputs are full-length columns of the sessionized
     frame; excluded rows, key-ups and rows of unknown type are skipped (the
     Polars version filters them out first).
 
-    Returns (akey, max aid, ucat, flags, bxs, bys, lmxs, lmys, moved, monotone):
+    Returns (akey, max aid, ucat, flags, bxs, bys, lmxs, lmys, monotone):
     ``ucat`` the unit category (-1: not a unit); ``flags`` the ``F_*`` bits
     (unit row that starts an action, free motion, part of a press, typed
-    token still present at the end of its run); ``bxs``/``bys`` the row whose
+    token still present at the end of its run, a press's row more than
+    ``drag_px`` from where the press started); ``bxs``/``bys`` the row whose
     x/y is where the pointer was before the row (-1: none); ``lmxs``/``lmys``
-    the last motion row with an x/y; ``moved`` the distance of a press's row
-    from where the press started (-1: unknown); ``monotone`` whether seq,
+    the last motion row with an x/y; ``monotone`` whether seq,
     time, work session and task never decrease within a session. Values by row number keep
     these arrays narrow: the chunk's memory traffic is most of the cost."""
     n = tcode.shape[0]
@@ -78,10 +78,7 @@ def row_keys(tcode, excluded, sid, seq, ws, task, t, x, xv, y, yv, dx, dxv, dy, 
     bys = np.empty(n, np.int32)
     lmxs = np.empty(n, np.int32)
     lmys = np.empty(n, np.int32)
-    moved = np.empty(n, np.int64)
-    depth = np.empty(n, np.int32)
-    delta = np.zeros(n, np.int8)
-    grp1 = np.empty(n, np.int32)
+    depth = np.empty(n, np.int32)  # clamped text depth (first pass)
 
     have_last = False
     last_sid = 0
@@ -174,17 +171,16 @@ def row_keys(tcode, excluded, sid, seq, ws, task, t, x, xv, y, yv, dx, dxv, dy, 
             u1 = -1
         if u1 < 0:
             ucat[i] = -1
-            grp1[i] = aid1
             depth[i] = d
             if ip:
-                flags[i] = F_PRESS
-                # Held motion and button-ups join the last unit of the session.
+                # Held motion and button-ups join the last unit of the session;
+                # a press that moved further than drag_px is a drag.
+                fl = F_PRESS
+                if xv[i] and gfx >= 0 and yv[i] and gfy >= 0 and abs(x[i] - x[gfx]) + abs(y[i] - y[gfy]) > drag_px:
+                    fl |= F_MOVED
+                flags[i] = fl
                 if aid_fwd >= 0:
                     akey[i] = 3 * aid_fwd + 1
-                if xv[i] and gfx >= 0 and yv[i] and gfy >= 0:
-                    moved[i] = abs(x[i] - x[gfx]) + abs(y[i] - y[gfy])
-                else:
-                    moved[i] = -1
             elif tc == T_MOVE:
                 flags[i] = F_FREE
                 akey[i] = aid_fwd  # the unit before; resolved in the backward pass
@@ -218,9 +214,7 @@ def row_keys(tcode, excluded, sid, seq, ws, task, t, x, xv, y, yv, dx, dxv, dy, 
             dl = 1 if kc == C_TYPE else -1
         under = dl < 0 and d == 0
         d = max(0, d + dl)
-        delta[i] = dl
         depth[i] = d
-        grp1[i] = aid1
         # Second pass: an underflowing backspace is a key press of its own.
         u2 = C_KEY if (u1 == C_TYPE and kc == C_BACKSPACE and under) else u1
         cont_extra2 = True
@@ -229,9 +223,11 @@ def row_keys(tcode, excluded, sid, seq, ws, task, t, x, xv, y, yv, dx, dxv, dy, 
         elif u2 == C_SCROLL:
             cont_extra2 = cont_extra
         new2 = not (same_ctx and u2 == p_u2 and u2 != C_PRESS and u2 != C_HOTKEY and u2 != C_BREAK and cont_extra2)
+        fl = (F_G1 if new1 else 0) | (F_TOKEN if dl > 0 else 0)
         if new2:
             aid2 += 1
-            flags[i] = F_NEW
+            fl |= F_NEW
+        flags[i] = fl
         ucat[i] = u2
         akey[i] = 3 * aid2 + 1
         aid_fwd = aid2
@@ -254,7 +250,7 @@ def row_keys(tcode, excluded, sid, seq, ws, task, t, x, xv, y, yv, dx, dxv, dy, 
     next_sid = 0
     nb = -1
     ncat = -1
-    ng = -1
+    reset = True  # the row (going backward) ends a first-pass group
     rmin = 0
     for i in range(n - 1, -1, -1):
         tc = tcode[i]
@@ -266,13 +262,11 @@ def row_keys(tcode, excluded, sid, seq, ws, task, t, x, xv, y, yv, dx, dxv, dy, 
             ncat = -1
         have_next = True
         next_sid = s
-        if grp1[i] != ng:
-            ng = grp1[i]
-            rmin = depth[i]
-        elif depth[i] < rmin:
-            rmin = depth[i]
-        if delta[i] > 0 and rmin >= depth[i]:
-            flags[i] |= F_SURVIVES
+        rmin = depth[i] if reset else min(rmin, depth[i])
+        fi = flags[i]
+        if fi & F_TOKEN and rmin >= depth[i]:
+            flags[i] = fi | F_SURVIVES
+        reset = (fi & F_G1) != 0
         u = ucat[i]
         if u >= 0:
             if u != C_BREAK:
@@ -287,7 +281,7 @@ def row_keys(tcode, excluded, sid, seq, ws, task, t, x, xv, y, yv, dx, dxv, dy, 
                 akey[i] = 3 * akey[i] + 2  # trailing motion after the session's last unit
             else:
                 akey[i] = -1  # a session of nothing but motion
-    return akey, aid2, ucat, flags, bxs, bys, lmxs, lmys, moved, monotone
+    return akey, aid2, ucat, flags, bxs, bys, lmxs, lmys, monotone
 
 
 @numba.njit(cache=True, nogil=True)
@@ -317,8 +311,8 @@ def group_order(akey, max_aid):
 def actions(
     starts, order, tcode, sid, row, ws, task, seq, t, x, xv, y, yv, dx, dxv, dy, dyv, mods,
     focus, focusv, sw, swv, sh, shv, keyc, btnc, redc,
-    ucat, flags, bxs, bys, lmxs, lmys, moved, monotone, xy_valid,
-    move_min_px, drag_px, multi_click_ns, multi_click_px, right_code, middle_code,
+    ucat, flags, bxs, bys, lmxs, lmys, monotone, xy_valid,
+    move_min_px, multi_click_ns, multi_click_px, right_code, middle_code,
 ):  # fmt: skip
     """One entry per output action, in output order (see the module doc).
 
@@ -398,7 +392,7 @@ def actions(
         uy = 0
         downv = False
         down = 0
-        mv = -1
+        moved = False
         end = t[il] if fast else t[i0]
         seql = seq[il] if fast else seq[i0]
         ws_m = ws[il] if fast else ws[i0]
@@ -453,8 +447,8 @@ def actions(
                 if yv[i] and (not pyv or y[i] > py):
                     py = y[i]
                     pyv = True
-            if f & F_PRESS:
-                mv = max(mv, moved[i])
+            if f & F_MOVED:
+                moved = True
         # Facts of one kind of action, from a second look at its rows (still
         # in cache): reading them for every action was most of the memory traffic.
         key = -1
@@ -507,7 +501,7 @@ def actions(
             continue
         is_press = u == C_PRESS and not all_free
         c_press[nc] = is_press
-        c_drag[nc] = is_press and mv >= 0 and mv > drag_px
+        c_drag[nc] = is_press and moved
         c_down[nc] = down
         c_downv[nc] = downv
         c_ux[nc] = ux

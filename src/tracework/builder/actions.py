@@ -337,7 +337,7 @@ def reduce_actions(lf: pl.LazyFrame, settings: BuildSettings) -> pl.LazyFrame:
     sh, shv = _ints(df["screen_h"])
 
     scroll_gap = int(settings.scroll_gap_ms * 1e6)
-    per_row = K.row_keys(tcode, excluded, sid, seq, ws, task, t, x, xv, y, yv, dx, dxv, dy, dyv, kcat, keyc, scroll_gap)
+    per_row = K.row_keys(tcode, excluded, sid, seq, ws, task, t, x, xv, y, yv, dx, dxv, dy, dyv, kcat, keyc, scroll_gap, float(settings.drag_px))
     akey, max_aid = per_row[0], per_row[1]
     starts, order = K.group_order(akey, max_aid)
     btn_list = btn_values.to_list()
@@ -346,7 +346,7 @@ def reduce_actions(lf: pl.LazyFrame, settings: BuildSettings) -> pl.LazyFrame:
     ints, valid, dur, tokens, tok_off, pts, ptsv, pt_off = K.actions(
         starts, order, tcode, sid, row, ws, task, seq, t, x, xv, y, yv, dx, dxv, dy, dyv, mods,
         focus, focusv, sw, swv, sh, shv, keyc, btnc, redc, *per_row[2:], bool(xv.all() and yv.all()),
-        float(settings.move_min_px), float(settings.drag_px), int(settings.multi_click_ms * 1e6), float(settings.multi_click_px), right, middle,
+        float(settings.move_min_px), int(settings.multi_click_ms * 1e6), float(settings.multi_click_px), right, middle,
     )  # fmt: skip
     return _assemble(df, rows, ints, valid, dur, tokens, tok_off, pts, ptsv, pt_off, key_values, btn_values).lazy()
 
