@@ -16,8 +16,13 @@ numba (``cache=True``: compiled once per machine, then loaded from the cache):
    one slice, in capture order;
 3. :func:`actions` aggregates each slice, applies the filters and merges
    click chains, and returns one entry per output action: numeric columns,
-   validity masks, and offsets into token and path-point arrays. Strings
-   (text, keys, names) are assembled afterwards by vectorised gathers.
+   validity masks, and offsets into token and path-point arrays;
+4. :func:`strings` writes texts and PyAutoGUI commands as Arrow string
+   buffers, :func:`key_lists` the ``keys`` lists as vocabulary indices; names
+   are gathered from small vocabularies in Polars.
+
+The per-row arrays are kept narrow (codes, flag bits, row numbers instead of
+copied values): the passes are bound by memory traffic, not arithmetic.
 
 Every rule mirrors the Polars implementation kept as
 :func:`tracework.builder.actions.reference_reduce_actions` (the tests compare
