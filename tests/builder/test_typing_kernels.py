@@ -51,3 +51,16 @@ def test_fields_without_caret_moves_only(seed):
     got = typing_fields(rows, BuildSettings())
     assert_frame_equal(got, reference_typing_fields(rows, BuildSettings()))
     assert not got["caret_moved"].any() and got.schema["keystrokes"] == pl.UInt32
+
+
+def test_a_batch_stored_twice_takes_the_reference():
+    # Events stored twice repeat their seq: the kernels' precondition (seq
+    # increasing within a session) fails and the reference builds the frame.
+    raw = random_raw(8, sessions=2, events=300, layout="sorted")
+    dup = pl.concat([raw, raw.filter(pl.col("type").is_in(["key_down", "mouse_move"])).head(60)])
+    rows = sessionize(normalize(as_read(dup)), BuildSettings()).collect().lazy()
+    assert_frame_equal(typing_fields(rows, BuildSettings()), reference_typing_fields(rows, BuildSettings()))
+    from tracework.builder import cursor_segments
+    from tracework.builder.reference import reference_cursor_segments
+
+    assert_frame_equal(cursor_segments(rows, BuildSettings()).collect(), reference_cursor_segments(rows, BuildSettings()).collect())
