@@ -593,10 +593,12 @@ def actions(
         if c > 0 and grp[c] == grp[c - 1]:
             continue
         o += 1
-        # Compact: the candidate's columns, tokens and points move to output slot o.
+        # Compact: the columns the candidate pass wrote, its tokens and points
+        # move to output slot o (the other columns are written below).
         if o != c:
-            for col in range(N_INTS):
+            for col in (I_X, I_Y, I_WS, I_TASK, I_BUTTON, I_PRESSES, I_KEY, I_MODS, I_AMOUNT, I_SDIR, I_START, I_END, I_SEQ_FIRST, I_SEQ_LAST, I_COUNT):
                 ints[col, o] = ints[col, c]
+            for col in (I_X, I_Y, I_START):
                 valid[col, o] = valid[col, c]
         for j in range(tok_off[c], tok_off[c + 1]):
             tokens[wt] = tokens[j]
