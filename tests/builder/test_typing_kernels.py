@@ -45,12 +45,12 @@ def _without_replayed_keys(rows: pl.LazyFrame) -> pl.LazyFrame:
 
 @pytest.mark.parametrize("seed", range(6))
 def test_fields_without_caret_moves_only(seed):
-    # Without replayed fields the counts keep their narrow types (with them
-    # the reference widened them to Int64, stacking Python ints under UInt32).
+    # Without replayed fields too the counts are Int64: every chunk's shards
+    # must share one schema (test_typing_shard_schema.py).
     rows = _without_replayed_keys(_rows(seed, sessions=3, events=400))
     got = typing_fields(rows, BuildSettings())
     assert_frame_equal(got, reference_typing_fields(rows, BuildSettings()))
-    assert not got["caret_moved"].any() and got.schema["keystrokes"] == pl.UInt32
+    assert not got["caret_moved"].any() and got.schema["keystrokes"] == pl.Int64
 
 
 def test_a_batch_stored_twice_takes_the_reference():

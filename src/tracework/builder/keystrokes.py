@@ -78,6 +78,7 @@ TYPING_COLUMNS = [
     "seq_last",
 ]
 
+COUNT_COLUMNS = ["work_session", "task", "keystrokes", "insertions", "deletions", "redacted_keys"]
 EDIT_TYPE = pl.Struct({"op": pl.String, "pos": pl.Int32, "text": pl.String, "t_ms": pl.Int64})
 RUN_TYPE = pl.Struct({"t_ms": pl.Int64, "length": pl.Int32, "pause_before_ms": pl.Int64})
 
@@ -175,10 +176,10 @@ def typing_fields(lf: pl.LazyFrame, settings: BuildSettings) -> pl.DataFrame:
             _lists("correction_runs", runs, run_off, pl.List(RUN_TYPE)),
         ]
     )
-    if caret.any():
-        # The reference stacked the replayed fields (Python ints) under the
-        # others with a relaxed concat, which widened these columns.
-        result = result.with_columns(pl.col("work_session", "task", "keystrokes", "insertions", "deletions", "redacted_keys").cast(pl.Int64))
+    # One integer type for the counts in every chunk: shards of one dataset
+    # must share a schema (a chunk with a caret field used to widen them to
+    # Int64 while the others kept UInt32/Int32).
+    result = result.with_columns(pl.col(COUNT_COLUMNS).cast(pl.Int64))
     result = attach_rows(result, rows.lazy(), {"_r0": ("person", "device", "session"), "_focus": ("app", "title", "url")})
     minutes = (pl.col("end_ns") - pl.col("start_ns")) / 60e9
     result = result.with_columns(

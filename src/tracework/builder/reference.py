@@ -426,6 +426,8 @@ def reference_typing_fields(lf: pl.LazyFrame, settings: BuildSettings) -> pl.Dat
 
 def _finish(df: pl.DataFrame) -> pl.DataFrame:
     minutes = (pl.col("end_ns") - pl.col("start_ns")) / 60e9
+    # Counts are Int64 in every chunk (see keystrokes.COUNT_COLUMNS).
+    df = df.with_columns(pl.col("work_session", "task", "keystrokes", "insertions", "deletions", "redacted_keys").cast(pl.Int64))
     df = df.with_columns(
         pl.col("text").fill_null(""),
         pl.col("correction_runs").fill_null(pl.lit([], dtype=pl.List(RUN_TYPE))),
