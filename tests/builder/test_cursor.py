@@ -59,3 +59,26 @@ def test_rest_splits_segments_and_drag_is_marked(settings):
     drag = df.filter(df["ends_with"] == "drag").row(0, named=True)
     assert drag["end_x"] == 300
     assert math.isclose(drag["displacement_px"], drag["end_x"] - drag["start_x"])
+
+
+def test_a_click_in_the_next_session_does_not_end_a_segment(settings):
+    """What follows a segment is looked up in its own session: sessions lie one
+    after another in the rows (hash order), and the next session's first
+    button-down, at an earlier time, used to make this session's last
+    movement end with a click it never had."""
+    from tracework.builder.reference import reference_cursor_segments
+    from tracework.events import ButtonDown, ButtonUp
+
+    scripts = []
+    for name in ("alpha", "beta"):
+        s = Script(session=name)
+        s.add(ButtonDown, 10, x=5, y=5, button="left")
+        s.add(ButtonUp, 30, x=5, y=5, button="left")
+        s.add(MouseMove, 10, x=5, y=5)
+        s.move_to(200, 200, steps=5, dt_ms=10)
+        s.end()
+        scripts.append(s)
+    for build in (cursor_segments, reference_cursor_segments):
+        segs = build(rows(scripts, settings), settings).collect()
+        assert segs.height == 2
+        assert segs["ends_with"].to_list() == ["rest", "rest"], build.__name__

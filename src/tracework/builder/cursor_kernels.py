@@ -140,7 +140,9 @@ def cursor_kernel(
         if p < 0 or sid[p] != sid[i] or ws[p] != ws[i] or typ[p] != c_move or t[i] - t[p] > rest_ns:
             fresh = True
         if p >= 0 and typ[p] == c_move:
-            mclick[nm - 1] = tp == c_down and t[i] - t[p] <= rest_ns
+            # Only a press in the same session and work session follows it:
+            # the next session's rows (another clock) come right after.
+            mclick[nm - 1] = tp == c_down and sid[p] == sid[i] and ws[p] == ws[i] and t[i] - t[p] <= rest_ns
         p = i
         if tp != c_move:
             continue

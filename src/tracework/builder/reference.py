@@ -586,7 +586,12 @@ def reference_cursor_segments(lf: pl.LazyFrame, settings: BuildSettings) -> pl.L
     lf = lf.with_columns(new.cast(pl.Int64).cum_sum().set_sorted().alias("seg"))
     # What came right after each segment: a button-down within rest_ms is a click.
     nxt = (
-        pl.when((typ.shift(-1) == "button_down") & ((pl.col("t_ns").shift(-1) - pl.col("t_ns")) <= rest_ns))
+        pl.when(
+            (typ.shift(-1) == "button_down")
+            & (pl.col("_sid").shift(-1) == pl.col("_sid"))
+            & (pl.col("work_session").shift(-1) == pl.col("work_session"))
+            & ((pl.col("t_ns").shift(-1) - pl.col("t_ns")) <= rest_ns)
+        )
         .then(pl.lit("click"))
         .otherwise(pl.lit("rest"))
     )
