@@ -148,6 +148,12 @@ def test_withdrawal_stops_capture_within_a_minute_and_the_collector_refuses(xvfb
     assert "consent no longer allows capture" in a.log_text()
 
     # Stopped means stopped: more input after the pause adds nothing to the spool.
+    # What was captured before the pause may still reach the spool after the
+    # status shows it: the Pause marker at the next flush, and events the
+    # privacy stages hold for up to the hold timeout (3 s). Count from a flush
+    # that came after all of that.
+    paused_seen = time.time_ns()
+    wait_until(lambda: flushed_after(a, paused_seen + 3_500_000_000), timeout=30, what="the held events to settle")
     before = a.spool_value("next_seq")
     xdo(xvfb, "type", "--delay", "20", "after")
     xdo(xvfb, "click", "3")
