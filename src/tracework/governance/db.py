@@ -31,16 +31,28 @@ def store_location(data_dir: str | Path, store_url: str | None = None) -> str | 
     return url if is_postgres_url(url) else governance_db_path(data_dir)
 
 
-def connect(path: str | Path) -> sqlite3.Connection:
+#: ``synchronous`` levels a caller may choose (see :func:`connect`).
+SYNCHRONOUS_LEVELS = ("FULL", "NORMAL")
+
+
+def connect(path: str | Path, *, synchronous: str = "FULL") -> sqlite3.Connection:
     """Open (creating the folder if needed) a SQLite database with WAL, foreign keys
     and a busy timeout. The connection is in autocommit mode: use
     ``with transaction(conn):`` for multi-statement atomic changes.
+
+    ``synchronous`` is FULL (every commit survives power loss) unless the caller
+    owns a store that can rebuild its newest transactions from elsewhere and
+    asks for NORMAL (in WAL mode a power cut may then roll back the last
+    transactions whole; the file stays consistent). Governance tables
+    (devices, consent, audit) always use FULL. Ignored for PostgreSQL.
 
     ``path`` may also be a ``postgresql://`` URL (the production governance
     store): the result is then a sqlite3-style connection over PostgreSQL
     (:mod:`tracework.governance.pgcompat`) that runs the same statements."""
     from .pgcompat import PgCompatConnection, is_postgres_url
 
+    if synchronous not in SYNCHRONOUS_LEVELS:
+        raise ValueError(f"synchronous must be one of {SYNCHRONOUS_LEVELS}, not {synchronous!r}")
     if is_postgres_url(path):
         return PgCompatConnection(path)  # type: ignore[return-value]
     path = Path(path)
@@ -48,9 +60,11 @@ def connect(path: str | Path) -> sqlite3.Connection:
     conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False)
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     conn.execute("PRAGMA journal_mode = WAL")
-    # FULL: a committed change survives power loss, which the collector's
-    # "a 2xx means durable" promise relies on for the batch ledger.
-    conn.execute("PRAGMA synchronous = FULL")
+    # FULL by default: a committed change survives power loss (consent, device
+    # and audit changes must). The collector's batch ledger opts into NORMAL:
+    # its rows are rebuilt from the Delta log at every start (see
+    # tracework.collector.ledger), so losing its newest rows loses nothing.
+    conn.execute(f"PRAGMA synchronous = {synchronous}")
     conn.execute("PRAGMA foreign_keys = ON")
     return conn
 
@@ -96,10 +110,11 @@ class ThreadLocalConnections:
     must not be used from two threads at once; the collector authenticates on
     many worker threads)."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, *, synchronous: str = "FULL"):
         from .pgcompat import is_postgres_url
 
         self.path = path if is_postgres_url(path) else Path(path)
+        self.synchronous = synchronous
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
@@ -108,7 +123,7 @@ class ThreadLocalConnections:
         """This thread's connection, opened on first use."""
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = connect(self.path)
+            conn = connect(self.path, synchronous=self.synchronous)
             self._local.conn = conn
             with self._lock:
                 self._all.append(conn)
