@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from tracework import events as ev
 from tracework.events import decompress_limited
-from tracework.events.arrow_wire import decode_arrow_batch, encode_arrow_table
+from tracework.events.arrow_wire import decode_arrow_batch, encode_arrow_table, type_codes
 from tracework.governance.consent import batch_classes, table_batch_classes
 
 T0 = 1_700_000_000 * 10**9
@@ -28,6 +28,10 @@ _MAKERS = [
     lambda i: ev.FocusChange(seq=i, t_ns=T0 + i, session="s", window_id=7),
     lambda i: ev.FocusChange(seq=i, t_ns=T0 + i, session="s", title="t"),
     lambda i: ev.FocusChange(seq=i, t_ns=T0 + i, session="s", url="https://example.org"),
+    # Types that carry no data class (the classifier's "other" kind).
+    lambda i: ev.Idle(seq=i, t_ns=T0 + i, session="s", idle_ms=60_000),
+    lambda i: ev.Active(seq=i, t_ns=T0 + i, session="s"),
+    lambda i: ev.Pause(seq=i, t_ns=T0 + i, session="s", reason="cli"),
 ]
 
 
@@ -49,3 +53,10 @@ def test_columns_agree_with_events_on_chunked_sliced_and_decoded_tables(kinds, s
     header = ev.BatchHeader(batch_id=uuid.uuid4().hex, schema_version=ev.SCHEMA_VERSION, event_count=len(events))
     decoded = decode_arrow_batch(decompress_limited(encode_arrow_table(header, table), 1 << 30), 20_000)
     assert table_batch_classes(decoded.table) == expected
+    # With the type codes validation found (what Governance.consent_check
+    # passes), on the decoded table and on the chunked one.
+    assert decoded.type_codes is not None
+    assert table_batch_classes(decoded.table, decoded.type_codes) == expected
+    assert table_batch_classes(chunked, type_codes(table)) == expected
+    # Codes of another length are not this table's: looked up instead.
+    assert table_batch_classes(table, type_codes(table)[:-1]) == expected

@@ -178,22 +178,31 @@ _KEY_TAGS = frozenset({"key_down", "key_up"})
 _MOUSE_TAGS = frozenset({"mouse_move", "button_down", "button_up", "scroll"})
 
 
-def table_batch_classes(table) -> dict[str, int]:
+def table_batch_classes(table, type_codes=None) -> dict[str, int]:
     """:func:`batch_classes` of an events table (the columnar form of a batch,
     :data:`tracework.events.EVENT_SCHEMA`): for each data class, the row of
     the first event carrying it. Column-at-a-time, so an Arrow batch is
     classified without making an object per event: one lookup of each row's
     type among the known tags, then numpy masks (about a third of the CPU of
-    an Arrow compute expression per class, measured on 5,000-event batches)."""
+    an Arrow compute expression per class, measured on 5,000-event batches).
+
+    ``type_codes`` — per row, the position of its ``type`` in
+    :data:`tracework.events.arrow_wire.TAGS`, as validation of an Arrow wire
+    batch computes them (``ArrowBatch.type_codes``) — spares the string
+    lookup; without them (or if their length is not the table's) the
+    ``type`` column is looked up."""
     import numpy as np
     import pyarrow.compute as pc
 
     n = table.num_rows
     if n == 0:
         return {}
-    tags, kinds = _tag_kinds()
-    codes = pc.index_in(table.column("type"), value_set=tags).fill_null(len(kinds) - 1)
-    kind = kinds[codes.to_numpy(zero_copy_only=False)]  # 1 key, 2 mouse, 3 focus, 0 other/unknown
+    if type_codes is not None and len(type_codes) == n:
+        kind = _wire_code_kinds()[type_codes]  # 1 key, 2 mouse, 3 focus, 0 other
+    else:
+        tags, kinds = _tag_kinds()
+        codes = pc.index_in(table.column("type"), value_set=tags).fill_null(len(kinds) - 1)
+        kind = kinds[codes.to_numpy(zero_copy_only=False)]  # 1 key, 2 mouse, 3 focus, 0 other/unknown
 
     def valid(name):
         # Unpacked from each chunk's validity bitmap (None: no nulls).
@@ -248,6 +257,26 @@ def _tag_kinds():
         kinds = [1 if t in _KEY_TAGS else 2 if t in _MOUSE_TAGS else 3 for t in tags] + [0]
         _TAG_KINDS = (pa.array(tags, pa.string()), np.array(kinds, np.int8))
     return _TAG_KINDS
+
+
+_WIRE_CODE_KINDS = None
+
+
+def _wire_code_kinds():
+    """Per position in the wire's :data:`~tracework.events.arrow_wire.TAGS`,
+    its kind code for :func:`table_batch_classes` (same codes as
+    :func:`_tag_kinds`)."""
+    global _WIRE_CODE_KINDS
+    if _WIRE_CODE_KINDS is None:
+        import numpy as np
+
+        from ..events.arrow_wire import TAGS
+
+        _WIRE_CODE_KINDS = np.array(
+            [1 if t in _KEY_TAGS else 2 if t in _MOUSE_TAGS else 3 if t == "focus_change" else 0 for t in TAGS],
+            np.int8,
+        )
+    return _WIRE_CODE_KINDS
 
 
 def batch_classes(events: Iterable) -> dict[str, int]:

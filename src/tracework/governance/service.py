@@ -444,7 +444,13 @@ class Governance:
         # A columnar (Arrow) batch is classified from its columns; walking its
         # events would make an object per event of every batch.
         table = getattr(decoded_batch, "table", None)
-        carried = table_batch_classes(table) if table is not None else batch_classes(decoded_batch.events)
+        # The type codes validation already found (ArrowBatch.type_codes) spare
+        # the classifier its per-row string lookup.
+        carried = (
+            table_batch_classes(table, getattr(decoded_batch, "type_codes", None))
+            if table is not None
+            else batch_classes(decoded_batch.events)
+        )
         if not carried:
             return
         allowed = self.consented_classes(person_id)
