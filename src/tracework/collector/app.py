@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import json
 import logging
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -35,28 +36,129 @@ def error_response(status: int, code: str, message: str) -> JSONResponse:
     return JSONResponse({"ok": False, "status": status, "error": {"code": code, "message": message}}, status_code=status)
 
 
-def _bearer(request: Request) -> str | None:
-    value = request.headers.get("authorization", "")
-    scheme, _, token = value.partition(" ")
+def _bearer(value: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header value."""
+    scheme, _, token = (value or "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         return None
     return token.strip()
 
 
-async def _read_capped(request: Request, limit: int, too_large: IngestError) -> bytes:
-    """Read the body, refusing as soon as it passes ``limit`` bytes; the
-    Content-Length header is only used to refuse early, never trusted."""
-    declared = request.headers.get("content-length")
+def _json_body(content: dict) -> bytes:
+    # Byte for byte what Starlette's JSONResponse renders.
+    return json.dumps(content, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")).encode("utf-8")
+
+
+class BatchEndpoint:
+    """``POST /v1/batches`` as a bare ASGI app: the hot route of the collector
+    (one request per 5,000 events) without Starlette's Request/Response
+    objects, routing or middleware — the event loop's CPU per request is a
+    noticeable part of the collector's total. Same behaviour as a Starlette
+    route: authentication before the body is read, 415 on the declared
+    content type/encoding before the body is read, the body cap enforced
+    while reading (Content-Length only used to refuse early, never trusted),
+    the one error shape, a 400 when the client disconnects mid-body, a 500
+    (logged) on anything unexpected."""
+
+    def __init__(self, service: IngestService):
+        self.service = service
+
+    async def __call__(self, scope, receive, send) -> None:
+        service = self.service
+        try:
+            status, content = 200, None
+            # Header names arrive lower-cased (ASGI); the first of repeated
+            # headers wins, as with Starlette's Headers.get.
+            auth = ctype = cenc = clen = None
+            for name, value in scope["headers"]:
+                if name == b"authorization":
+                    if auth is None:
+                        auth = value.decode("latin-1")
+                elif name == b"content-type":
+                    if ctype is None:
+                        ctype = value.decode("latin-1")
+                elif name == b"content-encoding":
+                    if cenc is None:
+                        cenc = value.decode("latin-1")
+                elif name == b"content-length" and clen is None:
+                    clen = value.decode("latin-1")
+            try:
+                token = _bearer(auth)
+                identity = await run_in_threadpool(service.authenticate, token)
+                service.check_headers(ctype, cenc)
+                body = await _read_capped(receive, clen, service.limits.max_body_bytes, service.body_too_large)
+                result = await run_in_threadpool(service.ingest, token, body, ctype, cenc, identity=identity)
+                content = result.to_json()
+            except IngestError as exc:
+                status, content = exc.status, exc.to_json()
+            except ClientDisconnect:
+                status, content = 400, _error_json(
+                    400, "client_disconnected", "the client disconnected before sending the whole body"
+                )
+        except Exception:  # answered with the one error shape, and logged
+            log.exception("unexpected error serving %s", scope.get("path"))
+            status, content = 500, _error_json(
+                500, "internal_error", "the collector hit an unexpected error; retry later and report it"
+            )
+        payload = _json_body(content)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [(b"content-length", str(len(payload)).encode()), (b"content-type", b"application/json")],
+            }
+        )
+        await send({"type": "http.response.body", "body": payload})
+
+
+async def _read_capped(receive, declared: str | None, limit: int, too_large) -> bytes:
+    """Read the body, refusing (``too_large()``) as soon as it passes ``limit``
+    bytes; the Content-Length header is only used to refuse early, never trusted."""
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise too_large
+        raise too_large()
     chunks = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise too_large
-        chunks.append(chunk)
-    return b"".join(chunks)
+    while True:
+        message = await receive()
+        kind = message["type"]
+        if kind == "http.request":
+            chunk = message.get("body", b"")
+            if chunk:
+                size += len(chunk)
+                if size > limit:
+                    raise too_large()
+                chunks.append(chunk)
+            if not message.get("more_body", False):
+                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        elif kind == "http.disconnect":
+            raise ClientDisconnect()
+
+
+def _error_json(status: int, code: str, message: str) -> dict:
+    return {"ok": False, "status": status, "error": {"code": code, "message": message}}
+
+
+class CollectorApp(Starlette):
+    """The Starlette app, except that ``POST /v1/batches`` goes straight to
+    its :class:`BatchEndpoint` (the same endpoint the route table lists, so
+    a request that does not match exactly — e.g. under a ``root_path`` —
+    still gets the same handling through Starlette's routing)."""
+
+    batch_endpoint: BatchEndpoint | None = None
+
+    async def __call__(self, scope, receive, send) -> None:
+        endpoint = self.batch_endpoint
+        if (
+            endpoint is not None
+            and scope["type"] == "http"
+            and scope["method"] == "POST"
+            and scope["path"] == "/v1/batches"
+            and not scope.get("root_path")
+        ):
+            scope["app"] = self
+            await endpoint(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
 
 
 def governance_routes(service: IngestService) -> list:
@@ -73,30 +175,10 @@ def governance_routes(service: IngestService) -> list:
     return governance_routes_for(service)
 
 
-def create_app(service: IngestService, *, tune_gc: bool = True, on_shutdown=None, extra_routes=None) -> Starlette:
+def create_app(service: IngestService, *, tune_gc: bool = True, on_shutdown=None, extra_routes=None) -> CollectorApp:
     """The ASGI app serving ``service`` (plus ``extra_routes``, e.g.
     :func:`governance_routes`). The service is closed (queued batches
     committed) when the app shuts down; ``on_shutdown()`` is called after that."""
-
-    async def post_batch(request: Request) -> Response:
-        try:
-            token = _bearer(request)
-            identity = await run_in_threadpool(service.authenticate, token)
-            service.check_headers(request.headers.get("content-type"), request.headers.get("content-encoding"))
-            body = await _read_capped(request, service.limits.max_body_bytes, service.body_too_large())
-            result = await run_in_threadpool(
-                service.ingest,
-                token,
-                body,
-                request.headers.get("content-type"),
-                request.headers.get("content-encoding"),
-                identity=identity,
-            )
-        except IngestError as exc:
-            return JSONResponse(exc.to_json(), status_code=exc.status)
-        except ClientDisconnect:
-            return error_response(400, "client_disconnected", "the client disconnected before sending the whole body")
-        return JSONResponse(result.to_json())
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"ok": True, "status": "serving"})
@@ -132,16 +214,18 @@ def create_app(service: IngestService, *, tune_gc: bool = True, on_shutdown=None
             if on_shutdown is not None:
                 on_shutdown()
 
+    batch_endpoint = BatchEndpoint(service)
     routes = [
-        Route("/v1/batches", post_batch, methods=["POST"]),
+        Route("/v1/batches", batch_endpoint, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
     ]
     routes += list(extra_routes or [])
-    app = Starlette(
+    app = CollectorApp(
         routes=routes,
         exception_handlers={HTTPException: http_error, Exception: internal_error},
         lifespan=lifespan,
     )
+    app.batch_endpoint = batch_endpoint
     app.state.service = service
     return app
