@@ -29,7 +29,7 @@ def test_sessionize_equals_the_reference(seed, layout):
 def test_the_frames_exercise_every_branch():
     got = pl.concat([sessionize(normalize(random_raw(seed)), BuildSettings()).collect() for seed in range(12)])
     assert got["excluded"].mean() > 0.02 and not got["excluded"].all()
-    assert got["clock_jump"].sum() > 5
+    assert got["clock_jump"].sum() > 0  # backward jumps inside a session (a new session is not one)
     assert got["work_session"].max() >= 1 and (got["task"] > got["work_session"]).any()
     assert 0 < got["_focus"].null_count() < got.height
     assert got["_focus_hash"].n_unique() > 4

@@ -77,3 +77,30 @@ def test_session_of_only_moves_has_no_typing(settings):
     for i in range(30):
         s.add(MouseMove, 10, x=i * 10, y=i * 5)
     assert typing_fields(rows([s], settings), settings).height == 0
+
+
+def test_the_next_sessions_first_row_is_not_a_clock_jump(settings, tmp_path):
+    """Sessions lie one after another in the rows, each on its own clock: the
+    first row of a session that started earlier than the previous session
+    ended is not a backward jump (the manifest counted about half of all
+    session starts as jumps)."""
+    import json
+
+    from builder_script import lake_table, write_lake
+
+    from tracework.builder import build_datasets
+    from tracework.builder.reference import reference_normalize, reference_sessionize
+
+    scripts = []
+    for i in range(6):
+        s = Script(session=f"sess-{i}")  # every session starts at the same T0
+        s.focus("editor", "doc").type("hello").end()
+        scripts.append(s)
+    frame = rows(scripts, settings).collect()
+    ref = reference_sessionize(reference_normalize(pl.from_arrow(lake_table(scripts))), settings).collect()
+    for f in (frame, ref):
+        assert f["clock_jump"].sum() == 0
+        assert f.group_by("session").agg(pl.col("work_session").n_unique())["work_session"].to_list() == [1] * 6
+    write_lake(tmp_path / "data", scripts, [f"p_{i:024x}" for i in range(6)])
+    build_datasets(tmp_path / "data", tmp_path / "ds", kinds=["typing"])
+    assert json.loads((tmp_path / "ds" / "manifest.json").read_text())["clock_jumps"] == 0

@@ -204,7 +204,7 @@ def reference_sessionize(lf: pl.LazyFrame, settings: BuildSettings) -> pl.LazyFr
     lf = lf.with_columns(excluded.alias("excluded"))
     # A clock that jumps backwards (or forwards past the gap) cannot be
     # trusted across the jump, so the work session is cut there.
-    clock_jump = (pl.col("_dt") < 0).fill_null(False)
+    clock_jump = ((pl.col("_dt") < 0) & ~pl.col("_first")).fill_null(False)
     new_ws = (
         pl.col("_first")
         | clock_jump

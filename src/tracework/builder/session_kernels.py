@@ -183,12 +183,12 @@ def sessionize_kernel(
         h_ok[i] = cur_h_ok
         ex = blocked == 1 or paused == 1 or tp == c_idle or tp == c_pause
         excluded[i] = ex
-        # The time step to the previous row of the frame (not of the session:
-        # a session's first row starts a work session anyway, but its
-        # clock_jump flag compares with the row before it, as the reference).
+        # The time step to the previous row of the frame. A session's first
+        # row starts a work session anyway, and is never a clock jump: the row
+        # before it is another session's, on another clock.
         dt_ok = i > 0 and (t_valid.shape[0] == 0 or (t_valid[i] and t_valid[i - 1]))
         dt = t[i] - t[i - 1] if dt_ok else 0
-        jump = dt_ok and dt < 0
+        jump = dt_ok and dt < 0 and not first
         clock_jump[i] = jump
         new_ws = (
             first
