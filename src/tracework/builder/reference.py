@@ -15,6 +15,11 @@ from __future__ import annotations
 import polars as pl
 
 from ..events import MOD_ALT, MOD_CTRL, MOD_META
+
+# The output schemas are the kernels' (one definition): the reference must
+# produce exactly those columns and types.
+from .cursor import CURSOR_COLUMNS
+from .keystrokes import EDIT_TYPE, RUN_TYPE, TYPING_COLUMNS
 from .sessions import (
     EVENT_TYPE_ENUM,
     KEY_NAMES,
@@ -33,64 +38,6 @@ _GROUP_OFFSET = 1 << 32
 CARET_KEYS = ["left", "right", "home", "end", "delete", "up", "down"]
 WORD_DELETE_KEYS = ["backspace", "delete"]
 FIELD_END_KEYS = ["enter", "tab", "esc"]
-EDIT_TYPE = pl.Struct({"op": pl.String, "pos": pl.Int32, "text": pl.String, "t_ms": pl.Int64})
-RUN_TYPE = pl.Struct({"t_ms": pl.Int64, "length": pl.Int32, "pause_before_ms": pl.Int64})
-TYPING_COLUMNS = [
-    "person",
-    "device",
-    "session",
-    "work_session",
-    "task",
-    "field_index",
-    "app",
-    "title",
-    "url",
-    "text",
-    "keystrokes",
-    "insertions",
-    "deletions",
-    "corrections",
-    "correction_runs",
-    "edits",
-    "redacted_keys",
-    "caret_moved",
-    "start_ns",
-    "end_ns",
-    "duration_ms",
-    "chars_per_min",
-    "wpm",
-    "seq_first",
-    "seq_last",
-]
-CURSOR_COLUMNS = [
-    "person",
-    "device",
-    "session",
-    "work_session",
-    "task",
-    "segment_index",
-    "ends_with",
-    "start_x",
-    "start_y",
-    "end_x",
-    "end_y",
-    "duration_ms",
-    "path_length_px",
-    "displacement_px",
-    "straightness",
-    "peak_speed_px_s",
-    "overshoot_px",
-    "submovements",
-    "points",
-    "path",
-    "app",
-    "screen_w",
-    "screen_h",
-    "start_ns",
-    "end_ns",
-    "seq_first",
-    "seq_last",
-]
 
 
 # --- normalize and sessionize (sessions.py) ---
