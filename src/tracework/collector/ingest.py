@@ -58,10 +58,12 @@ from .writer import GroupCommitWriter, Pending
 NS_PER_DAY = 86_400 * 1_000_000_000
 
 #: Batches decoded and columnarized at once. The work holds the GIL anyway,
-#: so more would not be faster; the bound keeps memory at a few batches'
-#: worth (each may decompress to max_decompressed_bytes) however many
-#: requests arrive together.
-DECODE_SLOTS = 4
+#: so more is not faster: on a quiet 2-core machine one slot cost 0.51-0.54
+#: us of request-thread CPU per event against 0.66-0.71 with four (threads
+#: contending for the GIL), same wall throughput (benchmarks/collector,
+#: BENCHMARKS.md). The bound also keeps memory at one batch's worth (each may
+#: decompress to max_decompressed_bytes) however many requests arrive together.
+DECODE_SLOTS = 1
 
 #: How long a request waits for its commit before answering 503 (the batch
 #: may still commit; the agent's retry is then acknowledged as a duplicate).
