@@ -14,16 +14,23 @@ from __future__ import annotations
 
 import polars as pl
 
-from ..events import MOD_ALT, MOD_CTRL, MOD_META
+from ..events import MOD_CTRL
 
-# The output schemas are the kernels' (one definition): the reference must
-# produce exactly those columns and types.
+# One definition each: the key rules are the action reduction's, and the
+# output schemas the kernels' (the reference must produce exactly those).
+from .actions import _apply_depth, classify_keys, joined_text, key_token
 from .cursor import CURSOR_COLUMNS
-from .keystrokes import EDIT_TYPE, RUN_TYPE, TYPING_COLUMNS
+from .keystrokes import (
+    CARET_KEYS,
+    EDIT_TYPE,
+    FIELD_END_KEYS,
+    RUN_TYPE,
+    TYPING_COLUMNS,
+    WORD_DELETE_KEYS,
+)
 from .sessions import (
     EVENT_TYPE_ENUM,
     KEY_NAMES,
-    MODIFIER_KEYS,
     SOURCE_COLUMNS,
     attach_rows,
     cummin_in_session,
@@ -31,14 +38,6 @@ from .sessions import (
     ffill_in_session,
 )
 from .settings import BuildSettings
-
-HOTKEY_MASK = MOD_CTRL | MOD_ALT | MOD_META
-CATEGORY = pl.Enum(["type", "backspace", "key", "hotkey", "modifier", "press", "scroll", "break"])
-_GROUP_OFFSET = 1 << 32
-CARET_KEYS = ["left", "right", "home", "end", "delete", "up", "down"]
-WORD_DELETE_KEYS = ["backspace", "delete"]
-FIELD_END_KEYS = ["enter", "tab", "esc"]
-
 
 # --- normalize and sessionize (sessions.py) ---
 
@@ -171,100 +170,6 @@ def reference_sessionize(lf: pl.LazyFrame, settings: BuildSettings) -> pl.LazyFr
         (cumsum_in_session(pl.col("_new_task").cast(pl.Int32)) - 1).alias("task"),
     )
     return lf.drop(["_first", "_dt", "_blocked", "_paused", "_new_ws", "_new_task"])
-
-
-# --- key classification and clamped depth (actions.py) ---
-
-def _is_typing_char() -> pl.Expr:
-    # A printable character typed without ctrl/alt/meta; control characters
-    # (Return as "\r", Tab as "\t", Escape) are named keys, not text.
-    ch = pl.col("char")
-    return (
-        ch.is_not_null()
-        & (ch.str.len_chars() >= 1)
-        & ~ch.str.contains(r"^[\x00-\x1f\x7f]")
-        & ((pl.col("modifiers") & HOTKEY_MASK) == 0)
-    )
-
-
-def key_token() -> pl.Expr:
-    """The text a typing key contributes: its character, or ⟨TYPE⟩ for a key
-    whose identity was redacted on the device."""
-    return (
-        pl.when(pl.col("redacted").is_not_null())
-        .then(pl.lit("⟨") + pl.col("redacted") + pl.lit("⟩"))
-        .otherwise(pl.col("char"))
-    )
-
-
-def classify_keys() -> list[pl.Expr]:
-    """Columns ``kcat`` (type, backspace, key, hotkey, modifier or null) for key-down rows."""
-    is_down = pl.col("type") == "key_down"
-    hot = (pl.col("modifiers") & HOTKEY_MASK) != 0
-    kcat = (
-        pl.when(~is_down)
-        .then(None)
-        .when(pl.col("redacted").is_not_null())
-        .then(pl.lit("type", dtype=CATEGORY))
-        .when(pl.col("key").is_in(MODIFIER_KEYS))
-        .then(pl.lit("modifier", dtype=CATEGORY))
-        .when((pl.col("key") == "backspace") & ~hot)
-        .then(pl.lit("backspace", dtype=CATEGORY))
-        .when(_is_typing_char())
-        .then(pl.lit("type", dtype=CATEGORY))
-        .when(hot)
-        .then(pl.lit("hotkey", dtype=CATEGORY))
-        .when(pl.col("key").is_not_null())
-        .then(pl.lit("key", dtype=CATEGORY))
-        .otherwise(None)
-    )
-    return [kcat.alias("kcat")]
-
-
-def _apply_depth(lf: pl.LazyFrame, group: str) -> pl.LazyFrame:
-    """Clamped text depth of insertions (``_delta`` +1) and backspaces (-1)
-    within ``group``: the text length after each key, where a backspace on
-    empty text does nothing. ``D_i = S_i - min(0, min_{j<=i} S_j)`` (the
-    reflection formula), a cumulative sum rather than a loop.
-
-    Adds ``depth``; ``underflow`` (a backspace that deleted text typed before
-    the group); ``survives`` (an inserted token still present at the end: no
-    later depth in the group falls below its own).
-
-    ``group`` must be an integer column, non-decreasing in row order (groups
-    are contiguous). Per-group cumulative minima then come from one global
-    scan: subtracting ``group * OFFSET`` makes every earlier group's values
-    larger than the current group's, so they never win the minimum.
-    """
-    g = pl.col(group)
-    first = (g != g.shift(1)).fill_null(True)
-    delta = pl.col("_delta")
-    cs = delta.cum_sum()
-    lf = lf.with_columns((cs - pl.when(first).then(cs - delta).forward_fill()).alias("_S"))
-    offset = g.cast(pl.Int64) * _GROUP_OFFSET
-    lf = lf.with_columns(
-        pl.min_horizontal((pl.col("_S") - offset).cum_min() + offset, pl.lit(0)).alias("_M"),
-    )
-    prev_m = pl.when(~first).then(pl.col("_M").shift(1)).fill_null(0)
-    lf = lf.with_columns(
-        (pl.col("_S") - pl.col("_M")).alias("depth"),
-        ((delta < 0) & (pl.col("_S") < prev_m)).alias("underflow"),
-    )
-    later_min = (pl.col("depth") + offset).reverse().cum_min().reverse() - offset
-    lf = lf.with_columns(((delta > 0) & (later_min >= pl.col("depth"))).alias("survives"))
-    return lf.drop(["_S", "_M"])
-
-
-def joined_text(lf: pl.LazyFrame, group: str) -> pl.LazyFrame:
-    """Final text per ``group`` from surviving tokens; consecutive placeholder
-    tokens of one redacted span collapse into a single ⟨TYPE⟩."""
-    kept = lf.filter(pl.col("survives")).select([group, "seq", "_token", "redacted"])
-    kept = kept.with_columns(
-        (pl.col("redacted").is_not_null() & (pl.col("redacted") == pl.col("redacted").shift(1).over(group)))
-        .fill_null(False)
-        .alias("_dup")
-    )
-    return kept.filter(~pl.col("_dup")).group_by(group).agg(pl.col("_token").sort_by("seq").str.join("").alias("text"))
 
 
 # --- typing fields (keystrokes.py) ---

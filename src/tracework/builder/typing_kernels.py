@@ -22,7 +22,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-# Key categories (reference.classify_keys; 0: none).
+# Key categories (actions.classify_keys; 0: none).
 K_TYPE, K_BACKSPACE, K_KEY, K_HOTKEY, K_MODIFIER = 1, 2, 3, 4, 5
 # Named keys the fields care about (0: any other).
 N_BACKSPACE, N_DELETE, N_LEFT, N_RIGHT, N_HOME, N_END, N_UP, N_DOWN, N_FIELD_END = 1, 2, 3, 4, 5, 6, 7, 8, 9
