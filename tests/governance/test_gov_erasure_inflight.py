@@ -87,9 +87,10 @@ def test_erasure_waits_for_a_batch_accepted_before_the_withdrawal(collector):
     assert _rows_of(c.data_dir, pseudonyms) == 0
     assert _rows_of(c.data_dir, gov.pseudonyms("olga@example.org")) == 200
 
-    # Nothing new from Erin gets in after the erasure.
+    # Nothing new from Erin gets in after the erasure: her device was revoked
+    # (before the consent check is even reached).
     _, body = make_batch(make_events(10, session="erin-3"))
     r = httpx.post(c.url + "/v1/batches", content=body, headers=headers(erin), timeout=30)
-    assert r.status_code == 403 and r.json()["error"]["code"] == "consent_refused"
+    assert r.status_code == 401 and r.json()["error"]["code"] == "revoked_token"
     assert _rows_of(c.data_dir, pseudonyms) == 0
 

@@ -14,6 +14,14 @@ roll back its newest transactions whole — batch rows together with the
 Delta commit (fsync'ed first) and the ledger row, and the same startup
 reconciliation closes it before any request is served. A process crash loses
 nothing either way. The governance store keeps FULL.
+
+Erasure (:func:`forget_devices`) deletes every row of an erased person's
+devices and leaves no copy of them in the file: their device pseudonyms and
+batch ids say which device sent how many events when. Their devices are
+revoked first (:func:`tracework.governance.requests.erase_person`), so a resent
+old batch is refused at authentication and cannot be stored again although
+the ledger no longer knows it. Reconciliation cannot bring the rows back
+either: erasure removes the Delta log files that listed those batches.
 """
 
 from __future__ import annotations
@@ -21,8 +29,9 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Iterable
 
-from ..governance.db import ThreadLocalConnections, ensure_schema, transaction
+from ..governance.db import ThreadLocalConnections, connect, ensure_schema, transaction
 from ..lake import commit_metadata, open_table
 from ..lake.read import table_dataset
 from ..lake.layout import table_path
@@ -49,6 +58,39 @@ _SCHEMA = [
 def encode_commit_batches(keys: list[tuple[str, str, int]]) -> str:
     """commitInfo value for a commit holding ``(device, batch_id, events)`` batches."""
     return json.dumps([[d, b, n] for d, b, n in keys], separators=(",", ":"))
+
+
+def forget_devices(data_dir: str | Path, devices: Iterable[str]) -> int:
+    """Erasure: delete every batch row of these device pseudonyms from
+    ``<data_dir>/collector.db`` (no file: nothing to do) and leave no copy of
+    them in the database file or its WAL. Returns how many rows were deleted.
+
+    Safe while a collector runs on the same file: the delete waits for the
+    writer's lock like any ledger write, and another device's rows are untouched.
+    The caller must have revoked the devices first (see the module docstring)."""
+    path = Path(data_dir) / LEDGER_DB
+    devices = sorted(set(devices))
+    if not devices or not path.exists():
+        return 0
+    conn = connect(path, synchronous=LEDGER_SYNCHRONOUS)
+    try:
+        # A deleted row's bytes stay in the page's free space unless
+        # secure_delete zeroes them; SQLite builds differ in its default.
+        conn.execute("PRAGMA secure_delete = ON")
+        with transaction(conn):
+            if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'batches'").fetchone() is None:
+                return 0
+            deleted = 0
+            for device in devices:
+                deleted += conn.execute("DELETE FROM batches WHERE device = ?", (device,)).rowcount
+        # The WAL still holds page images from before the delete: copy the
+        # zeroed pages into the database file and cut the log to zero bytes.
+        # If a reader holds an old snapshot the log cannot be cut yet; the
+        # erasure's scan then still finds the rows and runs another round.
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    finally:
+        conn.close()
+    return deleted
 
 
 class BatchLedger:

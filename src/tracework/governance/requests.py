@@ -6,7 +6,9 @@ Access: one zip archive with everything held about a person, machine-readable:
 (their rows in every dataset), ``audit.json`` (audit entries about them) and
 ``manifest.json`` (what is where, row counts).
 
-Erasure: for every pseudonym the person has had,
+Erasure: first revoke every device of the person (and, unless asked not to,
+withdraw their consent), so nothing new of theirs is accepted; then for every
+pseudonym the person and their devices have had,
 1. delete their rows from the raw events table (Delta delete) — by a salted
    hash of the pseudonym, because Delta records a delete's predicate in its
    log and the pseudonym itself must not stay there;
@@ -15,9 +17,14 @@ Erasure: for every pseudonym the person has had,
 3. vacuum: remove the Parquet files the delete replaced, then checkpoint the
    table and remove the log files before the checkpoint, so no earlier table
    version (time travel) can bring their rows back;
-4. scan every file of the lake and the datasets, decoded (Parquet columns,
-   typed text rebuilt from key events, JSON and text, compressed or not), for
-   the pseudonyms and any caller-given strings; the request succeeds only if
+4. delete their devices' rows (device pseudonym, batch id) from the
+   collector's batch ledger (``collector.db``), leaving no copy in the file;
+   the revoked devices cannot resend those batches, so duplicate detection
+   loses nothing;
+5. scan every file of the data folder and the datasets, decoded (Parquet
+   columns, typed text rebuilt from key events, JSON and text, SQLite files
+   and their logs as bytes, compressed or not), for the person and device
+   pseudonyms and any caller-given strings; the request succeeds only if
    nothing is found.
 
 Datasets are found under ``<data_dir>/datasets`` and the policy's
@@ -178,6 +185,8 @@ class ErasureReport:
     dataset_rows_deleted: int = 0
     datasets_touched: list[str] = field(default_factory=list)
     files_removed: int = 0
+    ledger_rows_deleted: int = 0
+    devices_revoked: int = 0
     remaining: list[str] = field(default_factory=list)
     consent_withdrawn: list[str] = field(default_factory=list)
     rounds: int = 0
@@ -193,6 +202,8 @@ class ErasureReport:
             "dataset_rows_deleted": self.dataset_rows_deleted,
             "datasets_touched": self.datasets_touched,
             "files_removed": self.files_removed,
+            "ledger_rows_deleted": self.ledger_rows_deleted,
+            "devices_revoked": self.devices_revoked,
             "consent_withdrawn": self.consent_withdrawn,
             "rounds": self.rounds,
             "verified": self.verified,
@@ -207,7 +218,13 @@ class ErasureReport:
 ERASURE_SETTLE_S = (0.5, 1.0, 2.0, 4.0)
 
 #: The stages of an erasure, in order (for progress display).
-ERASURE_STEPS = ("deleting raw rows", "rewriting datasets", "vacuuming old files and versions", "scanning for remains")
+ERASURE_STEPS = (
+    "deleting raw rows",
+    "rewriting datasets",
+    "vacuuming old files and versions",
+    "deleting batch records",
+    "scanning for remains",
+)
 
 
 def _salted_predicate(pseudonyms: list[str]) -> str:
@@ -288,13 +305,18 @@ def erase_person(
     remain (for example text only this person typed). ``on_step`` is called
     with the name of each of the :data:`ERASURE_STEPS` as it starts.
 
-    Unless ``keep_consent``, every current grant is withdrawn first, so the
-    person's agents stop within a minute and the collector refuses their
-    next batch: nothing new arrives while, or after, their data is erased.
-    A batch the collector accepted just before the withdrawal is still
+    Every device of the person is revoked first, so the collector refuses
+    anything more from them (401 ``revoked_token``), a resent old batch
+    included: that is what lets the erasure delete their batch records from
+    the collector's ledger without a resent batch being stored again. Unless
+    ``keep_consent``, every current grant is withdrawn too, so their agents
+    stop within a minute (with ``keep_consent`` a device enrolled afterwards
+    uploads under the consent already given).
+    A batch the collector accepted just before the revocation is still
     committed, within ``collector.commit_interval_ms``; the erasure waits
     ``settle_s`` (default: twice that interval plus 0.25 s) before deleting,
     and repeats its rounds while the scan still finds anything."""
+    from ..collector.ledger import forget_devices
     from ..lake import delete_where, vacuum
 
     gov.authorize(principal, "data.own" if principal.role == "person" else "requests.handle", person_id)
@@ -302,8 +324,16 @@ def erase_person(
     subject = gov.audit_subject(person_id)
     request_id = gov.claim_request(request_id, "erase", subject, principal)
     pseudonyms = gov.pseudonyms(person_id)
+    device_pseudonyms = gov.device_pseudonyms(person_id)
     extra_needles = [n for n in extra_needles if n]
     report = ErasureReport(request_id=request_id)
+    if gov.devices is not None:
+        for device in gov.devices.list(person_id):
+            # Authorised by the erasure request itself, like the withdrawal below.
+            if device.active and gov.devices.revoke(device.device_id, f"erased ({request_id})"):
+                report.devices_revoked += 1
+                gov.audit.append(gov.actor(principal), "device.revoke", subject,
+                                 {"device_id": device.device_id, "request_id": request_id})
     if not keep_consent:
         for purpose in sorted(gov.effective_consent(person_id)):
             # Authorised by the erasure request itself (a privacy officer may
@@ -336,8 +366,12 @@ def erase_person(
             step(ERASURE_STEPS[2])
             report.files_removed += len(vacuum(gov.data_dir))
             _drop_old_table_versions(gov.data_dir)
+            # After the lake and its old log files: a ledger reconciling from
+            # them meanwhile finds none of these batches to put back.
             step(ERASURE_STEPS[3])
-            report.remaining = scan_for(gov, list(pseudonyms) + extra_needles, typed=bool(extra_needles))
+            report.ledger_rows_deleted += forget_devices(gov.data_dir, device_pseudonyms)
+            step(ERASURE_STEPS[4])
+            report.remaining = scan_for(gov, pseudonyms + device_pseudonyms + extra_needles, typed=bool(extra_needles))
             if not report.remaining:
                 break
     except (LakeError, GovernanceError) as exc:
@@ -352,6 +386,8 @@ def erase_person(
     for finding in report.remaining:
         for p in pseudonyms:
             finding = finding.replace(p, "<pseudonym>")
+        for d in device_pseudonyms:
+            finding = finding.replace(d, "<device pseudonym>")
         for n in extra_needles:
             if n:
                 finding = finding.replace(n, "<erased text>")

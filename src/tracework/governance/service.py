@@ -177,6 +177,15 @@ class Governance:
         so requests reach rows written before a key rotation."""
         return [_pseudonym(k, "person", person_id) for k in (keys or self._keys())]
 
+    def device_pseudonyms(self, person_id: str, keys: list[bytes] | None = None) -> list[str]:
+        """Every pseudonym each of the person's devices (revoked ones too) has
+        had, one per pseudonym key: what the lake's ``device`` column and the
+        collector's batch ledger hold for them."""
+        if self.devices is None:
+            return []
+        keys = keys or self._keys()
+        return [_pseudonym(k, "device", d.device_id) for d in self.devices.list(person_id) for k in keys]
+
     def _audit_key(self) -> bytes:
         # The oldest pseudonym key still held: audit names must not change when
         # the lake key rotates, or one person's history would split in two.
