@@ -436,75 +436,186 @@ _DATE_LIKE = re.compile(
 _GROUPS = re.compile(r"\d{1,6}")
 
 
-# Candidates the length-only decision below may handle: ASCII digits and
-# the separators phonenumbers ignores, optionally after "+" or "(+".
+# Candidates the metadata decision below may handle: ASCII digits and the
+# separators phonenumbers ignores, optionally after "+" or "(+", optionally
+# followed by an extension written as PHONE_CANDIDATE writes one (with
+# ASCII spaces).
 _PLAIN = re.compile(r"[0-9 \-.()/]{1,64}")
 _PLAIN_PLUS = re.compile(r"\(?\+[0-9 \-.()/]{1,64}")
+_PLAIN_EXTENSION = re.compile(r"(\(?\+?[0-9 \-.()/]{0,64}[0-9]) {0,2}(?:x|ext\.?|#) {0,2}[0-9]{1,6}")
+
+# phonenumbers' ValidationResult, as its _test_number_length returns it.
+_IS_POSSIBLE, _IS_POSSIBLE_LOCAL_ONLY, _TOO_SHORT, _TOO_LONG, _INVALID_LENGTH = range(5)
+_POSSIBLE = (_IS_POSSIBLE, _IS_POSSIBLE_LOCAL_ONLY)
+_KEEP_NATIONAL_PREFIX = (_TOO_SHORT, _IS_POSSIBLE_LOCAL_ONLY, _INVALID_LENGTH)
+_MIN_NSN, _MAX_NSN = 2, 17  # phonenumbers' _MIN_LENGTH_FOR_NSN, _MAX_LENGTH_FOR_NSN
 
 
-class _LengthRule:
-    """What ``phonenumbers.is_possible_number(phonenumbers.parse(d, region))``
-    comes down to for a plain digit string ``d`` that parse would not
-    rewrite: no international dialling prefix, no leading country code, no
-    national prefix (each tested with the region's own metadata patterns);
-    then the answer is whether ``len(d)`` is one of the possible lengths,
-    local-only lengths included, of the country code's main region. parse
-    costs ~25 us, this a few regex tests; anything else goes to parse.
-    tests/privacy/test_redact_phone_fast.py checks it against parse."""
+class _ParseRule:
+    """``phonenumbers.is_possible_number(phonenumbers.parse(d, region))`` for
+    a plain ASCII digit string ``d``, without parse: the same steps on the
+    same metadata (the international prefix, then the country code and the
+    national prefix, each kept only where parse keeps it, then the length
+    tests). parse costs ~25 us, this a few regex calls. None where these
+    steps stop short (a national prefix transform rule, as Brazil's): parse
+    decides. tests/privacy/test_redact_phone_fast.py checks it against parse
+    on random digit strings built from each region's own prefixes."""
 
-    __slots__ = ("idd", "cc", "npfp", "lengths")
+    __slots__ = ("cc", "cc_str", "idd", "npfp", "transform", "nnp", "lengths", "local")
 
     def __init__(self, meta) -> None:
-        self.idd = re.compile(meta.international_prefix) if meta.international_prefix else None
-        self.cc = str(meta.country_code)
-        self.npfp = re.compile(meta.national_prefix_for_parsing) if meta.national_prefix_for_parsing else None
-        main = phonenumbers.PhoneMetadata.metadata_for_region_or_calling_code(
-            meta.country_code, phonenumbers.region_code_for_country_code(meta.country_code)
-        )
-        desc = main.general_desc
-        self.lengths = frozenset(desc.possible_length or ()) | frozenset(desc.possible_length_local_only or ())
-        if not desc.possible_length or desc.possible_length[0] == -1:
-            self.lengths = frozenset()
+        desc = meta.general_desc
+        self.cc = meta.country_code
+        self.cc_str = str(meta.country_code)
+        # parse matches a never-matching pattern when there is no prefix.
+        self.idd = re.compile(meta.international_prefix).match if meta.international_prefix is not None else None
+        self.npfp = re.compile(meta.national_prefix_for_parsing).match if meta.national_prefix_for_parsing else None
+        self.transform = bool(meta.national_prefix_transform_rule)
+        self.nnp = re.compile(desc.national_number_pattern).fullmatch if desc.national_number_pattern else None
+        self.lengths = tuple(desc.possible_length)
+        self.local = frozenset(desc.possible_length_local_only or ())
 
-    def national(self, digits: str) -> bool | None:
-        """Possible in this region, or None when parse would rewrite ``digits``."""
-        if self.idd is not None and self.idd.match(digits):
+    def _viable(self, number: str) -> bool:
+        # phonenumbers' _match_national_number(number, general_desc, False)
+        return self.nnp is not None and self.nnp(number) is not None
+
+    def length(self, n: int) -> int:
+        """phonenumbers' _test_number_length for a number of n digits."""
+        if n in self.local:
+            return _IS_POSSIBLE_LOCAL_ONLY
+        lengths = self.lengths
+        if lengths[0] == n:
+            return _IS_POSSIBLE
+        if lengths[0] > n:
+            return _TOO_SHORT
+        if lengths[-1] < n:
+            return _TOO_LONG
+        return _IS_POSSIBLE if n in lengths[1:] else _INVALID_LENGTH
+
+    def strip_national_prefix(self, number: str) -> str | None:
+        """phonenumbers' _maybe_strip_national_prefix_carrier_code (the
+        number it returns), or None where it applies a transform rule."""
+        if not number or self.npfp is None:
+            return number
+        m = self.npfp(number)
+        if m is None:
+            return number
+        if self.transform:
+            groups = m.re.groups
+            if groups == 0 or m.group(groups) is not None:
+                return None
+        stripped = number[m.end() :]
+        if self._viable(number) and not self._viable(stripped):
+            return number
+        return stripped
+
+    def national(self, digits: str):
+        """parse(digits, this region) is a possible number: True, False,
+        _PARSE_ERROR (parse raises) or None (ask parse)."""
+        if len(digits) < 3:
+            return None  # parse's viability test: two digits only when not separated
+        if self.idd is not None:
+            m = self.idd(digits)
+            # parse strips the prefix unless a 0 follows (no country code starts with 0).
+            if m is not None and digits[m.end() : m.end() + 1] != "0":
+                rest = digits[m.end() :]
+                if len(rest) <= _MIN_NSN:
+                    return _PARSE_ERROR  # too short after the international prefix
+                cc, nsn = _country_code(rest)
+                if cc == 0:
+                    return _PARSE_ERROR  # an unknown country code after the prefix
+                # parse reads the rest with the country code's main region
+                # (this region's own metadata when it is that region).
+                main = _main_rule(cc)
+                return None if main is None else _finish(nsn, main, main)
+        main = _main_rule(self.cc)
+        if main is None:
             return None
-        if digits.startswith(self.cc) or (self.npfp is not None and self.npfp.match(digits)):
-            return None
-        return len(digits) in self.lengths
+        nsn, meta = digits, self
+        if digits.startswith(self.cc_str):
+            # parse drops a leading country code of the region when the
+            # number fits the region's pattern only without it, or is too long.
+            without = self.strip_national_prefix(digits[len(self.cc_str) :])
+            if without is None:
+                return None
+            if (not self._viable(digits) and self._viable(without)) or self.length(len(digits)) == _TOO_LONG:
+                nsn, meta = without, main
+        return _finish(nsn, meta, main)
 
-    def after_country_code(self, nsn: str) -> bool | None:
-        """Possible after "+<country code>", or None when parse would strip a national prefix."""
-        if len(nsn) < 2 or len(nsn) > 17 or (self.npfp is not None and self.npfp.match(nsn)):
-            return None
-        return len(nsn) in self.lengths
+    def after_country_code(self, nsn: str):
+        """parse("+<country code>" + nsn) is a possible number (this rule is
+        the country code's main region), as ``national`` answers."""
+        return _finish(nsn, self, self)
 
 
-_LENGTH_RULES: dict[object, _LengthRule | None] = {}
+_PARSE_ERROR = "parse-error"  # parse raises NumberParseException (the caller tries the next form)
 
 
-def _length_rule(key, meta) -> _LengthRule | None:
-    rule = _LENGTH_RULES.get(key, False)
+def _finish(nsn: str, meta: _ParseRule, main: _ParseRule):
+    # The end of parse (national prefix, kept when the rest would be too
+    # short or of an impossible length; the length cap) and is_possible_number
+    # (the length test of the country code's main region). True, False,
+    # _PARSE_ERROR, or None (ask parse).
+    if len(nsn) < _MIN_NSN:
+        return _PARSE_ERROR
+    stripped = meta.strip_national_prefix(nsn)
+    if stripped is None:
+        return None
+    if meta.length(len(stripped)) not in _KEEP_NATIONAL_PREFIX:
+        nsn = stripped
+    if len(nsn) > _MAX_NSN:
+        return _PARSE_ERROR
+    return main.length(len(nsn)) in _POSSIBLE
+
+
+def _country_code(digits: str) -> tuple[int, str]:
+    """phonenumbers' _extract_country_code: the leading 1-3 digits that are a
+    country code, and the rest; (0, digits) when none is."""
+    if not digits or digits[0] == "0":
+        return 0, digits
+    for i in range(1, min(len(digits), 3) + 1):
+        cc = int(digits[:i])
+        if cc in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
+            return cc, digits[i:]
+    return 0, digits
+
+
+_PARSE_RULES: dict[object, _ParseRule | None] = {}
+
+
+def _region_rule(region: str) -> _ParseRule | None:
+    rule = _PARSE_RULES.get(region, False)
     if rule is False:
-        rule = _LENGTH_RULES[key] = _LengthRule(meta) if meta is not None else None
+        meta = phonenumbers.PhoneMetadata.metadata_for_region(region)
+        rule = _PARSE_RULES[region] = _ParseRule(meta) if meta is not None else None
     return rule
 
 
-def _plus_fast(cand: str) -> bool | None:
-    """is_possible_number(parse(cand, None)) for "+<digits>" without parse, or None."""
+def _main_rule(cc: int) -> _ParseRule | None:
+    """The rule of the country code's main region (whose lengths
+    is_possible_number tests, and whose metadata parse uses after a country
+    code that is not the default region's)."""
+    rule = _PARSE_RULES.get(cc, False)
+    if rule is False:
+        region = phonenumbers.region_code_for_country_code(cc)
+        meta = phonenumbers.PhoneMetadata.metadata_for_region_or_calling_code(cc, region)
+        rule = _PARSE_RULES[cc] = _ParseRule(meta) if meta is not None else None
+    return rule
+
+
+def _plus_fast(cand: str):
+    """is_possible_number(parse(cand, None)) for "+<digits>" without parse:
+    True, False, _PARSE_ERROR or None (ask parse)."""
     if _PLAIN_PLUS.fullmatch(cand) is None:
         return None
     digits = "".join(filter(str.isdigit, cand))
-    if len(digits) <= 2 or digits[0] == "0":
+    if len(digits) <= _MIN_NSN:
         return None
-    for i in (1, 2, 3):
-        cc = int(digits[:i])
-        if cc in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
-            region = phonenumbers.region_code_for_country_code(cc)
-            rule = _length_rule(cc, phonenumbers.PhoneMetadata.metadata_for_region_or_calling_code(cc, region))
-            return None if rule is None else rule.after_country_code(digits[i:])
-    return None
+    cc, nsn = _country_code(digits)
+    if cc == 0:
+        return None
+    rule = _main_rule(cc)
+    return None if rule is None else rule.after_country_code(nsn)
 
 
 _LENGTH_SCREENS: dict[tuple, tuple[frozenset[int], tuple[tuple[str, frozenset[int]], ...]]] = {}
@@ -540,7 +651,7 @@ def _length_fits_some_region(digits: str, regions) -> bool:
 def _phone_ok(raw: str, regions, fast: bool = True) -> bool:
     """True when phonenumbers finds ``raw`` a possible number written with
     "+", or in one of ``regions``. ``fast=False`` always calls parse and
-    skips the memo (the reference the length rules are tested against)."""
+    skips the memo (the reference the metadata rules are tested against)."""
     if not fast:
         return _phone_ok_uncached(raw, regions, False)
     if type(regions) is not tuple:
@@ -560,8 +671,14 @@ def _phone_ok_uncached(raw: str, regions, fast: bool) -> bool:
     if "(0)" in raw:
         cands.append(raw.replace("(0)", ""))
     for cand in cands:
+        # The fast decisions read the number without its extension, which
+        # parse strips too (is_possible_number ignores it).
+        ext = _PLAIN_EXTENSION.fullmatch(cand) if fast else None
+        main = cand if ext is None else ext.group(1)
         if cand.lstrip("(").startswith("+"):
-            decided = _plus_fast(cand) if fast else None
+            decided = _plus_fast(main) if fast else None
+            if decided is _PARSE_ERROR:
+                continue
             if decided is not None:
                 return decided
             try:
@@ -571,7 +688,8 @@ def _phone_ok_uncached(raw: str, regions, fast: bool) -> bool:
         digits = "".join(filter(str.isdigit, cand))
         if fast and not _length_fits_some_region(digits, regions):
             continue  # the loop below would skip every region
-        plain = fast and _PLAIN.fullmatch(cand) is not None
+        plain = fast and _PLAIN.fullmatch(main) is not None
+        main_digits = digits if main is cand else "".join(filter(str.isdigit, main))
         for region in regions:
             info = _REGION_CACHE.get(region)
             if info is None:
@@ -582,14 +700,14 @@ def _phone_ok_uncached(raw: str, regions, fast: bool) -> bool:
             if len(nsn) not in lengths and len(digits) not in lengths:
                 continue
             if plain:
-                rule = _LENGTH_RULES.get(region, False)
+                rule = _PARSE_RULES.get(region, False)
                 if rule is False:
-                    rule = _length_rule(region, phonenumbers.PhoneMetadata.metadata_for_region(region))
-                decided = rule.national(digits) if rule is not None else None
+                    rule = _region_rule(region)
+                decided = rule.national(main_digits) if rule is not None else None
+                if decided is True:
+                    return True
                 if decided is not None:
-                    if decided:
-                        return True
-                    continue
+                    continue  # not possible here, or parse would raise
             try:
                 num = phonenumbers.parse(cand, region)
             except phonenumbers.NumberParseException:
