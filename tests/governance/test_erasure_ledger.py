@@ -80,6 +80,9 @@ def _erase(c, how: str) -> dict:
         result = _tracework(c, "privacy", "request", "erase", ANN, "--yes")
         assert result.returncode == 0, result.stdout + result.stderr
         assert "verified" in result.stdout
+        # Ann's two devices sent two batches each: the CLI says what it removed.
+        assert "revoked 2 device(s)" in result.stdout, result.stdout
+        assert "4 collector ledger rows" in result.stdout, result.stdout
         return {}
     out = _tracework(c, "people", "token", "privacy_officer")
     assert out.returncode == 0, out.stdout + out.stderr

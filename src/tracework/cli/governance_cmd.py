@@ -376,11 +376,12 @@ def request_access(person_id: str, out: str, data_dir, store) -> None:
 @click.argument("person_id")
 @click.option("--yes", is_flag=True, help="Confirm: erasure is permanent.")
 @click.option("--also", multiple=True, help="Text that must not remain anywhere (checked by the final scan).")
-@click.option("--keep-consent", is_flag=True, help="Do not withdraw the person's consent (by default every grant is withdrawn first, so capture stops).")
+@click.option("--keep-consent", is_flag=True, help="Keep the person's consent grants (by default every grant is withdrawn first). Their devices are revoked either way; a device enrolled later uploads under the kept consent.")
 @_common
 def request_erase(person_id: str, yes: bool, also: tuple[str, ...], keep_consent: bool, data_dir, store) -> None:
-    """Erase PERSON_ID's rows from the lake and every dataset listing them, remove
-    old files and table versions, and verify by scanning that nothing remains."""
+    """Erase PERSON_ID's rows from the lake, every dataset listing them and the
+    collector's batch ledger, revoke their devices, remove old files and table
+    versions, and verify by scanning that nothing remains."""
     from rich.progress import Progress
 
     from ..governance.requests import ERASURE_STEPS, erase_person
@@ -401,9 +402,12 @@ def request_erase(person_id: str, yes: bool, also: tuple[str, ...], keep_consent
         gov.close()
     if report.consent_withdrawn:
         click.echo(f"withdrew consent for {', '.join(report.consent_withdrawn)} first, so capture stops")
+    if report.devices_revoked:
+        click.echo(f"revoked {report.devices_revoked} device(s), so their old batches are refused if resent")
     click.echo(
         f"erased {report.raw_rows_deleted} raw rows and {report.dataset_rows_deleted} dataset rows "
-        f"({len(report.datasets_touched)} datasets), removed {report.files_removed} old files"
+        f"({len(report.datasets_touched)} datasets), {report.ledger_rows_deleted} collector ledger rows, "
+        f"removed {report.files_removed} old files"
     )
     if report.verified:
         click.echo("verified: a scan of the lake and datasets finds nothing of this person")
