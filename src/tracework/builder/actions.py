@@ -36,6 +36,7 @@ from .sessions import (
     prev_in_session,
 )
 from . import action_kernels as K
+from .arrays import from_numpy
 from .sessions import EVENT_TYPE_ENUM
 from .settings import BuildSettings
 
@@ -352,7 +353,7 @@ def reduce_actions(lf: pl.LazyFrame, settings: BuildSettings) -> pl.LazyFrame:
 
 
 def _masked(values: np.ndarray, valid: np.ndarray) -> pa.Array:
-    return pa.array(values, mask=~valid)
+    return from_numpy(values, valid)
 
 
 def _string_buffers(values: pl.Series) -> tuple[np.ndarray, np.ndarray]:
@@ -405,11 +406,11 @@ def _assemble(df, rows, ints, valid, dur, tokens, tok_off, pts, ptsv, pt_off, ke
     has_keys = (ints[K.I_ACTION] == K.A_PRESS) | (ints[K.I_ACTION] == K.A_HOTKEY)
     keys = pl.Series(
         "keys",
-        pa.ListArray.from_arrays(pa.array(k_off.astype(np.int32)), vocab.to_arrow().take(_masked(kidx, kidx >= 0)), mask=pa.array(~has_keys)),
+        pa.ListArray.from_arrays(from_numpy(k_off.astype(np.int32)), vocab.to_arrow().take(_masked(kidx, kidx >= 0)), mask=from_numpy(~has_keys)),
     )
-    px, py = (pa.array(pts[0]), pa.array(pts[1])) if ptsv.shape[1] == 0 else (_masked(pts[0], ptsv[0]), _masked(pts[1], ptsv[1]))
-    points = pa.StructArray.from_arrays([px, py, pa.array(pts[2])], names=["x", "y", "t_ms"])
-    path = pl.Series("path", pa.ListArray.from_arrays(pa.array(pt_off.astype(np.int32)), points)).cast(PATH_TYPE)
+    px, py = (from_numpy(pts[0]), from_numpy(pts[1])) if ptsv.shape[1] == 0 else (_masked(pts[0], ptsv[0]), _masked(pts[1], ptsv[1]))
+    points = pa.StructArray.from_arrays([px, py, from_numpy(pts[2])], names=["x", "y", "t_ms"])
+    path = pl.Series("path", pa.ListArray.from_arrays(from_numpy(pt_off.astype(np.int32)), points)).cast(PATH_TYPE)
     xs, ys, ex, ey = col("x"), col("y"), col("end_x"), col("end_y")
     sw = col("screen_w")
     sh = col("screen_h")

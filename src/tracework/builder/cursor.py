@@ -21,6 +21,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
+from .arrays import from_numpy
 from .cursor_kernels import cursor_kernel
 from .sessions import _TYPE_CODES, _masked, attach_rows
 from .settings import BuildSettings
@@ -106,7 +107,7 @@ def cursor_segments(lf: pl.LazyFrame, settings: BuildSettings) -> pl.LazyFrame:
     at_first = rows.select("_row", "work_session", "task").gather(first)
     at_last = rows.select("_focus", "screen_w", "screen_h").gather(last)
     path = pa.ListArray.from_arrays(
-        pa.array(offsets), pa.StructArray.from_arrays([pa.array(px), pa.array(py), pa.array(pt)], names=["x", "y", "t_ms"])
+        from_numpy(offsets), pa.StructArray.from_arrays([from_numpy(px), from_numpy(py), from_numpy(pt)], names=["x", "y", "t_ms"])
     )
     agg = pl.DataFrame(
         [

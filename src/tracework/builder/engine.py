@@ -29,6 +29,7 @@ import pyarrow as pa
 
 from ..errors import BuildError, LakeError
 from .actions import reduce_actions
+from .arrays import from_numpy, strings
 from .cursor import cursor_segments
 from .keystrokes import typing_fields
 from .sessions import SOURCE_COLUMNS, normalize, sessionize
@@ -191,7 +192,7 @@ def _indices(indices: pa.Array, null_code: int) -> np.ndarray:
 def _bool_array(mask: np.ndarray) -> pa.Array:
     """A NumPy bool mask as an Arrow boolean array, from its packed bits (not
     ``pa.array``, which imports pandas)."""
-    return pa.Array.from_buffers(pa.bool_(), mask.size, [None, pa.py_buffer(np.packbits(mask, bitorder="little"))])
+    return from_numpy(mask)
 
 
 def _dictionary_counts(column: pa.ChunkedArray) -> tuple[list, np.ndarray]:
@@ -303,7 +304,7 @@ def read_chunk(
         # scan skips files that hold the session (seen: a whole session read
         # as no rows); partition values are exact.
         arrow = read_events(data_dir, columns=columns, filter=pc.field("day").isin(chunk.days))
-        arrow = arrow.filter(pc.is_in(arrow.column("session"), value_set=pa.array(chunk.sessions, pa.string())))
+        arrow = arrow.filter(pc.is_in(arrow.column("session"), value_set=strings(chunk.sessions)))
     else:
         wanted = set(chunk.sessions)
         keep = set(keep)

@@ -22,6 +22,7 @@ import polars as pl
 import pyarrow as pa
 
 from ..events import MOD_ALT, MOD_CTRL, MOD_META
+from .arrays import from_numpy
 from .session_kernels import first_rows
 from .sessions import _NULL_CODE, _TYPE_CODES, MODIFIER_KEYS, _masked, attach_rows
 from .settings import BuildSettings
@@ -194,7 +195,7 @@ def typing_fields(lf: pl.LazyFrame, settings: BuildSettings) -> pl.DataFrame:
 def _lists(name: str, values: pl.Series, offsets: np.ndarray, dtype: pl.DataType) -> pl.Series:
     """A list column: row i holds ``values[offsets[i]:offsets[i + 1]]``."""
     # Strings cross as Arrow string views (Polars' own layout): no copy either way.
-    arrow = pa.LargeListArray.from_arrays(pa.array(offsets, pa.int64()), values.to_arrow(compat_level=pl.CompatLevel.newest()))
+    arrow = pa.LargeListArray.from_arrays(from_numpy(np.asarray(offsets, np.int64)), values.to_arrow(compat_level=pl.CompatLevel.newest()))
     return pl.Series(name, pl.from_arrow(arrow), dtype=dtype)
 
 

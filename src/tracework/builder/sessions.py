@@ -18,6 +18,7 @@ import polars as pl
 import pyarrow as pa
 
 from ..events import EVENT_TAGS
+from .arrays import from_numpy
 from .session_kernels import (
     first_rows,
     gather_views,
@@ -375,7 +376,7 @@ def _masked(name: str, values: np.ndarray, valid: np.ndarray) -> pl.Series:
     """A Series of ``values`` that is null where ``valid`` is False."""
     if valid.all():
         return pl.Series(name, values)
-    return pl.from_arrow(pa.array(values, mask=~valid)).alias(name)
+    return pl.Series(name, from_numpy(values, valid))
 
 
 def attach_rows(out: pl.DataFrame, rows: pl.LazyFrame, refs: dict[str, tuple[str, ...]]) -> pl.DataFrame:
