@@ -23,6 +23,7 @@ import uuid
 from pathlib import Path
 from urllib.parse import unquote
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -418,10 +419,16 @@ def _matches_schema(schema: pa.Schema) -> bool:
     return True
 
 
-def _distinct(column: pa.ChunkedArray) -> tuple[list, pa.Array]:
+def _distinct(column: pa.ChunkedArray) -> tuple[list, pa.Array | None]:
     """The distinct values of a (possibly dictionary-encoded) string column,
-    and per row the position of its value in that list."""
+    and per row the position of its value in that list (None when there is
+    one value: the positions are then not needed)."""
     col = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+    if pa.types.is_dictionary(col.type) and len(col.dictionary) == 1 and col.null_count == 0:
+        # The collector's usual commit: every row of one day, one dictionary
+        # entry (a valid array's indices then all point at it). Spares three
+        # compute calls over the rows (~0.1 ms per commit).
+        return col.dictionary.to_pylist(), None
     if pa.types.is_dictionary(col.type):
         used = pc.unique(col.indices)
         values = col.dictionary.take(used.drop_null()).to_pylist() + ([None] if used.null_count else [])
@@ -436,11 +443,23 @@ def _file_stats(table: pa.Table) -> dict:
     mins, maxs, nulls = {}, {}, {}
     for name in _STATS_COLUMNS:
         col = table.column(name)
-        bounds = pc.min_max(col).as_py()
+        bounds = _min_max(col)
         if bounds["min"] is not None:
             mins[name], maxs[name] = bounds["min"], bounds["max"]
         nulls[name] = col.null_count
     return {"numRecords": table.num_rows, "minValues": mins, "maxValues": maxs, "nullCount": nulls}
+
+
+def _min_max(col: pa.ChunkedArray) -> dict:
+    """``pc.min_max(col).as_py()``. The statistics columns of a commit are
+    int64 without nulls in one chunk: numpy over the values buffer costs a
+    few microseconds there, against tens for the compute call and its
+    result conversion."""
+    if col.type == pa.int64() and col.num_chunks == 1 and col.null_count == 0 and len(col):
+        arr = col.chunk(0)
+        values = np.frombuffer(arr.buffers()[1], np.int64, count=arr.offset + len(arr))[arr.offset :]
+        return {"min": int(values.min()), "max": int(values.max())}
+    return pc.min_max(col).as_py()
 
 
 def commit_metadata(data_dir: str | Path, first_version: int, table: str = EVENTS_TABLE) -> list[dict] | None:
