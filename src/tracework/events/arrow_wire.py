@@ -440,15 +440,59 @@ def _validate(table: pa.Table) -> tuple[pa.Table, np.ndarray]:
         raise _bad("bad_event", f"row {row}: field 'type' {what} (known: {', '.join(TAGS)})")
     codes = codes_arr.to_numpy(zero_copy_only=False).astype(np.int8, copy=False)
     rows = _TypeRows(codes)
-    columns = []
+    columns = [type_col]
+    for check in _checks(rows.present):
+        chunked = given.get(check.name)
+        if chunked is None and check.trivial_when_absent:
+            columns.append(_null_column(n, check.arrow_type))
+            continue
+        col = _null_column(n, check.arrow_type) if chunked is None else _one_chunk(chunked)
+        columns.append(_check_column(check, col, rows, n))
+    return pa.Table.from_arrays(columns, schema=EVENT_SCHEMA), codes
+
+
+@dataclass(frozen=True)
+class _FieldCheck:
+    """What a field's rule asks of a batch with a given set of types."""
+
+    name: str
+    arrow_type: pa.DataType
+    rule: _FieldRule
+    needed: frozenset  # present types that require a value
+    foreign: frozenset  # present types the field does not belong to
+    defaulted: frozenset  # present types whose null means the default
+    constraints: tuple  # (constraint, type mask or None for all rows) that apply to a present type
+    #: Left out, the column is all null and that is all: nothing required, nothing to fill.
+    trivial_when_absent: bool
+
+
+@functools.lru_cache(maxsize=1024)
+def _checks(present: frozenset) -> tuple[_FieldCheck, ...]:
+    """The checks of every field but ``type``, in EVENT_SCHEMA order, for a
+    batch whose rows have the types ``present``. Batches repeat the same
+    few sets of types, so the set arithmetic is done once per set."""
+    out = []
     for name, arrow_type in EVENT_FIELDS.items():
         if name == "type":
-            columns.append(type_col)
             continue
-        chunked = given.get(name)
-        col = _null_column(n, arrow_type) if chunked is None else _one_chunk(chunked)
-        columns.append(_check_column(RULES[name], col, rows, n))
-    return pa.Table.from_arrays(columns, schema=EVENT_SCHEMA), codes
+        rule = RULES[name]
+        single = len(rule.constraints) == 1
+        needed, defaulted = present & rule.required_set, present & rule.default_set
+        out.append(
+            _FieldCheck(
+                name=name,
+                arrow_type=arrow_type,
+                rule=rule,
+                needed=needed,
+                foreign=present - rule.allowed_set,
+                defaulted=defaulted,
+                constraints=tuple(
+                    (c, None if single else rule.constraints[c]) for c, types in rule.constraint_sets if types & present
+                ),
+                trivial_when_absent=not needed and not defaulted,
+            )
+        )
+    return tuple(out)
 
 
 def type_codes(table: pa.Table) -> np.ndarray:
@@ -533,7 +577,7 @@ def _valid_bits(col: pa.Array, n: int) -> int:
     return (int.from_bytes(col.buffers()[0], "little") >> col.offset) & ((1 << n) - 1)
 
 
-def _check_column(rule: _FieldRule, col: pa.Array, rows: _TypeRows, n: int) -> pa.Array:
+def _check_column(check: _FieldCheck, col: pa.Array, rows: _TypeRows, n: int) -> pa.Array:
     """Presence, constraints and defaults of one column.
 
     Presence is checked on row bitsets (:class:`_TypeRows`): the rows holding
@@ -542,31 +586,27 @@ def _check_column(rule: _FieldRule, col: pa.Array, rows: _TypeRows, n: int) -> p
     keeps, settles the usual all-valid and all-null columns without reading
     the bitmap. The reported row is the first one that fails the check.
     """
-    name = rule.name
-    present = rows.present
+    name = check.name
     nulls = col.null_count
     valid = 0  # rows holding a value (read only when the column has some of each)
     if nulls == n:
-        needed = present & rule.required_set
-        if needed:
-            row = _lowest(rows.of(needed))
+        if check.needed:
+            row = _lowest(rows.of(check.needed))
             raise _bad("bad_event", f"row {row}: {_tag_of(rows.codes, row)} requires field {name!r}, it is null")
     else:
-        foreign = present - rule.allowed_set
         if nulls == 0:
-            if foreign:
-                row = _lowest(rows.of(foreign))
+            if check.foreign:
+                row = _lowest(rows.of(check.foreign))
                 raise _bad("bad_event", f"row {row}: field {name!r} does not belong to {_tag_of(rows.codes, row)}; it must be null")
         else:
             valid = _valid_bits(col, n)
-            if foreign:
-                bad = valid & rows.of(foreign)
+            if check.foreign:
+                bad = valid & rows.of(check.foreign)
                 if bad:
                     row = _lowest(bad)
                     raise _bad("bad_event", f"row {row}: field {name!r} does not belong to {_tag_of(rows.codes, row)}; it must be null")
-            needed = present & rule.required_set
-            if needed:
-                bad = rows.of(needed) & ~valid
+            if check.needed:
+                bad = rows.of(check.needed) & ~valid
                 if bad:
                     row = _lowest(bad)
                     raise _bad("bad_event", f"row {row}: {_tag_of(rows.codes, row)} requires field {name!r}, it is null")
@@ -574,19 +614,15 @@ def _check_column(rule: _FieldRule, col: pa.Array, rows: _TypeRows, n: int) -> p
         if name in JSON_FIELDS:
             col = _check_json_field(name, col, rows.codes)
         else:
-            single = len(rule.constraints) == 1
-            for constraint, types in rule.constraint_sets:
-                if types & present:
-                    _check_constraint(name, constraint, col, None if single else rule.constraints[constraint], rows.codes)
+            for constraint, types in check.constraints:
+                _check_constraint(name, constraint, col, types, rows.codes)
     # Defaults: null in a field with a default means "absent" (as in JSON);
     # filled on the null rows of the types with that default.
-    if nulls:
-        defaulted = present & rule.default_set
-        if defaulted:
-            fill = rows.of(defaulted) & ~valid
-            if fill:
-                mask = pa.BooleanArray.from_buffers(pa.bool_(), n, [None, pa.py_buffer(fill.to_bytes((n + 7) // 8, "little"))])
-                col = pc.if_else(mask, pa.scalar(rule.default, col.type), col)
+    if nulls and check.defaulted:
+        fill = rows.of(check.defaulted) & ~valid
+        if fill:
+            mask = pa.BooleanArray.from_buffers(pa.bool_(), n, [None, pa.py_buffer(fill.to_bytes((n + 7) // 8, "little"))])
+            col = pc.if_else(mask, pa.scalar(check.rule.default, col.type), col)
     return col
 
 
