@@ -235,10 +235,11 @@ def _child_build(data_dir: str, out: str) -> None:
 def stages(data_dir: Path, repeats: int = 5) -> None:
     """CPU seconds of each stage of the build on the lake's first chunk (the
     smallest of ``repeats`` runs, warm), to show where the time goes. Python's
-    cycle collector is paused, as ``build_datasets`` pauses it."""
-    from tracework.builder.engine import _cyclic_gc_paused
+    cycle collector is paused and Arrow allocates from the system allocator,
+    as in ``build_datasets``."""
+    from tracework.builder.engine import _arrow_system_pool, _cyclic_gc_paused
 
-    with _cyclic_gc_paused():
+    with _cyclic_gc_paused(), _arrow_system_pool():
         _stages(data_dir, repeats)
 
 

@@ -1,6 +1,7 @@
 """builder.arrays.from_numpy builds Arrow arrays from NumPy buffers, as
 ``pa.array(values, mask=~valid)`` would, without the pandas import that
-``pa.array`` makes; and a whole build never imports pandas."""
+``pa.array`` makes; a whole build never imports pandas; and a build's
+Arrow memory comes from the system allocator."""
 
 from __future__ import annotations
 
@@ -64,3 +65,28 @@ def test_a_build_does_not_import_pandas(tmp_path):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True)
     assert out.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_build_allocates_arrow_memory_from_the_system_pool(tmp_path, monkeypatch):
+    """A build's Arrow memory comes from the system allocator (mimalloc, Arrow's
+    default, returned freed pages to the OS and faulted them in again every
+    chunk); the previous pool is restored after, and a pool named in
+    ARROW_DEFAULT_MEMORY_POOL is left alone."""
+    from tracework.builder import build_datasets
+
+    s = Script(session="sess-1").move_to(10, 10).click(30, 30).type("hi").end()
+    write_lake(tmp_path / "data", [s])
+    seen = []
+
+    def everyone(people):
+        seen.append(pa.default_memory_pool().backend_name)
+        return people
+
+    before = pa.default_memory_pool().backend_name
+    monkeypatch.delenv("ARROW_DEFAULT_MEMORY_POOL", raising=False)
+    build_datasets(tmp_path / "data", tmp_path / "ds", person_filter=everyone)
+    assert seen == ["system"]
+    assert pa.default_memory_pool().backend_name == before
+    monkeypatch.setenv("ARROW_DEFAULT_MEMORY_POOL", before)
+    build_datasets(tmp_path / "data", tmp_path / "ds2", person_filter=everyone)
+    assert seen == ["system", before]

@@ -498,16 +498,37 @@ def _cyclic_gc_paused():
             gc.enable()
 
 
-def _gc_paused(fn):
+@contextlib.contextmanager
+def _arrow_system_pool():
+    """Arrow's allocations in the block (the lake files read, the arrays the
+    kernels' results become) from the C library's allocator instead of
+    Arrow's default (mimalloc), restored after. mimalloc hands freed memory
+    back to the OS at once, so each chunk's read faulted fresh pages in
+    again: in a 10M-event build, 0.8-1.0 s of system time more (2 alternating
+    pairs: 1.79-2.0 s against 0.93-1.17 s). A memory pool named in
+    ARROW_DEFAULT_MEMORY_POOL is left as it is."""
+    if os.environ.get("ARROW_DEFAULT_MEMORY_POOL"):
+        yield
+        return
+    previous = pa.default_memory_pool()
+    pa.set_memory_pool(pa.system_memory_pool())
+    try:
+        yield
+    finally:
+        pa.set_memory_pool(previous)
+
+
+def _build_environment(fn):
+    """Runs ``fn`` with the cycle collector paused and Arrow on the system allocator."""
     @functools.wraps(fn)
     def run(*args, **kwargs):
-        with _cyclic_gc_paused():
+        with _cyclic_gc_paused(), _arrow_system_pool():
             return fn(*args, **kwargs)
 
     return run
 
 
-@_gc_paused
+@_build_environment
 def build_datasets(
     data_dir: str | Path,
     out: str | Path,
