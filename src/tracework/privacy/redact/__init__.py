@@ -135,7 +135,7 @@ class Redactor:
                 and "-----BEGIN" not in text
             ):
                 return []  # no detector's necessary condition occurs
-            return self._resolve(text, list(self._candidates(text, hits, view)))
+            return self._resolve(text, self._candidates(text, hits, view))
         if (
             not self.custom_rules
             and _SIMPLE_TRIGGER.search(text) is None
@@ -145,51 +145,57 @@ class Redactor:
             # Nothing any detector starts from: no digit, '@', '=', ':', '-',
             # '/' or run of 16 token characters (checked in one C-speed scan).
             return []
-        found = list(self._candidates(text))
-        return self._resolve(text, found)
+        return self._resolve(text, self._candidates(text))
 
     def _scan(self, text: str) -> set[int] | None:
         return None if self._prefilter is None else self._prefilter.scan(text)
 
-    def _candidates(self, text: str, hits: set[int] | None = None, view: bytes | None = None) -> Iterator[Span]:
+    def _candidates(self, text: str, hits: set[int] | None = None, view: bytes | None = None) -> list[Span]:
         # Each family runs only when the characters it needs are present:
         # ordinary prose (no digit, no '@', no '=' or ':', no long token)
         # costs a handful of C-speed scans. ``hits`` (from the prefilter)
         # narrows this to the families whose necessary condition occurs;
         # None means every family may match. ``view`` is the prefilter's
         # ASCII view of ``text``, from which the number windows are found
-        # in compiled code (fastscan); without it, by regex.
-        on = self._on.__getitem__
+        # in compiled code (fastscan); without it, by regex. Spans are
+        # appended to one list (no generator per family: this runs once
+        # per identifier-bearing sentence).
+        found: list[Span] = []
+        add = found.append
+        on = self._on
         may = _ALWAYS if hits is None else hits.__contains__
-        if on("private_key") and "-----BEGIN" in text:
-            yield from _private_keys(text)
+        if on["private_key"] and "-----BEGIN" in text:
+            found.extend(_private_keys(text))
         token_rules = self._token_scan.rules_for(hits)
-        tokens = (on("provider_tokens") and token_rules) or (on("jwt") and may(prefilter.JWT))
-        if len(text) > secrets.MAX_TOKEN_SCAN and (on("provider_tokens") or on("jwt")):
+        tokens = (on["provider_tokens"] and token_rules) or (on["jwt"] and may(prefilter.JWT))
+        if len(text) > secrets.MAX_TOKEN_SCAN and (on["provider_tokens"] or on["jwt"]):
             tokens = True  # a run this long is redacted whole (OVERSIZE_TOKEN)
         for m in secrets.LONG_TOKEN.finditer(text) if tokens else ():
             start, end = m.span()
             if end - start > secrets.MAX_TOKEN_SCAN:
                 # No typed secret is this long; scanning inside it is where
                 # bounded patterns get expensive, so the whole run goes.
-                yield Span(start, end, OVERSIZE_TOKEN, "oversize-token")
+                add(Span(start, end, OVERSIZE_TOKEN, "oversize-token"))
                 continue
             # Context rules (``aws_secret = ...``) need the name before the value.
             lo = max(0, start - secrets.CONTEXT_BEFORE)
-            if on("provider_tokens") and token_rules:
-                yield from self._token_scan.scan(text, lo, end, token_rules)
-            if on("jwt") and may(prefilter.JWT) and "eyJ" in m.group():
+            if on["provider_tokens"] and token_rules:
+                found.extend(self._token_scan.scan(text, lo, end, token_rules))
+            if on["jwt"] and may(prefilter.JWT) and "eyJ" in m.group():
                 for jm in secrets.JWT_PATTERN.finditer(text, start, end):
-                    yield Span(jm.start(), jm.end(), JWT, "jwt")
-        if on("url_credentials") and may(prefilter.URL_CREDENTIALS) and "://" in text:
+                    add(Span(jm.start(), jm.end(), JWT, "jwt"))
+        if on["url_credentials"] and may(prefilter.URL_CREDENTIALS) and "://" in text:
             for m in secrets.URL_CREDENTIALS_PATTERN.finditer(text):
-                yield Span(m.start(1), m.end(1), URL_CREDENTIALS, "url-credentials")
-        if on("email") and may(prefilter.EMAIL) and "@" in text:
+                add(Span(m.start(1), m.end(1), URL_CREDENTIALS, "url-credentials"))
+        if on["email"] and may(prefilter.EMAIL) and "@" in text:
             for s, e in pii.find_emails(text):
-                yield Span(s, e, EMAIL, "email")
-        card, iban, ssn = on("card") and may(prefilter.CARD), on("iban") and may(prefilter.IBAN), on("ssn") and may(prefilter.SSN)
-        nid, phone = on("national_id") and may(prefilter.NATIONAL_ID), on("phone") and may(prefilter.PHONE)
-        ip = on("ip") and (may(prefilter.IPV4) or may(prefilter.IPV6))
+                add(Span(s, e, EMAIL, "email"))
+        card = on["card"] and may(prefilter.CARD)
+        iban = on["iban"] and may(prefilter.IBAN)
+        ssn = on["ssn"] and may(prefilter.SSN)
+        nid = on["national_id"] and may(prefilter.NATIONAL_ID)
+        phone = on["phone"] and may(prefilter.PHONE)
+        ip = on["ip"] and (may(prefilter.IPV4) or may(prefilter.IPV6))
         if (card or iban or ssn or nid or ip or phone) and (view is not None or _DIGIT.search(text) is not None):
             # Number detectors run only in windows around digit clusters.
             min_card, min_ssn, min_nid, min_phone = self._min_digits
@@ -199,33 +205,35 @@ class Redactor:
                 # With each window's shape flags: cards and phones run only
                 # where a run of digits and separators could hold one.
                 windows = fastscan.digit_windows_ascii(view)
+            words = may(prefilter.PHONE_WORD)
             n = len(text)
             for lo, hi, nd, shapes in windows:
                 digits_end = hi - pii.WINDOW_RIGHT if hi < n else hi  # pii.window_digits_end
                 if card and nd >= min_card and shapes & fastscan.CARD_SHAPED:
                     for s, e in pii.find_cards(text, lo, hi, digits_end):
-                        yield Span(s, e, CARD, "card-luhn")
+                        add(Span(s, e, CARD, "card-luhn"))
                 if iban:
                     for s, e in pii.find_ibans(text, lo, hi):
-                        yield Span(s, e, IBAN, "iban-mod97")
+                        add(Span(s, e, IBAN, "iban-mod97"))
                 if ssn and nd >= min_ssn:
                     for s, e in pii.find_ssns(text, lo, hi):
-                        yield Span(s, e, SSN, "us-ssn")
+                        add(Span(s, e, SSN, "us-ssn"))
                 if nid and nd >= min_nid:
                     for s, e, kind in pii.find_national_ids(text, lo, hi):
-                        yield Span(s, e, NATIONAL_ID, kind)
+                        add(Span(s, e, NATIONAL_ID, kind))
                 if ip:
                     for s, e in pii.find_ips(text, lo, hi):
-                        yield Span(s, e, IP_ADDRESS, "ip")
+                        add(Span(s, e, IP_ADDRESS, "ip"))
                 if phone and nd >= min_phone and shapes & fastscan.PHONE_SHAPED:
-                    for s, e in pii.find_phones(text, self.phone_regions, lo, hi, may(prefilter.PHONE_WORD), digits_end):
-                        yield Span(s, e, PHONE, "phonenumbers")
-        if on("generic_secret") and may(prefilter.GENERIC) and ("=" in text or ":" in text):
-            yield from _generic_assignments(text)
+                    for s, e in pii.find_phones(text, self.phone_regions, lo, hi, words, digits_end):
+                        add(Span(s, e, PHONE, "phonenumbers"))
+        if on["generic_secret"] and may(prefilter.GENERIC) and ("=" in text or ":" in text):
+            found.extend(_generic_assignments(text))
         for rule in self.custom_rules:
             for m in rule.pattern.finditer(text):
                 if m.end() > m.start():
-                    yield Span(m.start(), m.end(), rule.name, "custom")
+                    add(Span(m.start(), m.end(), rule.name, "custom"))
+        return found
 
     def _resolve(self, text: str, found: list[Span]) -> list[Span]:
         if not found:

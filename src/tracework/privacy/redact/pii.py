@@ -645,7 +645,10 @@ def _length_fits_some_region(digits: str, regions) -> bool:
     n = len(digits)
     if n in screen[0]:
         return True
-    return any(n in ns and digits.startswith(p) for p, ns in screen[1])
+    for prefix, lengths in screen[1]:  # a loop: a generator cost more than the test
+        if n in lengths and digits.startswith(prefix):
+            return True
+    return False
 
 
 def _phone_ok(raw: str, regions, fast: bool = True) -> bool:
@@ -673,7 +676,7 @@ def _phone_ok_uncached(raw: str, regions, fast: bool) -> bool:
     for cand in cands:
         # The fast decisions read the number without its extension, which
         # parse strips too (is_possible_number ignores it).
-        ext = _PLAIN_EXTENSION.fullmatch(cand) if fast else None
+        ext = _PLAIN_EXTENSION.fullmatch(cand) if fast and ("x" in cand or "#" in cand) else None
         main = cand if ext is None else ext.group(1)
         if cand.lstrip("(").startswith("+"):
             decided = _plus_fast(main) if fast else None
