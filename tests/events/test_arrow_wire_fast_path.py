@@ -12,13 +12,16 @@ same first bad row) or the same table and type codes.
 
 from __future__ import annotations
 
+import msgspec
 import pyarrow as pa
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from arrow_wire_oracle import validate_reference
-from tracework.events.arrow_wire import _ALWAYS_SENT, RULES, TAGS, _validate
-from tracework.events.codec import BatchDecodeError
+from tracework.events import BatchHeader
+from tracework.events.arrow_wire import HEADER_METADATA_KEY, _ALWAYS_SENT, RULES, TAGS, _validate, decode_arrow_batch, encode_arrow_table
+from tracework.events.codec import BatchDecodeError, decompress_limited
 from tracework.events.columns import EVENT_FIELDS, EVENT_SCHEMA, JSON_FIELDS
 
 # Values around every constraint of the model (ge/le on integers, lengths in
@@ -122,3 +125,30 @@ def test_shared_null_columns_are_not_changed_by_default_filling():
     move = {name: None for name in EVENT_FIELDS} | {"type": "mouse_move", "seq": 1, "t_ns": 5, "session": "s", "x": 1, "y": 2}
     second, _ = _validate(pa.Table.from_pylist([move, move], schema=EVENT_SCHEMA).drop_columns(["modifiers"]))
     assert second.column("modifiers").to_pylist() == [None, None]
+
+
+def test_a_schema_like_an_accepted_one_is_still_checked():
+    """Accepted wire schemas are remembered (equality replaces the per-field
+    loop); a schema differing in any column's name or type is checked in full."""
+    move = {name: None for name in EVENT_FIELDS} | {"type": "mouse_move", "seq": 1, "t_ns": 5, "session": "s", "x": 1, "y": 2}
+    table = pa.Table.from_pylist([move], schema=EVENT_SCHEMA)
+    header = BatchHeader(batch_id="batch-0001", schema_version=1, event_count=1)
+    good = decompress_limited(encode_arrow_table(header, table), 1 << 20)
+    assert decode_arrow_batch(good, 10).table.num_rows == 1
+    assert decode_arrow_batch(good, 10).table.num_rows == 1  # remembered schema
+    slim = table.select(["type", "seq", "t_ns", "session", "x", "y"])
+    meta = {HEADER_METADATA_KEY: msgspec.json.encode(header)}
+    variants = {
+        "x as int32": slim.set_column(4, "x", pa.array([1], pa.int32())),
+        "x as string": slim.set_column(4, "x", pa.array(["1"], pa.string())),
+        "x renamed": slim.rename_columns(["type", "seq", "t_ns", "session", "xx", "y"]),
+        "t_ns left out": slim.drop_columns(["t_ns"]),
+        "x twice": slim.append_column("x", pa.array([1], pa.int64())),
+    }
+    for what, variant in variants.items():
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, variant.schema.with_metadata(meta)) as writer:
+            writer.write_table(variant)
+        with pytest.raises(BatchDecodeError) as info:
+            decode_arrow_batch(sink.getvalue().to_pybytes(), 10)
+        assert info.value.code == "bad_schema", what
