@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import bisect
 import re
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator
 
@@ -147,10 +148,10 @@ class Redactor:
             return []
         return self._resolve(text, self._candidates(text))
 
-    def _scan(self, text: str) -> set[int] | None:
+    def _scan(self, text: str) -> AbstractSet[int] | None:
         return None if self._prefilter is None else self._prefilter.scan(text)
 
-    def _candidates(self, text: str, hits: set[int] | None = None, view: bytes | None = None) -> list[Span]:
+    def _candidates(self, text: str, hits: AbstractSet[int] | None = None, view: bytes | None = None) -> list[Span]:
         # Each family runs only when the characters it needs are present:
         # ordinary prose (no digit, no '@', no '=' or ':', no long token)
         # costs a handful of C-speed scans. ``hits`` (from the prefilter)
@@ -275,7 +276,7 @@ class _CombinedTokenScan:
             hints = secrets.RULE_HINTS[rule.provider]
             self._rules.append((rule, re.compile(rule.pattern), hints, rule.provider in secrets.LOWER_HINT_RULES))
 
-    def rules_for(self, hits: set[int] | None) -> list:
+    def rules_for(self, hits: AbstractSet[int] | None) -> list:
         """The rules whose prefilter condition fired (all when ``hits`` is None)."""
         if hits is None:
             return self._rules

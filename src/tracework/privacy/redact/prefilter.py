@@ -33,6 +33,7 @@ import codecs
 import re
 import string
 import threading
+from collections.abc import Set as AbstractSet
 
 from . import pii, secrets
 
@@ -171,21 +172,27 @@ class Prefilter:
         self._db.compile(expressions=exprs, ids=ids, elements=len(exprs), flags=flags)
         self._local = threading.local()
 
-    def scan(self, text: str) -> set[int]:
+    def scan(self, text: str) -> AbstractSet[int]:
         """Ids of the conditions that occur in ``text``."""
         return self.scan_view(text)[0]
 
-    def scan_view(self, text: str) -> tuple[set[int], bytes]:
-        """``scan(text)`` and the ASCII view it scanned (``_ascii_view``)."""
-        scratch = getattr(self._local, "scratch", None)
-        if scratch is None:
+    def scan_view(self, text: str) -> tuple[AbstractSet[int], bytes]:
+        """``scan(text)`` and the ASCII view it scanned (``_ascii_view``).
+        Runs once per text redacted, most of which hold nothing: hence the
+        inlined view and the shared empty set."""
+        try:
+            scratch = self._local.scratch
+        except AttributeError:  # first scan on this thread
             scratch = self._local.scratch = hyperscan.Scratch(self._db)
         hits: list[int] = []
-        view = _ascii_view(text)
+        view = text.encode("ascii", "tracework_ascii_view")  # _ascii_view(text)
         # Positional arguments: the binding parses keywords into a dict on
         # every call, which cost more than scanning a typical sentence.
         self._db.scan(view, _collect, 0, hits, scratch)
-        return set(hits), view
+        return (set(hits) if hits else _NO_HITS), view
+
+
+_NO_HITS: frozenset[int] = frozenset()
 
 
 def _collect(fid, _start, _end, _flags, hits):
