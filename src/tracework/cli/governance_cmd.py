@@ -320,22 +320,31 @@ def retention() -> None:
 @_common
 def retention_run(dry_run: bool, data_dir, store) -> None:
     """Delete raw events older than retention.raw_days and datasets older than
-    retention.dataset_days, then remove their files. Safe while the collector runs."""
+    retention.dataset_days, then remove their files; forget the collector's
+    batch ledger rows older than its time window (collector.max_age_days plus
+    collector.max_future_seconds plus one day), whose batches it refuses if
+    resent. Safe while the collector runs."""
+    from datetime import UTC, datetime
+
     from rich.console import Console
 
+    from .. import config
     from ..governance.retention import run_retention
 
+    settings = config.load({"data_dir": data_dir})
     gov = _open(data_dir, store)
     try:
         with Console(stderr=True).status("expiring old data…"):
-            result = run_retention(gov, _op(), dry_run=dry_run)
+            result = run_retention(gov, _op(), dry_run=dry_run, settings=settings)
     finally:
         gov.close()
     verb = "would delete" if dry_run else "deleted"
     files = "" if dry_run else f" ({result['files_removed']} files removed)"
+    ledger_cutoff = datetime.fromtimestamp(result["ledger_cutoff_ns"] / 1e9, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     click.echo(
         f"{verb} {result['raw_rows_deleted']} raw rows before {result['raw_cutoff_day']}{files}, "
-        f"{len(result['datasets_deleted'])} datasets"
+        f"{len(result['datasets_deleted'])} datasets, "
+        f"{result['ledger_rows_deleted']} collector ledger rows committed before {ledger_cutoff}"
     )
     for d in result["datasets_deleted"]:
         click.echo(f"  {verb} dataset {d}")

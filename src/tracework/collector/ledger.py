@@ -22,25 +22,37 @@ revoked first (:func:`tracework.governance.requests.erase_person`), so a resent
 old batch is refused at authentication and cannot be stored again although
 the ledger no longer knows it. Reconciliation cannot bring the rows back
 either: erasure removes the Delta log files that listed those batches.
+
+Retention (:func:`forget_committed_before`) deletes, the same way, the rows of
+batches committed so long ago that the collector's time window refuses any
+resend of them anyway (422 ``events_too_old``); without it the file would keep
+every device's batch ids long after the raw rows they name were deleted.
 """
 
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterable
 
 from ..governance.db import ThreadLocalConnections, connect, ensure_schema, transaction
 from ..lake import commit_metadata, open_table
-from ..lake.read import table_dataset
 from ..lake.layout import table_path
+from ..lake.read import table_dataset
 
 LEDGER_DB = "collector.db"
 #: SQLite ``synchronous`` level of the ledger file (see the module docstring).
 LEDGER_SYNCHRONOUS = "NORMAL"
 #: Key in a Delta commit's commitInfo listing the batches the commit holds.
 COMMIT_BATCHES_KEY = "tracework.batches"
+#: Rows deleted per transaction by :func:`forget_committed_before`: each
+#: transaction holds the ledger's write lock, which the collector's commits
+#: wait for (at most the busy timeout), so a first prune of months of batch
+#: rows must not hold it for one long delete.
+PRUNE_CHUNK_ROWS = 5_000
 
 _SCHEMA = [
     """CREATE TABLE IF NOT EXISTS batches (
@@ -60,6 +72,35 @@ def encode_commit_batches(keys: list[tuple[str, str, int]]) -> str:
     return json.dumps([[d, b, n] for d, b, n in keys], separators=(",", ":"))
 
 
+@contextmanager
+def _erasing_connection(data_dir: str | Path) -> Iterator[sqlite3.Connection | None]:
+    """A connection to ``<data_dir>/collector.db`` for deletes that must leave
+    no copy of the deleted rows in the file or its WAL; None if there is no
+    ledger (no file, or no batches table yet). Never creates the file."""
+    path = Path(data_dir) / LEDGER_DB
+    if not path.exists():
+        yield None
+        return
+    conn = connect(path, synchronous=LEDGER_SYNCHRONOUS)
+    try:
+        # A deleted row's bytes stay in the page's free space unless
+        # secure_delete zeroes them; SQLite builds differ in its default.
+        conn.execute("PRAGMA secure_delete = ON")
+        if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'batches'").fetchone() is None:
+            yield None
+            return
+        yield conn
+        # The WAL still holds page images from before the delete: copy the
+        # zeroed pages into the database file and cut the log to zero bytes.
+        # If a reader holds an old snapshot the log cannot be cut yet; the
+        # erasure's scan then still finds the rows and runs another round
+        # (retention's next run or the collector's own checkpoints copy the
+        # zeroed pages over the old ones).
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    finally:
+        conn.close()
+
+
 def forget_devices(data_dir: str | Path, devices: Iterable[str]) -> int:
     """Erasure: delete every batch row of these device pseudonyms from
     ``<data_dir>/collector.db`` (no file: nothing to do) and leave no copy of
@@ -68,29 +109,76 @@ def forget_devices(data_dir: str | Path, devices: Iterable[str]) -> int:
     Safe while a collector runs on the same file: the delete waits for the
     writer's lock like any ledger write, and another device's rows are untouched.
     The caller must have revoked the devices first (see the module docstring)."""
-    path = Path(data_dir) / LEDGER_DB
     devices = sorted(set(devices))
-    if not devices or not path.exists():
+    if not devices:
         return 0
-    conn = connect(path, synchronous=LEDGER_SYNCHRONOUS)
-    try:
-        # A deleted row's bytes stay in the page's free space unless
-        # secure_delete zeroes them; SQLite builds differ in its default.
-        conn.execute("PRAGMA secure_delete = ON")
+    with _erasing_connection(data_dir) as conn:
+        if conn is None:
+            return 0
+        deleted = 0
         with transaction(conn):
-            if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'batches'").fetchone() is None:
-                return 0
-            deleted = 0
             for device in devices:
                 deleted += conn.execute("DELETE FROM batches WHERE device = ?", (device,)).rowcount
-        # The WAL still holds page images from before the delete: copy the
-        # zeroed pages into the database file and cut the log to zero bytes.
-        # If a reader holds an old snapshot the log cannot be cut yet; the
-        # erasure's scan then still finds the rows and runs another round.
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    return deleted
+
+
+def forget_committed_before(data_dir: str | Path, cutoff_ns: int, *, dry_run: bool = False) -> int:
+    """Retention: delete every batch row committed before ``cutoff_ns`` from
+    ``<data_dir>/collector.db`` with the same care as :func:`forget_devices`
+    (secure_delete, WAL truncated). Returns how many rows were (with
+    ``dry_run``: would be) deleted.
+
+    Only safe for a cut-off past which the collector refuses every resend
+    of a batch by its time window (see
+    :func:`tracework.governance.retention.ledger_cutoff_ns`): the ledger then
+    no longer needs to recognise those batches. Safe while a collector runs:
+    rows are deleted a chunk per short transaction, found by primary key
+    order so the whole run reads the table once."""
+    if dry_run:
+        return _count_committed_before(data_dir, cutoff_ns)
+    with _erasing_connection(data_dir) as conn:
+        if conn is None:
+            return 0
+        deleted = 0
+        after: tuple[str, str] | None = None
+        while True:
+            # Rows are never updated (INSERT OR IGNORE), so the keys read here
+            # are still old when the delete below runs; the delete re-checks
+            # the time all the same.
+            if after is None:
+                keys = conn.execute(
+                    "SELECT device, batch_id FROM batches WHERE committed_ns < ? ORDER BY device, batch_id LIMIT ?",
+                    (cutoff_ns, PRUNE_CHUNK_ROWS),
+                ).fetchall()
+            else:
+                keys = conn.execute(
+                    "SELECT device, batch_id FROM batches WHERE (device, batch_id) > (?, ?) AND committed_ns < ? "
+                    "ORDER BY device, batch_id LIMIT ?",
+                    (*after, cutoff_ns, PRUNE_CHUNK_ROWS),
+                ).fetchall()
+            if not keys:
+                break
+            with transaction(conn):
+                deleted += conn.executemany(
+                    "DELETE FROM batches WHERE device = ? AND batch_id = ? AND committed_ns < ?",
+                    [(d, b, cutoff_ns) for d, b in keys],
+                ).rowcount
+            after = keys[-1]
+    return deleted
+
+
+def _count_committed_before(data_dir: str | Path, cutoff_ns: int) -> int:
+    path = Path(data_dir) / LEDGER_DB
+    if not path.exists():
+        return 0
+    # Only a read: no secure_delete, and no checkpoint rewriting the file.
+    conn = connect(path, synchronous=LEDGER_SYNCHRONOUS)
+    try:
+        if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'batches'").fetchone() is None:
+            return 0
+        return conn.execute("SELECT count(*) FROM batches WHERE committed_ns < ?", (cutoff_ns,)).fetchone()[0]
     finally:
         conn.close()
-    return deleted
 
 
 class BatchLedger:
