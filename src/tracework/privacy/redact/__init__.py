@@ -211,7 +211,11 @@ class Redactor:
             for lo, hi, nd, shapes in windows:
                 digits_end = hi - pii.WINDOW_RIGHT if hi < n else hi  # pii.window_digits_end
                 if card and nd >= min_card and shapes & fastscan.CARD_SHAPED:
-                    for s, e in pii.find_cards(text, lo, hi, digits_end):
+                    # A card starts with a digit, and a window that is not
+                    # cut at the text's start begins WINDOW_LEFT characters
+                    # before its first one: the search starts there.
+                    first = lo + pii.WINDOW_LEFT if lo else 0
+                    for s, e in pii.find_cards(text, first, hi, digits_end):
                         add(Span(s, e, CARD, "card-luhn"))
                 if iban:
                     for s, e in pii.find_ibans(text, lo, hi):

@@ -367,8 +367,11 @@ _PHONE_RETRIES = 3  # shorter group sequences tried per failed candidate (bounds
 
 def _phone_candidate_ok(text: str, start: int, end: int, raw: str, regions, words: bool = True) -> bool:
     shape = _PHONE_SHAPES.get(raw)
+    digits = None
     if shape is None:
-        shape = _PHONE_SHAPES.store(raw, _phone_shape(raw))
+        # The digit string serves the shape and, below, the decision.
+        digits = "".join(filter(str.isdigit, raw))
+        shape = _PHONE_SHAPES.store(raw, _phone_shape(raw, digits))
     if shape is _NOT_PHONE:
         return False
     if shape is _NEEDS_WORD:
@@ -381,16 +384,17 @@ def _phone_candidate_ok(text: str, start: int, end: int, raw: str, regions, word
             return False
         if not _phone_context(text, start, end):
             return False
-    return _phone_ok(raw, regions)
+    return _phone_ok(raw, regions, digits=digits)
 
 
 _NOT_PHONE, _NEEDS_WORD, _PHONE_SHAPED = "not-phone", "needs-word", "phone-shaped"
 
 
-def _phone_shape(raw: str) -> str:
+def _phone_shape(raw: str, digit_string: str | None = None) -> str:
     """What ``raw`` alone says: too few or too many digits for a phone
-    number, or short enough that it needs a phone word nearby, or neither."""
-    digits = sum(map(str.isdigit, raw))
+    number, or short enough that it needs a phone word nearby, or neither.
+    ``digit_string``: raw's digits, when the caller has them."""
+    digits = sum(map(str.isdigit, raw)) if digit_string is None else len(digit_string)
     if digits < MIN_DIGITS_PHONE or digits > 17:
         return _NOT_PHONE
     # Short numbers (8 digits or fewer, no country code) look like house
@@ -651,10 +655,11 @@ def _length_fits_some_region(digits: str, regions) -> bool:
     return False
 
 
-def _phone_ok(raw: str, regions, fast: bool = True) -> bool:
+def _phone_ok(raw: str, regions, fast: bool = True, digits: str | None = None) -> bool:
     """True when phonenumbers finds ``raw`` a possible number written with
     "+", or in one of ``regions``. ``fast=False`` always calls parse and
-    skips the memo (the reference the metadata rules are tested against)."""
+    skips the memo (the reference the metadata rules are tested against).
+    ``digits``: raw's digit characters, when the caller has them."""
     if not fast:
         return _phone_ok_uncached(raw, regions, False)
     if type(regions) is not tuple:
@@ -662,11 +667,11 @@ def _phone_ok(raw: str, regions, fast: bool = True) -> bool:
     key = (raw, regions)
     ok = _PHONE_OK.get(key)
     if ok is None:
-        ok = _PHONE_OK.store(key, _phone_ok_uncached(raw, regions, True))
+        ok = _PHONE_OK.store(key, _phone_ok_uncached(raw, regions, True, digits))
     return ok
 
 
-def _phone_ok_uncached(raw: str, regions, fast: bool) -> bool:
+def _phone_ok_uncached(raw: str, regions, fast: bool, raw_digits: str | None = None) -> bool:
     if _DATE_LIKE.match(raw):
         return False
     cands = [raw]
@@ -688,7 +693,7 @@ def _phone_ok_uncached(raw: str, regions, fast: bool) -> bool:
                 return phonenumbers.is_possible_number(phonenumbers.parse(cand, None))
             except phonenumbers.NumberParseException:
                 continue
-        digits = "".join(filter(str.isdigit, cand))
+        digits = raw_digits if cand is raw and raw_digits is not None else "".join(filter(str.isdigit, cand))
         if fast and not _length_fits_some_region(digits, regions):
             continue  # the loop below would skip every region
         plain = fast and _PLAIN.fullmatch(main) is not None
