@@ -372,20 +372,21 @@ def _read_stream(raw: bytes) -> tuple[pa.Schema, list[pa.RecordBatch]]:
 #: Wire schemas (without metadata) that passed :func:`_check_schema`, newest
 #: last. Agents of one version send the same columns batch after batch; an
 #: Arrow-level equality (names, types, nullability; C++) with one of these
-#: replaces the per-field loop, which cost ~30 us per batch.
-_ACCEPTED_SCHEMAS: list[pa.Schema] = []
+#: replaces the per-field loop, which cost ~20-30 us per batch. A tuple,
+#: replaced whole under the lock, so request threads read it without one.
+_ACCEPTED_SCHEMAS: tuple[pa.Schema, ...] = ()
 _ACCEPTED_SCHEMAS_KEPT = 16
 _accepted_lock = threading.Lock()
 
 
 def _check_schema(schema: pa.Schema) -> None:
+    global _ACCEPTED_SCHEMAS
     for accepted in reversed(_ACCEPTED_SCHEMAS):
         if schema.equals(accepted, check_metadata=False):
             return
     _check_schema_fields(schema)
     with _accepted_lock:
-        _ACCEPTED_SCHEMAS.append(schema.remove_metadata())
-        del _ACCEPTED_SCHEMAS[:-_ACCEPTED_SCHEMAS_KEPT]
+        _ACCEPTED_SCHEMAS = (*_ACCEPTED_SCHEMAS, schema.remove_metadata())[-_ACCEPTED_SCHEMAS_KEPT:]
 
 
 def _check_schema_fields(schema: pa.Schema) -> None:
