@@ -6,6 +6,7 @@ fails when the shipped file differs from what the model generates.
 
 from __future__ import annotations
 
+import inspect
 import json
 import sys
 from pathlib import Path
@@ -29,8 +30,22 @@ def json_schema() -> dict:
         ),
         "x-schema-version": SCHEMA_VERSION,
         "properties": {"header": header_schema, "event": event_schema},
-        "$defs": components,
+        "$defs": _clean_descriptions(components),
     }
+
+
+def _clean_descriptions(node):
+    """Descriptions come from docstrings, which Python 3.13+ dedents when it
+    compiles them and older versions keep indented: clean them the same way
+    (inspect.cleandoc) so the document does not depend on the Python version."""
+    if isinstance(node, dict):
+        return {
+            key: inspect.cleandoc(value) if key == "description" and isinstance(value, str) else _clean_descriptions(value)
+            for key, value in node.items()
+        }
+    if isinstance(node, list):
+        return [_clean_descriptions(item) for item in node]
+    return node
 
 
 def render() -> str:
