@@ -19,6 +19,7 @@ Public API (kept small and stable; governance extends it):
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import secrets
@@ -33,6 +34,9 @@ from .db import ThreadLocalConnections, ensure_schema, store_location
 from .keys import PseudonymKeyring
 
 TOKEN_BYTES = 32
+#: Devices whose pseudonyms a registry remembers (two short strings each);
+#: more active devices than this only cost recomputing some HMACs.
+PSEUDONYM_CACHE_SIZE = 4096
 
 _SCHEMA = [
     """CREATE TABLE IF NOT EXISTS devices (
@@ -86,6 +90,20 @@ def _hash(token: str) -> bytes:
     return hashlib.sha256(token.encode("utf-8")).digest()
 
 
+def _device_pseudonyms(key: bytes, person_id: str, device_id: str) -> tuple[str, str]:
+    """(person pseudonym, device pseudonym) under ``key``."""
+    return pseudonym(key, "person", person_id), pseudonym(key, "device", device_id)
+
+
+#: The device of a token hash and the current pseudonym key (created in
+#: keys.py's table ``pseudonym_keys``; one row has current = 1), read in one
+#: statement: one round trip per request, and both from the same snapshot.
+_CHECK_SQL = (
+    "SELECT d.device_id, d.person_id, d.token_sha256, d.revoked_ns, k.key "
+    "FROM devices AS d LEFT JOIN pseudonym_keys AS k ON k.current = 1 WHERE d.token_sha256 = ?"
+)
+
+
 class DeviceRegistry:
     """Enrolled devices, backed by the governance store of ``data_dir``."""
 
@@ -98,6 +116,9 @@ class DeviceRegistry:
         self.keyring = PseudonymKeyring(connections=self._conns)
         # Fetch (creating if needed) the key now so the first request does not pay for it.
         self.keyring.current()
+        # Per registry, keyed by the key itself (not its id), so a rotation
+        # starts afresh and entries of a retired key are pushed out by use.
+        self._pseudonyms = functools.lru_cache(maxsize=PSEUDONYM_CACHE_SIZE)(_device_pseudonyms)
 
     def enroll(self, person_id: str, name: str = "") -> tuple[str, str]:
         """Register a device for ``person_id``; returns ``(device_id, token)``.
@@ -116,24 +137,31 @@ class DeviceRegistry:
         return device_id, token
 
     def check(self, token: str | None) -> AuthResult:
-        """Authenticate ``token`` and say why when it fails."""
+        """Authenticate ``token`` and say why when it fails.
+
+        Every call reads the device's row (so a revocation, also by another
+        process on the same store, refuses the very next request) and the
+        current pseudonym key (so a rotation applies to the very next
+        request), in one statement; only the pseudonyms, a pure function of
+        key and ids, are remembered (``self._pseudonyms``, per key)."""
         if not token:
             return AuthResult(None, "missing")
         digest = _hash(token)
-        row = self._conns.get().execute(
-            "SELECT device_id, person_id, token_sha256, revoked_ns FROM devices WHERE token_sha256 = ?", (digest,)
-        ).fetchone()
+        row = self._conns.get().execute(_CHECK_SQL, (digest,)).fetchone()
         if row is None or not hmac.compare_digest(bytes(row[2]), digest):
             return AuthResult(None, "unknown")
         if row[3] is not None:
             return AuthResult(None, "revoked")
-        key = self.keyring.current().key
+        device_id, person_id = row[0], row[1]
+        # No current key (none created yet): the keyring creates it.
+        key = self.keyring.current().key if row[4] is None else bytes(row[4])
+        person_pseudonym, device_pseudonym = self._pseudonyms(key, person_id, device_id)
         return AuthResult(
             DeviceIdentity(
-                device_id=row[0],
-                person_id=row[1],
-                person_pseudonym=pseudonym(key, "person", row[1]),
-                device_pseudonym=pseudonym(key, "device", row[0]),
+                device_id=device_id,
+                person_id=person_id,
+                person_pseudonym=person_pseudonym,
+                device_pseudonym=device_pseudonym,
             )
         )
 
