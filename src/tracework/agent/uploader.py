@@ -7,9 +7,20 @@ stream of the batch's events with the batch header in the schema metadata
 (:mod:`tracework.events.arrow_wire`), which the collector stores without
 per-event Python. ``wire_format="ndjson"`` sends ``application/x-ndjson``
 (header line + one event per line) instead; so does any batch whose spooled
-lines do not decode locally (the collector then names the bad line), and so
-does the uploader from then on if the collector answers 415 to Arrow (a
-collector older than the Arrow format). Outcomes:
+lines do not decode locally (the collector then names the bad line).
+
+Older collectors (rolling upgrades): when the collector turns an Arrow batch
+down for a reason NDJSON does not have, the same batch (same id) is sent
+again at once as NDJSON, and later batches go as NDJSON for
+``UploadSettings.arrow_retry_s`` (then Arrow is tried again):
+
+* 415: a collector older than the Arrow format.
+* 400 ``bad_schema`` "unknown column ...": a collector older than a field
+  this agent sends. The event model only gains fields with defaults, and the
+  NDJSON decoder skips keys it does not know, so the collector stores the
+  events without that field instead of refusing them.
+
+Outcomes (of the NDJSON resend, where there was one):
 
 * 2xx: the batch is durable at the collector; its events leave the spool.
 * 403 ``consent_refused``: the batch carries a class its person withdrew
@@ -60,6 +71,10 @@ class UploadSettings:
     timeout_s: float = 30.0
     #: "arrow" (columnar, the default) or "ndjson" (simple clients, debugging).
     wire_format: str = "arrow"
+    #: After the collector refused Arrow for a reason NDJSON does not have
+    #: (see the module docstring), batches go as NDJSON for this many seconds,
+    #: then Arrow is tried again (the collector may have been upgraded).
+    arrow_retry_s: float = 900.0
 
     def __post_init__(self) -> None:
         if self.wire_format not in WIRE_FORMATS:
@@ -135,13 +150,18 @@ def encode_for_wire(batch: Batch, wire_format: str) -> tuple[bytes, str]:
 class Uploader:
     """Sends spool batches until stopped. One thread; its own spool connection."""
 
-    def __init__(self, spool: Spool, settings: UploadSettings, *, rng: random.Random | None = None):
+    def __init__(self, spool: Spool, settings: UploadSettings, *, rng: random.Random | None = None,
+                 clock=time.monotonic):
         self.spool = spool
         self.settings = settings
         self.rng = rng or random.Random()
         self.client = httpx.Client(timeout=settings.timeout_s)
         self.stopped_reason: str | None = None  # set on 401/403: uploads stop
-        self.wire_format = settings.wire_format  # may fall back to ndjson (415 from an older collector)
+        # The format of the next batch: settings.wire_format, or "ndjson" for
+        # a while after an older collector refused Arrow (_fall_back_to_ndjson).
+        self.wire_format = settings.wire_format
+        self._clock = clock  # monotonic seconds; a parameter so tests can move time on
+        self._arrow_again_at = 0.0
         self._wake = threading.Event()
 
     def close(self) -> None:
@@ -153,14 +173,17 @@ class Uploader:
     def send(self, batch: Batch) -> dict:
         """POST one batch. Returns the collector's JSON on 2xx, raises otherwise."""
         url = self.settings.collector_url.rstrip("/") + "/v1/batches"
-        body, content_type = encode_for_wire(batch, self.wire_format)
+        body, content_type = encode_for_wire(batch, self._next_format())
         response = self._post(url, body, content_type)
-        if response.status_code == 415 and content_type == ARROW_CONTENT_TYPE:
-            # A collector that predates the Arrow format: the same batch (same
-            # id) as NDJSON, and NDJSON from now on.
-            log.warning("the collector does not accept Arrow batches (415); sending NDJSON from now on")
-            self.wire_format = "ndjson"
-            response = self._post(url, encode_body(batch), CONTENT_TYPE)
+        if content_type == ARROW_CONTENT_TYPE:
+            reason = _arrow_refusal_ndjson_avoids(response)
+            if reason:
+                # Resent at once, per batch: this batch's events are stored now
+                # (the collector knows the batch id, so a batch it did store is
+                # answered as a duplicate, not stored twice). See _fall_back_to_ndjson
+                # for the batches after it.
+                self._fall_back_to_ndjson(reason)
+                response = self._post(url, encode_body(batch), CONTENT_TYPE)
         if 200 <= response.status_code < 300:
             try:
                 return response.json()
@@ -187,6 +210,28 @@ class Uploader:
         raise BatchRejected(f"the collector refused batch {batch.batch_id} ({response.status_code} {code}: {message})",
                             status=response.status_code, code=code,
                             hint="the batch was moved to the spool's dead-letter table")
+
+    def _next_format(self) -> str:
+        if self.wire_format != self.settings.wire_format and self._clock() >= self._arrow_again_at:
+            log.info("trying %s batches again", self.settings.wire_format)
+            self.wire_format = self.settings.wire_format
+        return self.wire_format
+
+    def _fall_back_to_ndjson(self, reason: str) -> None:
+        """NDJSON for the next ``arrow_retry_s``, then Arrow again.
+
+        Remembered for a while, not per batch only: an agent newer than its
+        collector fills its new field in most batches (the field exists because
+        it is captured), so trying Arrow on each would send most batches twice
+        and have the collector decompress and refuse each. Not for good either:
+        the collector may be upgraded any minute, and Arrow costs it less CPU;
+        one refused batch every ``arrow_retry_s`` is the price of noticing.
+        NDJSON stores the same events (it skips only what the collector does
+        not know, which Arrow could not have stored there either)."""
+        log.warning("the collector refused an Arrow batch (%s); sending NDJSON for the next %.0f s",
+                    reason, self.settings.arrow_retry_s)
+        self.wire_format = "ndjson"
+        self._arrow_again_at = self._clock() + self.settings.arrow_retry_s
 
     def _post(self, url: str, body: bytes, content_type: str) -> httpx.Response:
         headers = {
@@ -282,6 +327,24 @@ class Uploader:
             self._note_error(message)
         except Exception:
             pass
+
+
+def _arrow_refusal_ndjson_avoids(response: httpx.Response) -> str | None:
+    """Why the collector refused an Arrow body, when the same batch as NDJSON
+    can be accepted: 415 (no Arrow support) or 400 ``bad_schema`` naming an
+    unknown column (a field newer than the collector; every collector with
+    Arrow words it "unknown column 'name'; ..."). Other refusals (a known column
+    with a wrong type, a missing required column, bad values) do not come from
+    the collector being older: either NDJSON would be refused too, or the Arrow
+    encoder is broken and a resend would hide it. ``None``: the batch goes to
+    the dead letters as before."""
+    if response.status_code == 415:
+        return "415, it predates Arrow batches"
+    if response.status_code == 400:
+        code, message = _error_of(response)
+        if code == "bad_schema" and message.startswith("unknown column "):
+            return f"400 bad_schema: {message.split(';', 1)[0]}; it predates a field this agent sends"
+    return None
 
 
 def _error_of(response: httpx.Response) -> tuple[str, str]:
