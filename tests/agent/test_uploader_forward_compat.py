@@ -40,11 +40,18 @@ import msgspec
 import pyarrow as pa
 import pytest
 
-import tracework.events.arrow_wire as arrow_wire
 from tracework.agent.spool import Spool
 from tracework.agent.uploader import Uploader, UploadSettings
 from tracework.demo.processes import free_port, stop_process
-from tracework.events import FocusChange, KeyDown, KeyUp, MouseMove, Scroll, events_to_table
+from tracework.events import (
+    FocusChange,
+    KeyDown,
+    KeyUp,
+    MouseMove,
+    Scroll,
+    arrow_wire,
+    events_to_table,
+)
 from tracework.events.arrow_wire import ARROW_CONTENT_TYPE
 from tracework.events.columns import EVENT_FIELDS
 from tracework.lake import query
