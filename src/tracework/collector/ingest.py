@@ -204,6 +204,10 @@ class IngestService:
         self.metrics = CollectorMetrics()
         self.registry = DeviceRegistry(self.data_dir)
         self.ledger = BatchLedger(self.data_dir)
+        # Tell retention this collector's window (it prunes by the larger of
+        # its own and this), and learn the largest max_future_seconds any
+        # collector on this ledger accepted batches with (_check_prune_watermark).
+        self._max_future_seen_s = self.ledger.record_window(self.limits.max_age_days, self.limits.max_future_seconds)
         # Close any gap left by a crash between a lake commit and its ledger row.
         self.reconciled_at_start = self.ledger.reconcile()
         self._decode_slots = threading.BoundedSemaphore(DECODE_SLOTS)
@@ -297,9 +301,12 @@ class IngestService:
         with self._inflight_lock:
             first = self._inflight.get(key)
             if first is None:
-                if self.ledger.contains(*key):
+                known, pruned_before = self.ledger.lookup(*key)
+                if known:
                     self.metrics.duplicates.inc()
                     return IngestResult(header.batch_id, 0, True)
+                if bounds is not None and pruned_before is not None:
+                    self._check_prune_watermark(bounds, pruned_before)
                 if pending is None:
                     # An empty batch is valid and stores nothing; it is not
                     # recorded, so it is never reported as a duplicate.
@@ -377,6 +384,36 @@ class IngestService:
                 f"{self.limits.max_age_days} days); they are past retention and will not be stored",
             )
         return bounds
+
+    def _check_prune_watermark(self, bounds: dict, pruned_before_ns: int) -> None:
+        """422 ``events_too_old`` for a batch the ledger may have forgotten.
+
+        Retention deleted the ledger rows of batches committed before
+        ``pruned_before_ns`` (W). A batch committed at T passed
+        :meth:`_check_time_window` at some ``now <= T`` (its ledger row is
+        stamped after its lake commit), so all its events have ``t <= now +
+        max_future <= T + max_future``, with the max_future of the collector
+        that accepted it; every such collector recorded it in the ledger, so
+        ``_max_future_seen_s`` bounds it. A forgotten batch (T < W) thus has
+        its oldest event before ``W + max_future_seen``; a resend carries the
+        same events. Refusing every batch whose oldest event is that old
+        refuses every forgotten batch, whatever the window is now (e.g.
+        ``max_age_days`` raised after the prune) — and, with an unchanged
+        window, nothing the time window does not refuse already (retention's
+        cut-off lies a window and a day further back).
+
+        Called with the watermark read in the same statement as the duplicate
+        look-up, so a row that is gone is never missed without its watermark."""
+        limit = pruned_before_ns + self._max_future_seen_s * 1_000_000_000
+        if bounds["min"] < limit:
+            raise self._reject(
+                422,
+                "events_too_old",
+                f"the batch has events from {_day_name(bounds['min'] // NS_PER_DAY)}, before "
+                f"{_day_name(limit // NS_PER_DAY)}: older than this collector can still recognise as a "
+                "duplicate (retention has forgotten the batches sent then), so it is not stored; drop the "
+                "batch, or send only newer events in a new batch",
+            )
 
     def _check_consent(self, identity: DeviceIdentity, decoded: DecodedBatch | ArrowBatch) -> None:
         if self.consent_check is None:

@@ -27,6 +27,17 @@ Retention (:func:`forget_committed_before`) deletes, the same way, the rows of
 batches committed so long ago that the collector's time window refuses any
 resend of them anyway (422 ``events_too_old``); without it the file would keep
 every device's batch ids long after the raw rows they name were deleted.
+Because that rests on the collector's window, which can differ from the
+settings retention reads or be widened later, the ledger also keeps:
+
+- ``pruned_before_ns`` in ``ledger_state``: the largest cut-off any prune has
+  used (written before its first delete). The collector reads it in the same
+  statement as its duplicate look-up and refuses a batch too old for the
+  ledger to still recognise (:meth:`BatchLedger.lookup`).
+- the running collector's window (``collector.max_age_days``,
+  ``collector.max_future_seconds``, and the largest ``max_future_seconds`` any
+  collector on this ledger has run with), recorded at its start; retention
+  computes its cut-off from the larger of these and its own settings.
 """
 
 from __future__ import annotations
@@ -65,6 +76,30 @@ _SCHEMA = [
     ) WITHOUT ROWID""",
     "CREATE TABLE IF NOT EXISTS ledger_state (key TEXT PRIMARY KEY, value INTEGER NOT NULL)",
 ]
+
+
+#: ``ledger_state`` keys (values are integers).
+PRUNED_BEFORE_KEY = "pruned_before_ns"
+MAX_AGE_DAYS_KEY = "collector.max_age_days"
+MAX_FUTURE_SECONDS_KEY = "collector.max_future_seconds"
+#: The largest max_future_seconds of every collector start on this ledger: a
+#: batch accepted by any of them has no event later than its commit + this.
+MAX_FUTURE_SECONDS_SEEN_KEY = "collector.max_future_seconds_seen"
+
+# One statement, so one read snapshot: a row missing because retention
+# deleted it is never seen without the watermark written before the delete.
+_LOOKUP_SQL = (
+    "SELECT (SELECT 1 FROM batches WHERE device = ? AND batch_id = ?), "
+    f"(SELECT value FROM ledger_state WHERE key = '{PRUNED_BEFORE_KEY}')"
+)
+_RAISE_STATE_SQL = (
+    "INSERT INTO ledger_state (key, value) VALUES (?, ?) "
+    "ON CONFLICT(key) DO UPDATE SET value = max(value, excluded.value)"
+)
+_SET_STATE_SQL = (
+    "INSERT INTO ledger_state (key, value) VALUES (?, ?) "
+    "ON CONFLICT(key) DO UPDATE SET value = excluded.value"
+)
 
 
 def encode_commit_batches(keys: list[tuple[str, str, int]]) -> str:
@@ -149,6 +184,11 @@ def forget_committed_before(data_dir: str | Path, cutoff_ns: int, *, dry_run: bo
     with _erasing_connection(data_dir) as conn:
         if conn is None:
             return 0
+        # The watermark goes in before any row goes, so the collector never
+        # misses a deleted row without seeing it (see _LOOKUP_SQL). It only
+        # grows: a later run with a narrower window does not un-forget rows.
+        with transaction(conn):
+            conn.execute(_RAISE_STATE_SQL, (PRUNED_BEFORE_KEY, cutoff_ns))
         deleted = 0
         after: tuple[str, str] | None = None
         while True:
@@ -175,6 +215,30 @@ def forget_committed_before(data_dir: str | Path, cutoff_ns: int, *, dry_run: bo
                 ).rowcount
             after = keys[-1]
     return deleted
+
+
+def recorded_window(data_dir: str | Path) -> dict[str, int]:
+    """The collector window recorded in ``<data_dir>/collector.db`` at the
+    collector's last start: ``max_age_days`` and ``max_future_seconds`` (the
+    largest any collector on this ledger ran with), each only if recorded.
+    Never creates the file."""
+    path = Path(data_dir) / LEDGER_DB
+    if not path.exists():
+        return {}
+    conn = connect(path, synchronous=LEDGER_SYNCHRONOUS)
+    try:
+        if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'ledger_state'").fetchone() is None:
+            return {}
+        state = dict(conn.execute("SELECT key, value FROM ledger_state"))
+    finally:
+        conn.close()
+    window = {}
+    if MAX_AGE_DAYS_KEY in state:
+        window["max_age_days"] = int(state[MAX_AGE_DAYS_KEY])
+    futures = [int(state[k]) for k in (MAX_FUTURE_SECONDS_KEY, MAX_FUTURE_SECONDS_SEEN_KEY) if k in state]
+    if futures:
+        window["max_future_seconds"] = max(futures)
+    return window
 
 
 def _count_committed_before(data_dir: str | Path, cutoff_ns: int) -> int:
@@ -205,6 +269,26 @@ class BatchLedger:
             "SELECT 1 FROM batches WHERE device = ? AND batch_id = ?", (device, batch_id)
         ).fetchone()
         return row is not None
+
+    def lookup(self, device: str, batch_id: str) -> tuple[bool, int | None]:
+        """Whether this batch is already durable in the lake, and the prune
+        watermark (``pruned_before_ns``, None if retention never pruned), read
+        together in one statement (one SQLite step: a watermark written by
+        retention in another process is seen by the next request)."""
+        known, pruned_before = self._conns.get().execute(_LOOKUP_SQL, (device, batch_id)).fetchone()
+        return known is not None, pruned_before
+
+    def record_window(self, max_age_days: int, max_future_seconds: int) -> int:
+        """Record the running collector's time window for retention; returns the
+        largest ``max_future_seconds`` any collector on this ledger has recorded
+        (this one's included)."""
+        conn = self._conns.get()
+        with transaction(conn):
+            conn.execute(_SET_STATE_SQL, (MAX_AGE_DAYS_KEY, max_age_days))
+            conn.execute(_SET_STATE_SQL, (MAX_FUTURE_SECONDS_KEY, max_future_seconds))
+            conn.execute(_RAISE_STATE_SQL, (MAX_FUTURE_SECONDS_SEEN_KEY, max_future_seconds))
+            return int(conn.execute("SELECT value FROM ledger_state WHERE key = ?",
+                                    (MAX_FUTURE_SECONDS_SEEN_KEY,)).fetchone()[0])
 
     def record(self, keys: list[tuple[str, str, int]], lake_version: int) -> None:
         """Record batches committed in ``lake_version`` (one transaction)."""

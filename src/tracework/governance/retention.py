@@ -58,9 +58,13 @@ def ledger_cutoff_ns(now_ns: int, max_age_days: int, max_future_seconds: int) ->
     and a resend (or between a batch's window check and its ledger row), a
     retention run on a host whose clock differs from the collector's, and a
     request still between its window check and its ledger look-up. It costs
-    one more day of batch ids, and lets ``collector.max_age_days`` be raised
-    by up to one day without letting an already forgotten batch be stored
-    again (a larger raise would, for batches resent within the raise)."""
+    one more day of batch ids.
+
+    The window is the collector's: :func:`run_retention` takes the larger of
+    its own settings and those the running collector recorded in its ledger.
+    Raising ``collector.max_age_days`` after a prune would let a forgotten
+    batch pass the time window again; the ledger's prune watermark closes
+    that (``IngestService._check_prune_watermark``)."""
     window_ns = max_age_days * DAY_NS + max_future_seconds * SECOND_NS
     return now_ns - window_ns - LEDGER_MARGIN_NS
 
@@ -97,10 +101,13 @@ def run_retention(gov, principal: Principal, now_ns: int | None = None, dry_run:
     """Expire raw events, datasets and batch ledger rows past their periods;
     returns what was (or would be) removed. ``settings`` (default:
     :func:`tracework.config.load`) give the collector's time window
-    (``collector.max_age_days``, ``collector.max_future_seconds``)."""
+    (``collector.max_age_days``, ``collector.max_future_seconds``); the window
+    the collector recorded in its ledger at start is used where it is larger
+    (a larger window keeps more rows: this process's settings may not be the
+    running collector's)."""
     import pyarrow.compute as pc
 
-    from ..collector.ledger import forget_committed_before
+    from ..collector.ledger import forget_committed_before, recorded_window
     from ..lake import delete_where, read_events, vacuum
 
     gov.authorize(principal, "retention.run")
@@ -111,8 +118,12 @@ def run_retention(gov, principal: Principal, now_ns: int | None = None, dry_run:
         settings = config.load()
     policy = gov.policy()
     cutoff = raw_cutoff_day(now_ns, int(policy["retention.raw_days"]))
-    ledger_cutoff = ledger_cutoff_ns(now_ns, int(settings["collector.max_age_days"]),
-                                     int(settings["collector.max_future_seconds"]))
+    recorded = recorded_window(gov.data_dir)
+    ledger_cutoff = ledger_cutoff_ns(
+        now_ns,
+        max(int(settings["collector.max_age_days"]), recorded.get("max_age_days", 0)),
+        max(int(settings["collector.max_future_seconds"]), recorded.get("max_future_seconds", 0)),
+    )
     result: dict = {"raw_cutoff_day": cutoff, "dry_run": dry_run, "raw_rows_deleted": 0, "files_removed": 0, "datasets_deleted": [],
                     "ledger_cutoff_ns": ledger_cutoff, "ledger_rows_deleted": 0}
     if dry_run:
