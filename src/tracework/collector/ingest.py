@@ -400,7 +400,11 @@ class IngestService:
         refuses every forgotten batch, whatever the window is now (e.g.
         ``max_age_days`` raised after the prune) — and, with an unchanged
         window, nothing the time window does not refuse already (retention's
-        cut-off lies a window and a day further back).
+        cut-off lies a window and a day further back). Assumed: the wall
+        clock does not step back between a batch's window check and its
+        ledger row (a step back of S would let its events reach T +
+        max_future + S; the cut-off itself keeps a day of margin for that,
+        see :func:`tracework.governance.retention.ledger_cutoff_ns`).
 
         Called with the watermark read in the same statement as the duplicate
         look-up, so a row that is gone is never missed without its watermark."""
