@@ -208,6 +208,9 @@ class Redactor:
                 windows = fastscan.digit_windows_ascii(view)
             words = may(prefilter.PHONE_WORD)
             n = len(text)
+            # An ASCII text's view is its own bytes: phone candidates are
+            # then found in compiled code (offsets packed in 27 + 32 bits).
+            phone_view = view if view is not None and n < 1 << 27 and text.isascii() else None
             for lo, hi, nd, shapes in windows:
                 digits_end = hi - pii.WINDOW_RIGHT if hi < n else hi  # pii.window_digits_end
                 if card and nd >= min_card and shapes & fastscan.CARD_SHAPED:
@@ -230,7 +233,9 @@ class Redactor:
                     for s, e in pii.find_ips(text, lo, hi):
                         add(Span(s, e, IP_ADDRESS, "ip"))
                 if phone and nd >= min_phone and shapes & fastscan.PHONE_SHAPED:
-                    for s, e in pii.find_phones(text, self.phone_regions, lo, hi, words, digits_end):
+                    for s, e in pii.find_phones(
+                        text, self.phone_regions, lo, hi, words, digits_end, phone_view
+                    ):
                         add(Span(s, e, PHONE, "phonenumbers"))
         if on["generic_secret"] and may(prefilter.GENERIC) and ("=" in text or ":" in text):
             found.extend(_generic_assignments(text))

@@ -314,7 +314,7 @@ def find_ips(text: str, lo: int = 0, hi: int | None = None):
 
 def find_phones(
     text: str, regions=DEFAULT_PHONE_REGIONS, lo: int = 0, hi: int | None = None, words: bool = True,
-    digits_end: int | None = None,
+    digits_end: int | None = None, view: bytes | None = None,
 ):
     """Yield (start, end) of phone numbers that ``phonenumbers`` accepts as
     possible in one of ``regions`` (or anywhere, when written with +).
@@ -325,49 +325,96 @@ def find_phones(
     other) is retried as its leading group sequences of at most 15 digits,
     longest first (at most ``_PHONE_RETRIES``), then the search resumes at
     the next group: each digit group costs a bounded number of validations.
+
+    ``view``: the bytes of an ASCII ``text`` (``str.isascii()``); the
+    candidates and their shapes are then found in compiled code
+    (``fastscan.phone_next``), with the same results.
     """
     pos, n = lo, len(text) if hi is None else hi
     stop = n if digits_end is None else digits_end
     budget = _retry_budget(text)
+    if view is not None:
+        if type(regions) is not tuple:
+            regions = tuple(regions)
+        fastscan = _FASTSCAN or _fastscan()
+        plain_mask, prefixes = fastscan.screen_arrays(regions)
     while pos < stop:  # a candidate holds a digit at or after its start
-        m = PHONE_CANDIDATE.search(text, pos, n)
-        if m is None:
-            return
-        raw = m.group()
-        if _phone_candidate_ok(text, m.start(), m.end(), raw, regions, words):
-            yield m.start(), m.end()
-            pos = m.end()
+        if view is None:
+            m = PHONE_CANDIDATE.search(text, pos, n)
+            if m is None:
+                return
+            start, end, shape, screened = m.start(), m.end(), None, None
+        else:
+            # fastscan.phone_next, unpacked here: a call less per candidate
+            hit = fastscan._phone_kernel(view, pos, n, MIN_DIGITS_PHONE, plain_mask, prefixes)
+            if hit < 0:
+                return
+            start, end, shape = hit >> 36, (hit >> 4) & 0xFFFFFFFF, fastscan.SHAPES[hit & 3]
+            rejected, screened = hit & 4, hit & 8
+            if rejected:
+                shape = _NOT_PHONE  # _phone_ok is False: the same answer
+            elif screened:
+                # The decision below skips the date and length tests already
+                # passed, and takes the digits from the bytes (faster than
+                # filtering the str).
+                screened = view[start:end].translate(None, _NOT_DIGIT_BYTES).decode("ascii")
+        raw = text[start:end]
+        if _phone_candidate_ok(text, start, end, raw, regions, words, shape, view, screened or None):
+            yield start, end
+            pos = end
             continue
         if budget <= 0 or " " not in raw:
             # Out of retries (digit floods), or not two numbers side by side.
-            pos = m.end()
+            pos = end
             continue
         budget -= 1
         found = False
         tries = 0
-        for end in reversed(_group_ends(raw)):
-            prefix = raw[:end].rstrip(" -./(")
+        for group_end in reversed(_group_ends(raw)):
+            prefix = raw[:group_end].rstrip(" -./(")
             digits = sum(map(str.isdigit, prefix))
             if digits > 15:
                 continue
             if digits < 7 or tries == _PHONE_RETRIES:
                 break
             tries += 1
-            if _phone_candidate_ok(text, m.start(), m.start() + len(prefix), prefix, regions, words):
-                yield m.start(), m.start() + len(prefix)
-                pos, found = m.start() + end, True
+            if _phone_candidate_ok(text, start, start + len(prefix), prefix, regions, words, None, view):
+                yield start, start + len(prefix)
+                pos, found = start + group_end, True
                 break
         if found:
             continue
-        pos = _next_group(text, m.start())
+        pos = _next_group(text, start)
+
+
+_FASTSCAN = None
+_NOT_DIGIT_BYTES = bytes(c for c in range(256) if not 48 <= c <= 57)
+
+
+def _fastscan():
+    """The fastscan module, imported on first use: it imports this module
+    (an import statement per find_phones call cost ~1 us)."""
+    global _FASTSCAN
+    from . import fastscan
+
+    _FASTSCAN = fastscan
+    return fastscan
 
 
 _PHONE_RETRIES = 3  # shorter group sequences tried per failed candidate (bounds parses per group)
 
 
-def _phone_candidate_ok(text: str, start: int, end: int, raw: str, regions, words: bool = True) -> bool:
-    shape = _PHONE_SHAPES.get(raw)
-    digits = None
+def _phone_candidate_ok(
+    text: str, start: int, end: int, raw: str, regions, words: bool = True, shape: str | None = None,
+    view: bytes | None = None, screened: str | None = None,
+) -> bool:
+    """``shape``: ``_phone_shape(raw)``, when the caller has it; ``view``:
+    the bytes of an ASCII ``text`` (the phone word is then looked for in
+    compiled code); ``screened``: raw's digits, given when fastscan found raw
+    no date, without "+" and "(0)", and of a length some region has."""
+    digits = screened
+    if shape is None:
+        shape = _PHONE_SHAPES.get(raw)
     if shape is None:
         # The digit string serves the shape and, below, the decision.
         digits = "".join(filter(str.isdigit, raw))
@@ -382,9 +429,9 @@ def _phone_candidate_ok(text: str, start: int, end: int, raw: str, regions, word
         # known not to be one answers without it.
         if _PHONE_OK.get((raw, regions if type(regions) is tuple else tuple(regions))) is False:
             return False
-        if not _phone_context(text, start, end):
+        if not _phone_context(text, start, end, view):
             return False
-    return _phone_ok(raw, regions, digits=digits)
+    return _phone_ok(raw, regions, digits=digits, screened=screened is not None)
 
 
 _NOT_PHONE, _NEEDS_WORD, _PHONE_SHAPED = "not-phone", "needs-word", "phone-shaped"
@@ -415,8 +462,11 @@ PHONE_CONTEXT = re.compile(
 PHONE_CONTEXT_CHARS = 40
 
 
-def _phone_context(text: str, start: int, end: int) -> bool:
-    return PHONE_CONTEXT.search(text, max(0, start - PHONE_CONTEXT_CHARS), min(len(text), end + PHONE_CONTEXT_CHARS)) is not None
+def _phone_context(text: str, start: int, end: int, view: bytes | None = None) -> bool:
+    lo, hi = max(0, start - PHONE_CONTEXT_CHARS), min(len(text), end + PHONE_CONTEXT_CHARS)
+    if view is not None:  # ASCII text: fastscan.has_phone_context, the same answer
+        return (_FASTSCAN or _fastscan()).has_phone_context(view, lo, hi)
+    return PHONE_CONTEXT.search(text, lo, hi) is not None
 
 
 def _region_lengths(region: str) -> tuple[str, frozenset[int]]:
@@ -631,6 +681,19 @@ def _length_fits_some_region(digits: str, regions) -> bool:
     prefix it starts with is dropped (a card's 16 digits fit no region)."""
     if not isinstance(regions, tuple):
         regions = tuple(regions)
+    screen = _LENGTH_SCREENS.get(regions) or _length_screen(regions)
+    n = len(digits)
+    if n in screen[0]:
+        return True
+    for prefix, lengths in screen[1]:  # a loop: a generator cost more than the test
+        if n in lengths and digits.startswith(prefix):
+            return True
+    return False
+
+
+def _length_screen(regions: tuple) -> tuple[frozenset[int], tuple[tuple[str, frozenset[int]], ...]]:
+    """The possible lengths of ``regions`` (local-only ones too), and per
+    national prefix the lengths of numbers written with it."""
     screen = _LENGTH_SCREENS.get(regions)
     if screen is None:
         plain: set[int] = set()
@@ -646,16 +709,10 @@ def _length_fits_some_region(digits: str, regions) -> bool:
         screen = _LENGTH_SCREENS[regions] = (
             frozenset(plain), tuple((p, frozenset(ns)) for p, ns in prefixed.items())
         )
-    n = len(digits)
-    if n in screen[0]:
-        return True
-    for prefix, lengths in screen[1]:  # a loop: a generator cost more than the test
-        if n in lengths and digits.startswith(prefix):
-            return True
-    return False
+    return screen
 
 
-def _phone_ok(raw: str, regions, fast: bool = True, digits: str | None = None) -> bool:
+def _phone_ok(raw: str, regions, fast: bool = True, digits: str | None = None, screened: bool = False) -> bool:
     """True when phonenumbers finds ``raw`` a possible number written with
     "+", or in one of ``regions``. ``fast=False`` always calls parse and
     skips the memo (the reference the metadata rules are tested against).
@@ -667,12 +724,16 @@ def _phone_ok(raw: str, regions, fast: bool = True, digits: str | None = None) -
     key = (raw, regions)
     ok = _PHONE_OK.get(key)
     if ok is None:
-        ok = _PHONE_OK.store(key, _phone_ok_uncached(raw, regions, True, digits))
+        ok = _PHONE_OK.store(key, _phone_ok_uncached(raw, regions, True, digits, screened))
     return ok
 
 
-def _phone_ok_uncached(raw: str, regions, fast: bool, raw_digits: str | None = None) -> bool:
-    if _DATE_LIKE.match(raw):
+def _phone_ok_uncached(
+    raw: str, regions, fast: bool, raw_digits: str | None = None, screened: bool = False
+) -> bool:
+    # screened: raw is known no date and of a length some region has
+    # (fastscan.phone_next ran both tests below).
+    if not screened and _DATE_LIKE.match(raw):
         return False
     cands = [raw]
     # "+46 (0)8 ..." writes the trunk prefix in brackets; drop it for parsing.
@@ -694,7 +755,7 @@ def _phone_ok_uncached(raw: str, regions, fast: bool, raw_digits: str | None = N
             except phonenumbers.NumberParseException:
                 continue
         digits = raw_digits if cand is raw and raw_digits is not None else "".join(filter(str.isdigit, cand))
-        if fast and not _length_fits_some_region(digits, regions):
+        if fast and not screened and not _length_fits_some_region(digits, regions):
             continue  # the loop below would skip every region
         plain = fast and _PLAIN.fullmatch(main) is not None
         main_digits = digits if main is cand else "".join(filter(str.isdigit, main))
