@@ -22,6 +22,7 @@ import argparse
 import importlib.util
 import io
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -29,6 +30,13 @@ import tarfile
 import tempfile
 import time
 from pathlib import Path
+
+# Both packages are loaded under other names (redact_new, redact_old), and
+# numba's on-disk cache records the module name of each compiled function: a
+# cache entry written here would make the next ordinary import of the
+# working tree fail (ModuleNotFoundError: redact_new). Compile into a
+# throw-away cache instead (set before numba is imported).
+os.environ["NUMBA_CACHE_DIR"] = tempfile.mkdtemp(prefix="ab_redaction_numba_")
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT.parent / "shared" / "data"
