@@ -161,3 +161,43 @@ def lake_state(data_dir: Path) -> tuple[int | None, int]:
     return (dt.version(), read_events(data_dir, columns=["seq"]).num_rows)
 
 
+
+
+class ClockedCollector:
+    """The collector (IngestService + its app) served by uvicorn on 127.0.0.1
+    in this process, with a clock the test sets (``now``; None: the wall
+    clock), so batches can be accepted "in the past". ``token``: reuse a
+    device enrolled earlier on the same data folder; None enrolls one."""
+
+    def __init__(self, data_dir: Path, max_age_days: int, max_future_seconds: int, token: str | None = None):
+        import threading
+
+        import uvicorn
+
+        from tracework.collector.app import create_app
+        from tracework.collector.ingest import IngestLimits, IngestService
+
+        self.data_dir = data_dir
+        self.now: int | None = None
+        self.service = IngestService(
+            data_dir, limits=IngestLimits(max_age_days=max_age_days, max_future_seconds=max_future_seconds),
+            fsync=False, commit_interval_ms=5, clock=lambda: time.time_ns() if self.now is None else self.now,
+        )
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        self.server = uvicorn.Server(uvicorn.Config(create_app(self.service, tune_gc=False), host="127.0.0.1", port=port,
+                                                    log_level="error", lifespan="on"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        while not self.server.started:
+            if not self.thread.is_alive():
+                raise RuntimeError("the collector did not start")
+            time.sleep(0.02)
+        self.token = token if token is not None else self.service.registry.enroll("pat", "laptop")[1]
+
+    def send(self, body: bytes) -> httpx.Response:
+        return httpx.post(self.url + "/v1/batches", content=body, headers=headers(self.token), timeout=60)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=60)

@@ -17,20 +17,17 @@ import os
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from pathlib import Path
 
-import httpx
 import msgspec
 import pytest
-import uvicorn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "collector"))
-from collector_helpers import free_port, headers, lake_state, make_batch, make_events
+from collector_helpers import ClockedCollector as Collector
+from collector_helpers import lake_state, make_batch, make_events
 
-from tracework.collector.ingest import IngestLimits
 from tracework.collector.ledger import LEDGER_DB, BatchLedger, forget_committed_before
 from tracework.governance.retention import (
     DAY_NS,
@@ -48,42 +45,9 @@ HOUR_NS = 3600 * SECOND_NS
 EVENT_STEP_NS = 1_000_000  # make_events spaces events 1 ms apart
 
 
-class Collector:
-    """The collector on 127.0.0.1 with a settable clock (None: the wall clock)."""
-
-    def __init__(self, data_dir: Path):
-        from tracework.collector.app import create_app
-        from tracework.collector.ingest import IngestService
-
-        self.data_dir = data_dir
-        self.now: int | None = None
-        self.service = IngestService(
-            data_dir, limits=IngestLimits(max_age_days=MAX_AGE_DAYS, max_future_seconds=MAX_FUTURE_SECONDS),
-            fsync=False, commit_interval_ms=5, clock=lambda: time.time_ns() if self.now is None else self.now,
-        )
-        port = free_port()
-        self.url = f"http://127.0.0.1:{port}"
-        self.server = uvicorn.Server(uvicorn.Config(create_app(self.service, tune_gc=False), host="127.0.0.1", port=port,
-                                                    log_level="error", lifespan="on"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        while not self.server.started:
-            if not self.thread.is_alive():
-                raise RuntimeError("the collector did not start")
-            time.sleep(0.02)
-        _, self.token = self.service.registry.enroll("pat", "laptop")
-
-    def send(self, body: bytes) -> httpx.Response:
-        return httpx.post(self.url + "/v1/batches", content=body, headers=headers(self.token), timeout=60)
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=60)
-
-
 @pytest.fixture
 def collector(tmp_path):
-    c = Collector(tmp_path / "data")
+    c = Collector(tmp_path / "data", MAX_AGE_DAYS, MAX_FUTURE_SECONDS)
     try:
         yield c
     finally:

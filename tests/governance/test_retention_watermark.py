@@ -14,19 +14,16 @@ import os
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from pathlib import Path
 
-import httpx
 import pytest
-import uvicorn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "collector"))
-from collector_helpers import free_port, headers, lake_state, make_batch, make_events
+from collector_helpers import ClockedCollector as Collector
+from collector_helpers import lake_state, make_batch, make_events
 
-from tracework.collector.ingest import IngestLimits
 from tracework.collector.ledger import LEDGER_DB
 from tracework.governance.retention import DAY_NS, LEDGER_MARGIN_NS, SECOND_NS
 
@@ -39,45 +36,12 @@ WIDE_MAX_AGE_DAYS = 30
 EVENT_STEP_NS = 1_000_000  # make_events spaces events 1 ms apart
 
 
-class Collector:
-    """The collector on 127.0.0.1 with a settable clock (None: the wall clock)."""
-
-    def __init__(self, data_dir: Path, max_age_days: int, token: str | None = None):
-        from tracework.collector.app import create_app
-        from tracework.collector.ingest import IngestService
-
-        self.data_dir = data_dir
-        self.now: int | None = None
-        self.service = IngestService(
-            data_dir, limits=IngestLimits(max_age_days=max_age_days, max_future_seconds=MAX_FUTURE_SECONDS),
-            fsync=False, commit_interval_ms=5, clock=lambda: time.time_ns() if self.now is None else self.now,
-        )
-        port = free_port()
-        self.url = f"http://127.0.0.1:{port}"
-        self.server = uvicorn.Server(uvicorn.Config(create_app(self.service, tune_gc=False), host="127.0.0.1", port=port,
-                                                    log_level="error", lifespan="on"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        while not self.server.started:
-            if not self.thread.is_alive():
-                raise RuntimeError("the collector did not start")
-            time.sleep(0.02)
-        self.token = token if token is not None else self.service.registry.enroll("pat", "laptop")[1]
-
-    def send(self, body: bytes) -> httpx.Response:
-        return httpx.post(self.url + "/v1/batches", content=body, headers=headers(self.token), timeout=60)
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=60)
-
-
 @pytest.fixture
 def running():
     started: list[Collector] = []
 
     def start(data_dir: Path, max_age_days: int, token: str | None = None) -> Collector:
-        c = Collector(data_dir, max_age_days, token)
+        c = Collector(data_dir, max_age_days, MAX_FUTURE_SECONDS, token)
         started.append(c)
         return c
 
