@@ -39,7 +39,7 @@ SETTINGS: dict[str, Setting] = {
         Setting("collector.max_decompressed_bytes", 64 * 1024 * 1024, "Largest decompressed batch accepted (zip-bomb guard)."),
         Setting("collector.max_events_per_batch", 20000, "Most events accepted in one batch."),
         Setting("collector.max_future_seconds", 300, "Events later than now plus this are rejected (clock skew)."),
-        Setting("collector.max_age_days", 30, "Events older than this are rejected (matches raw retention)."),
+        Setting("collector.max_age_days", 30, "Events older than this are rejected (matches raw retention). With max_future_seconds it also sets how long the batch ledger keeps batch ids: retention prunes older ones, and a batch older than what was pruned is refused (events_too_old) even after this is raised."),
         Setting("collector.require_consent", True, "Refuse (403) batches carrying data classes their person has not consented to in governance."),
         Setting("collector.commit_interval_ms", 50, "Longest the lake writer waits to group batches into one commit."),
         Setting("agent.flush_interval_ms", 250, "Captured events reach the spool at least this often."),
