@@ -26,23 +26,16 @@ newer agent would send, and the code under test is today's.
 
 from __future__ import annotations
 
-import io
-import json
-import os
-import subprocess
 import sys
-import tarfile
 import time
 from pathlib import Path
 
-import httpx
 import msgspec
 import pyarrow as pa
 import pytest
 
 from tracework.agent.spool import Spool
 from tracework.agent.uploader import Uploader, UploadSettings
-from tracework.demo.processes import free_port, stop_process
 from tracework.events import (
     FocusChange,
     KeyDown,
@@ -56,9 +49,11 @@ from tracework.events.arrow_wire import ARROW_CONTENT_TYPE
 from tracework.events.columns import EVENT_FIELDS
 from tracework.lake import query
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from old_collectors import OldCollector, OldCollectorProcess, export_source  # noqa: E402
+
 pytestmark = pytest.mark.timeout(180)
 
-REPO = Path(__file__).resolve().parents[2]
 BATCH_EVENTS = 40
 FUTURE = "future_field"
 
@@ -282,40 +277,16 @@ NDJSON_ONLY_REV = "6f54c58"  # the last collector before Arrow batches
 def ndjson_only_collector(tmp_path):
     """The NDJSON-only collector of ``6f54c58`` (exported with ``git archive``)
     as a real process on 127.0.0.1, and a device token from its own CLI."""
-    found = subprocess.run(["git", "-C", str(REPO), "cat-file", "-e", f"{NDJSON_ONLY_REV}^{{commit}}"],
-                           capture_output=True, check=False)
-    if found.returncode != 0:
-        pytest.skip(f"git revision {NDJSON_ONLY_REV} is not in this clone (shallow?); fetch full history to run this test")
-    archive = subprocess.run(["git", "-C", str(REPO), "archive", NDJSON_ONLY_REV, "src"], capture_output=True,
-                             check=True).stdout
-    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-        tar.extractall(tmp_path / "old", filter="data")
+    src = export_source(NDJSON_ONLY_REV, tmp_path / "old")
     data_dir = tmp_path / "old-data"
     data_dir.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TRACEWORK_")}
-    env.update(PYTHONPATH=str(tmp_path / "old" / "src"), TRACEWORK_CONFIG=str(data_dir / "no-such.toml"))
-    enrolled = subprocess.run([sys.executable, "-m", "tracework", "devices", "enroll", "--person", "alice", "--name",
-                               "laptop", "--json", "--data-dir", str(data_dir)],
-                              env=env, cwd=data_dir, capture_output=True, text=True, timeout=60, check=True)
-    token = json.loads(enrolled.stdout)["token"]
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    with open(tmp_path / "old-collector.log", "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "tracework.collector", "--data-dir", str(data_dir), "--host",
-                                 "127.0.0.1", "--port", str(port)],
-                                env=env, cwd=data_dir, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    process = OldCollectorProcess(OldCollector(NDJSON_ONLY_REV, stores_as="ndjson", enforces_consent=False), src, data_dir)
+    token = process.enroll("alice")
+    process.start()
     try:
-        deadline = time.monotonic() + 60  # bounds a hang; not a timing assertion
-        while True:
-            assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "old-collector.log").read_text()
-            try:
-                if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.05)
-        yield url, token
+        yield process.url, token
     finally:
-        stop_process(proc)
+        process.stop()
 
 
 def test_after_a_415_arrow_is_tried_again_after_the_retry_time(ndjson_only_collector, collector_module, tmp_path):
