@@ -61,23 +61,7 @@ def _events_ending_at(newest_ns: int, n: int = 3) -> list:
 def _accept(c: Collector, events: list, at_ns: int) -> tuple[str, bytes]:
     """Upload ``events`` with the collector's clock at ``at_ns`` and set the
     batch's ledger row to have been committed then."""
-    batch_id, body = make_batch(events, batch_id=uuid.uuid4().hex)
-    c.now = at_ns
-    try:
-        r = c.send(body)
-    finally:
-        c.now = None
-    assert r.status_code == 200 and r.json()["stored"] == len(events), r.text
-    conn = sqlite3.connect(c.data_dir / LEDGER_DB, timeout=30)
-    try:
-        # The old version of the row must not stay behind as free space
-        # (the byte checks below would find it and blame retention).
-        conn.execute("PRAGMA secure_delete = ON")
-        with conn:
-            assert conn.execute("UPDATE batches SET committed_ns = ? WHERE batch_id = ?", (at_ns, batch_id)).rowcount == 1
-    finally:
-        conn.close()
-    return batch_id, body
+    return c.accept_at(events, at_ns)
 
 
 def _ledger(data_dir: Path) -> dict[str, int]:

@@ -53,22 +53,8 @@ def running():
 def _accept(c: Collector, at_ns: int) -> tuple[str, bytes]:
     """Upload a batch with the collector's clock at ``at_ns``, its newest event
     as late as the collector allows then, and set its ledger row to have been
-    committed then (the ledger stamps rows with the wall clock)."""
-    events = make_events(3, t_ns=at_ns + MAX_FUTURE_NS - 2 * EVENT_STEP_NS)
-    batch_id, body = make_batch(events, batch_id=uuid.uuid4().hex)
-    c.now = at_ns
-    try:
-        r = c.send(body)
-    finally:
-        c.now = None
-    assert r.status_code == 200 and r.json()["stored"] == len(events), r.text
-    conn = sqlite3.connect(c.data_dir / LEDGER_DB, timeout=30)
-    try:
-        with conn:
-            assert conn.execute("UPDATE batches SET committed_ns = ? WHERE batch_id = ?", (at_ns, batch_id)).rowcount == 1
-    finally:
-        conn.close()
-    return batch_id, body
+    committed then."""
+    return c.accept_at(make_events(3, t_ns=at_ns + MAX_FUTURE_NS - 2 * EVENT_STEP_NS), at_ns)
 
 
 def _sqlite(data_dir: Path, sql: str) -> list:
