@@ -9,7 +9,7 @@ import pyarrow.compute as pc
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tracework.lake.writer import _distinct, _min_max
+from tracework.lake.writer import _distinct, min_max
 
 ints = st.lists(st.one_of(st.none(), st.integers(-(2**63), 2**63 - 1)), max_size=30)
 
@@ -18,7 +18,7 @@ ints = st.lists(st.one_of(st.none(), st.integers(-(2**63), 2**63 - 1)), max_size
 def test_min_max_equals_compute(values, lead, split):
     array = pa.array([7] * lead + values, pa.int64()).slice(lead)
     column = pa.chunked_array([array[: len(values) // 2], array[len(values) // 2 :]] if split else [array], pa.int64())
-    assert _min_max(column) == pc.min_max(column).as_py()
+    assert min_max(column) == pc.min_max(column).as_py()
 
 
 def _general(column: pa.ChunkedArray) -> tuple[list, list]:
