@@ -45,6 +45,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import zstandard
 
+from .bitsets import lowest_row, row_bitset, valid_rows
 from .codec import BatchDecodeError
 from .columns import EVENT_FIELDS, EVENT_SCHEMA, JSON_FIELDS, events_to_table
 from .model import EVENT_TYPES, BatchHeader, Transform
@@ -550,11 +551,6 @@ def _first(mask: np.ndarray) -> int:
     return int(np.argmax(mask))
 
 
-def _lowest(bits: int) -> int:
-    """The first row in a row bitset (bit i = row i); ``bits`` is not 0."""
-    return (bits & -bits).bit_length() - 1
-
-
 def _tag_of(codes: np.ndarray, row: int) -> str:
     return TAGS[int(codes[row])]
 
@@ -582,20 +578,10 @@ class _TypeRows:
             for code in types:
                 one = self._of_type.get(code)
                 if one is None:
-                    one = self._of_type[code] = _bitset(self.codes == code)
+                    one = self._of_type[code] = row_bitset(self.codes == code)
                 bits |= one
             self._of_set[types] = bits
         return bits
-
-
-def _bitset(mask: np.ndarray) -> int:
-    return int.from_bytes(np.packbits(mask, bitorder="little").tobytes(), "little")
-
-
-def _valid_bits(col: pa.Array, n: int) -> int:
-    """Validity of ``col`` (which has a null) as a row bitset, read from its
-    bitmap (a buffer may be longer than its values and start at an offset)."""
-    return (int.from_bytes(col.buffers()[0], "little") >> col.offset) & ((1 << n) - 1)
 
 
 def _check_column(check: _FieldCheck, col: pa.Array, rows: _TypeRows, n: int) -> pa.Array:
@@ -612,24 +598,24 @@ def _check_column(check: _FieldCheck, col: pa.Array, rows: _TypeRows, n: int) ->
     valid = 0  # rows holding a value (read only when the column has some of each)
     if nulls == n:
         if check.needed:
-            row = _lowest(rows.of(check.needed))
+            row = lowest_row(rows.of(check.needed))
             raise _bad("bad_event", f"row {row}: {_tag_of(rows.codes, row)} requires field {name!r}, it is null")
     else:
         if nulls == 0:
             if check.foreign:
-                row = _lowest(rows.of(check.foreign))
+                row = lowest_row(rows.of(check.foreign))
                 raise _bad("bad_event", f"row {row}: field {name!r} does not belong to {_tag_of(rows.codes, row)}; it must be null")
         else:
-            valid = _valid_bits(col, n)
+            valid = valid_rows(col)
             if check.foreign:
                 bad = valid & rows.of(check.foreign)
                 if bad:
-                    row = _lowest(bad)
+                    row = lowest_row(bad)
                     raise _bad("bad_event", f"row {row}: field {name!r} does not belong to {_tag_of(rows.codes, row)}; it must be null")
             if check.needed:
                 bad = rows.of(check.needed) & ~valid
                 if bad:
-                    row = _lowest(bad)
+                    row = lowest_row(bad)
                     raise _bad("bad_event", f"row {row}: {_tag_of(rows.codes, row)} requires field {name!r}, it is null")
         # Values: the model's constraints, on the rows they apply to.
         if name in JSON_FIELDS:

@@ -234,9 +234,9 @@ def _first_row_of_with(of_kind, first_of_kind: int, table, names) -> int | None:
 
     Arrow keeps each column's null count, so the usual all-null and all-valid
     columns are settled without reading a bitmap. A partly null column is read
-    as a row bitset (:func:`_valid_rows`) and intersected with the kind's rows;
+    as a row bitset (:func:`tracework.events.bitsets.valid_rows`) and intersected with the kind's rows;
     once the kind's first row qualifies, no later column can give an earlier one."""
-    import numpy as np
+    from ..events.bitsets import lowest_row, row_bitset, valid_rows
 
     present = 0
     kind_rows = None
@@ -248,37 +248,13 @@ def _first_row_of_with(of_kind, first_of_kind: int, table, names) -> int | None:
             return first_of_kind
         if nulls == len(column):
             continue
-        present |= _valid_rows(column)
+        present |= valid_rows(column)
         if kind_rows is None:
-            kind_rows = int.from_bytes(np.packbits(of_kind, bitorder="little").tobytes(), "little")
+            kind_rows = row_bitset(of_kind)
         hits = present & kind_rows
         if hits & (1 << first_of_kind):
             return first_of_kind
-    return (hits & -hits).bit_length() - 1 if hits else None
-
-
-def _valid_rows(column) -> int:
-    """The rows of a (chunked) column that are not null, as a row bitset: a
-    Python int whose bit i is row i, as in
-    :class:`tracework.events.arrow_wire._TypeRows`. Each chunk's validity
-    bitmap is read as one integer (a few hundred bytes for 5,000 rows), not
-    unpacked to a byte per row."""
-    bits = 0
-    start = 0  # the chunk's first row in the column
-    for chunk in column.chunks:
-        m = len(chunk)
-        nulls = chunk.null_count
-        if nulls == 0:
-            bits |= ((1 << m) - 1) << start
-        elif nulls < m:
-            # A sliced chunk starts ``offset`` bits into its bitmap, which may
-            # hold rows of other slices either side: read only the bytes
-            # covering this chunk and mask the rest off.
-            first = chunk.offset
-            bitmap = memoryview(chunk.buffers()[0])[first // 8 : (first + m + 7) // 8]
-            bits |= ((int.from_bytes(bitmap, "little") >> (first % 8)) & ((1 << m) - 1)) << start
-        start += m
-    return bits
+    return lowest_row(hits) if hits else None
 
 
 _TAG_KINDS = None
