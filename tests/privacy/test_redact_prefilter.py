@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 
 from tracework.privacy.redact import Redactor, prefilter, secrets
 
-pytest.importorskip("hyperscan")
+# hyperscan is a declared dependency: a missing one must fail, not skip.
+import hyperscan  # noqa: E402,F401
 
 WITH = Redactor()
 WITHOUT = Redactor(use_prefilter=False)
