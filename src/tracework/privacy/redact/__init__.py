@@ -130,7 +130,7 @@ class Redactor:
         if self._prefilter is not None:
             hits, view = self._prefilter.scan_view(text)
             if (
-                (not hits or hits == _WORDS_ONLY)  # a phone word alone finds nothing
+                not hits
                 and not self.custom_rules
                 and len(text) <= secrets.MAX_TOKEN_SCAN
                 and "-----BEGIN" not in text
@@ -206,7 +206,6 @@ class Redactor:
                 # With each window's shape flags: cards and phones run only
                 # where a run of digits and separators could hold one.
                 windows = fastscan.digit_windows_ascii(view)
-            words = may(prefilter.PHONE_WORD)
             n = len(text)
             # An ASCII text's view is its own bytes: phone candidates are
             # then found in compiled code (offsets packed in 27 + 32 bits).
@@ -234,7 +233,7 @@ class Redactor:
                         add(Span(s, e, IP_ADDRESS, "ip"))
                 if phone and nd >= min_phone and shapes & fastscan.PHONE_SHAPED:
                     for s, e in pii.find_phones(
-                        text, self.phone_regions, lo, hi, words, digits_end, phone_view
+                        text, self.phone_regions, lo, hi, True, digits_end, phone_view
                     ):
                         add(Span(s, e, PHONE, "phonenumbers"))
         if on["generic_secret"] and may(prefilter.GENERIC) and ("=" in text or ":" in text):
@@ -308,9 +307,6 @@ class _CombinedTokenScan:
                 continue
             for m in rx.finditer(text, lo, hi):
                 yield Span(m.start(rule.group), m.end(rule.group), rule.placeholder, rule.provider)
-
-
-_WORDS_ONLY = {prefilter.PHONE_WORD}
 
 
 def _ALWAYS(_fid: int) -> bool:
