@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import bisect
 import re
-from collections.abc import Set as AbstractSet
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator
 
@@ -112,9 +112,14 @@ class Redactor:
         unknown = set(self.disabled) - set(DETECTORS)
         if unknown:
             raise ValueError(f"unknown detectors {sorted(unknown)}; known: {', '.join(DETECTORS)}")
+        self.phone_regions = tuple(self.phone_regions)  # a memo and table key
         self._token_scan = _CombinedTokenScan(secrets.TOKEN_RULES)
         self._on = {name: name not in self.disabled for name in DETECTORS}
         self._prefilter = prefilter.load() if self.use_prefilter else None
+        # Custom rules have no prefilter condition: with them every text runs.
+        self._hits_decide = not self.custom_rules
+        # The compiled phone loop's tables and buffers for these regions.
+        self._phone_context = pii.kernel_context(self.phone_regions) if self._prefilter is not None else None
         self._min_digits = (
             (pii.MIN_DIGITS_CARD, pii.MIN_DIGITS_SSN, pii.MIN_DIGITS_NATIONAL_ID, pii.MIN_DIGITS_PHONE)
             if self.use_prefilter
@@ -129,12 +134,7 @@ class Redactor:
             return _merge_windows(self, text)
         if self._prefilter is not None:
             hits, view = self._prefilter.scan_view(text)
-            if (
-                not hits
-                and not self.custom_rules
-                and len(text) <= secrets.MAX_TOKEN_SCAN
-                and "-----BEGIN" not in text
-            ):
+            if not hits and self._hits_decide and len(text) <= secrets.MAX_TOKEN_SCAN and "-----BEGIN" not in text:
                 return []  # no detector's necessary condition occurs
             return self._resolve(text, self._candidates(text, hits, view))
         if (
@@ -148,10 +148,10 @@ class Redactor:
             return []
         return self._resolve(text, self._candidates(text))
 
-    def _scan(self, text: str) -> AbstractSet[int] | None:
+    def _scan(self, text: str) -> Collection[int] | None:
         return None if self._prefilter is None else self._prefilter.scan(text)
 
-    def _candidates(self, text: str, hits: AbstractSet[int] | None = None, view: bytes | None = None) -> list[Span]:
+    def _candidates(self, text: str, hits: Collection[int] | None = None, view: bytes | None = None) -> list[Span]:
         # Each family runs only when the characters it needs are present:
         # ordinary prose (no digit, no '@', no '=' or ':', no long token)
         # costs a handful of C-speed scans. ``hits`` (from the prefilter)
@@ -207,9 +207,13 @@ class Redactor:
                 # where a run of digits and separators could hold one.
                 windows = fastscan.digit_windows_ascii(view)
             n = len(text)
-            # An ASCII text's view is its own bytes: phone candidates are
-            # then found in compiled code (offsets packed in 27 + 32 bits).
-            phone_view = view if view is not None and n < 1 << 27 and text.isascii() else None
+            # Phone and card numbers are found in compiled code on a view of
+            # the text (fastscan.compiled_view: an ASCII text's own bytes;
+            # offsets packed in 27 + 32 bits), or by the regexes where there
+            # is none.
+            compiled = None
+            if (phone or card) and view is not None and n < 1 << 27:
+                compiled = view if text.isascii() else fastscan.compiled_view(text)
             for lo, hi, nd, shapes in windows:
                 digits_end = hi - pii.WINDOW_RIGHT if hi < n else hi  # pii.window_digits_end
                 if card and nd >= min_card and shapes & fastscan.CARD_SHAPED:
@@ -217,7 +221,11 @@ class Redactor:
                     # cut at the text's start begins WINDOW_LEFT characters
                     # before its first one: the search starts there.
                     first = lo + pii.WINDOW_LEFT if lo else 0
-                    for s, e in pii.find_cards(text, first, hi, digits_end):
+                    if compiled is not None:
+                        cards = fastscan.find_cards(compiled, n, first, hi, digits_end)
+                    else:
+                        cards = pii.find_cards(text, first, hi, digits_end)
+                    for s, e in cards:
                         add(Span(s, e, CARD, "card-luhn"))
                 if iban:
                     for s, e in pii.find_ibans(text, lo, hi):
@@ -232,9 +240,13 @@ class Redactor:
                     for s, e in pii.find_ips(text, lo, hi):
                         add(Span(s, e, IP_ADDRESS, "ip"))
                 if phone and nd >= min_phone and shapes & fastscan.PHONE_SHAPED:
-                    for s, e in pii.find_phones(
-                        text, self.phone_regions, lo, hi, True, digits_end, phone_view
-                    ):
+                    if compiled is not None:
+                        phones = pii.find_phones_compiled(
+                            text, compiled, self.phone_regions, lo, hi, digits_end, self._phone_context
+                        )
+                    else:
+                        phones = pii.find_phones(text, self.phone_regions, lo, hi, True, digits_end)
+                    for s, e in phones:
                         add(Span(s, e, PHONE, "phonenumbers"))
         if on["generic_secret"] and may(prefilter.GENERIC) and ("=" in text or ":" in text):
             found.extend(_generic_assignments(text))
@@ -284,7 +296,7 @@ class _CombinedTokenScan:
             hints = secrets.RULE_HINTS[rule.provider]
             self._rules.append((rule, re.compile(rule.pattern), hints, rule.provider in secrets.LOWER_HINT_RULES))
 
-    def rules_for(self, hits: AbstractSet[int] | None) -> list:
+    def rules_for(self, hits: Collection[int] | None) -> list:
         """The rules whose prefilter condition fired (all when ``hits`` is None)."""
         if hits is None:
             return self._rules

@@ -14,12 +14,14 @@ loop itself on sentence-sized texts.
 
 from __future__ import annotations
 
+import re
+import string
 import threading
 
 import numba
 import numpy as np
 
-from . import pii
+from . import phonemeta, pii
 
 # Bits of a window's shape flags (the fourth value of digit_windows_ascii).
 PHONE_SHAPED = 1  # a phone candidate with 7 digits may lie in the window
@@ -550,3 +552,427 @@ def has_phone_context(view: bytes, lo: int, hi: int) -> bool:
     """``pii.PHONE_CONTEXT.search(text, lo, hi) is not None`` for an ASCII
     ``text`` whose bytes are ``view``."""
     return _context_kernel(view, lo, hi, _CONTEXT_TABLE, _DIAL_TABLE)
+
+
+# ------------------------------------------------------------------------
+# The whole of pii.find_phones for an ASCII text, in compiled code: the
+# candidates (_phone_next), pii._phone_candidate_ok (shape, phone word,
+# date and length screens) with the metadata decision from phonemeta's
+# tables, and the retries with shorter group sequences. Where any step
+# needs Python (a "+" number, a written trunk prefix "(0)", an extension,
+# a region whose answer needs phonenumbers.parse), the kernel stops at that
+# candidate and find_phones runs its Python steps for it, then calls the
+# kernel again after it. tests/privacy/test_redact_phone_tables.py checks
+# that find_phones gives the same spans with and without the kernel.
+
+_UNKNOWN_SHAPE = 3
+ASK_PYTHON = -1  # _phone_spans' answer when a candidate needs Python (else the span count)
+# The kernel's one array (per thread and region tuple, see phone_buffer):
+# outputs at these offsets, then phonemeta's packed tables from _S_TABLES,
+# then the spans found from state[_S_SPANS_AT].
+_S_POS, _S_BUDGET, _S_COUNT, _S_HIT, _S_SPANS_AT, _S_TABLES = 0, 1, 2, 3, 4, 8
+
+
+@numba.njit(cache=True, nogil=True)
+def _length_fits(d, nd, plain_mask, prefixes):  # pragma: no cover - compiled
+    # pii._length_fits_some_region for the digits d[:nd]
+    if (plain_mask >> nd) & 1:
+        return True
+    for p in range(prefixes.shape[0]):
+        if (prefixes[p, 1] >> nd) & 1 and prefixes[p, 0] <= nd:
+            ok = True
+            for k in range(prefixes[p, 0]):
+                if d[k] != prefixes[p, 2 + k]:
+                    ok = False
+                    break
+            if ok:
+                return True
+    return False
+
+
+@numba.njit(cache=True, nogil=True)
+def _candidate_decision(
+    view, s, e, shape, screened, d, plain_mask, prefixes, regions, rules, literals, trans, accept
+):  # pragma: no cover - compiled
+    # pii._phone_candidate_ok(text, s, e, view[s:e], regions, True, ...):
+    # phonemeta.YES, NO or ASK. shape _UNKNOWN_SHAPE: computed here (the
+    # retries' shorter candidates); screened: _phone_next's flag.
+    nd = 0
+    groups = 0
+    run = 0
+    for i in range(s, e):
+        c = view[i]
+        if _is_digit(c):
+            if nd < d.shape[0]:
+                d[nd] = c
+            nd += 1
+            if run % 6 == 0:
+                groups += 1
+            run += 1
+        else:
+            run = 0
+    plus = view[s] == 43 or (view[s] == 40 and s + 1 < e and view[s + 1] == 43)
+    if shape == _UNKNOWN_SHAPE:  # pii._phone_shape
+        if nd < pii.MIN_DIGITS_PHONE or nd > 17:
+            shape = _NOT_PHONE_SHAPE
+        elif nd <= 8 and groups < 3 and not plus:
+            shape = _NEEDS_WORD_SHAPE
+        else:
+            shape = _PHONE_SHAPE
+    if shape == _NOT_PHONE_SHAPE:
+        return phonemeta.NO
+    if shape == _NEEDS_WORD_SHAPE:
+        lo = s - pii.PHONE_CONTEXT_CHARS if s > pii.PHONE_CONTEXT_CHARS else 0
+        hi = e + pii.PHONE_CONTEXT_CHARS if e + pii.PHONE_CONTEXT_CHARS < len(view) else len(view)
+        if not _has_context(view, lo, hi, _CONTEXT_TABLE, _DIAL_TABLE):
+            return phonemeta.NO
+    # pii._phone_ok_uncached
+    for i in range(s, e):
+        if view[i] == 120 or view[i] == 35:  # x, #: an extension, read by Python
+            return phonemeta.ASK
+    if not screened:
+        if _date_like(view, s, e):
+            return phonemeta.NO
+        if plus:
+            return phonemeta.ASK
+        for i in range(s, e - 2):
+            if view[i] == 40 and view[i + 1] == 48 and view[i + 2] == 41:  # "(0)"
+                return phonemeta.ASK
+        if not _length_fits(d, nd, plain_mask, prefixes):
+            return phonemeta.NO
+    return phonemeta.possible_in_regions(d, nd, regions, rules, literals, trans, accept)
+
+
+@numba.njit(cache=True, nogil=True)
+def _next_group_at(view, start):  # pragma: no cover - compiled
+    # pii._next_group: the end of \d{1,64}[^\d] searched from start (a digit
+    # run followed by a non-digit; the run's length does not move the end)
+    n = len(view)
+    i = start
+    while i < n and not _is_digit(view[i]):
+        i += 1
+    while i < n and _is_digit(view[i]):
+        i += 1
+    return i + 1 if i < n else n
+
+
+@numba.njit(cache=True, nogil=True)
+def _phone_spans(view, pos, n, stop, budget, plain_mask, state):  # pragma: no cover - compiled
+    # pii.find_phones' loop from pos (see the comment above): spans into
+    # state from state[_S_SPANS_AT]; returns their count (also at _S_COUNT),
+    # or ASK_PYTHON with the candidate's _phone_next hit at _S_HIT, the spans
+    # before it counted at _S_COUNT, and pos and budget as they were before
+    # it.
+    prefixes = phonemeta.unpack(state, _S_TABLES, 0)
+    regions = phonemeta.unpack(state, _S_TABLES, 1)
+    rules = phonemeta.unpack(state, _S_TABLES, 2)
+    literals = phonemeta.unpack(state, _S_TABLES, 3)
+    trans = phonemeta.unpack(state, _S_TABLES, 4)
+    accept = phonemeta.unpack(state, _S_TABLES, 5)[:, 0]
+    at = state[_S_SPANS_AT]
+    d = np.empty(32, np.uint8)
+    groups = np.empty(32, np.int64)
+    k = 0
+    while pos < stop:
+        hit = _phone_next(view, pos, n, pii.MIN_DIGITS_PHONE, plain_mask, prefixes)
+        if hit < 0:
+            break
+        start = hit >> 36
+        end = (hit >> 4) & 0xFFFFFFFF
+        if (hit >> 2) & 1:  # rejected
+            ok = phonemeta.NO
+        else:
+            ok = _candidate_decision(
+                view, start, end, hit & 3, (hit >> 3) & 1, d, plain_mask, prefixes, regions, rules, literals, trans, accept
+            )
+        if ok == phonemeta.ASK:
+            state[_S_POS], state[_S_BUDGET], state[_S_COUNT], state[_S_HIT] = pos, budget, k, hit
+            return ASK_PYTHON
+        if ok == phonemeta.YES:
+            state[at + 2 * k], state[at + 2 * k + 1] = start, end
+            k += 1
+            pos = end
+            continue
+        space = False
+        for i in range(start, end):
+            if view[i] == 32:
+                space = True
+                break
+        if budget <= 0 or not space:
+            pos = end
+            continue
+        # pii._group_ends(raw): where each \d{1,6} match ends, but the last
+        ng = 0
+        run = 0
+        for i in range(start, end + 1):
+            if i < end and _is_digit(view[i]):
+                run += 1
+                if run == 6:
+                    groups[ng] = i + 1 - start
+                    ng += 1
+                    run = 0
+            else:
+                if run > 0:
+                    groups[ng] = i - start
+                    ng += 1
+                run = 0
+        found = -1
+        tries = 0
+        for g in range(ng - 2, -1, -1):
+            group_end = groups[g]
+            nd = 0
+            for i in range(start, start + group_end):
+                if _is_digit(view[i]):
+                    nd += 1
+            if nd > 15:
+                continue
+            if nd < pii.MIN_DIGITS_PHONE or tries == 3:  # pii._PHONE_RETRIES
+                break
+            tries += 1
+            ok = _candidate_decision(
+                view, start, start + group_end, _UNKNOWN_SHAPE, 0, d, plain_mask, prefixes,
+                regions, rules, literals, trans, accept,
+            )
+            if ok == phonemeta.ASK:
+                state[_S_POS], state[_S_BUDGET], state[_S_COUNT], state[_S_HIT] = pos, budget, k, hit
+                return ASK_PYTHON
+            if ok == phonemeta.YES:
+                found = group_end
+                break
+        budget -= 1
+        if found >= 0:
+            state[at + 2 * k], state[at + 2 * k + 1] = start, start + found
+            k += 1
+            pos = start + found
+            continue
+        pos = _next_group_at(view, start)
+    state[_S_POS], state[_S_BUDGET], state[_S_COUNT] = pos, budget, k
+    return k
+
+
+def _spans_kernel(*args):
+    """``_phone_spans`` past numba's dispatcher once compiled (see ``_kernel``)."""
+    global _spans_kernel
+    found = _phone_spans(*args)
+    try:
+        (entry,) = [c.entry_point for c in _phone_spans.overloads.values()]
+        _spans_kernel = entry
+    except (AttributeError, TypeError, ValueError):  # pragma: no cover - numba internals changed: keep the dispatcher
+        _spans_kernel = _phone_spans
+    return found
+
+
+_PHONE_BUFFERS: dict[tuple, threading.local] = {}
+
+
+def phone_buffers(regions: tuple) -> threading.local:
+    """Per thread: ``.state``, the kernel's array for ``regions`` (see
+    phone_buffer); ``.spans_at``, where its spans start; ``.longest``, the
+    longest text it has room for."""
+    buffers = _PHONE_BUFFERS.get(regions)
+    if buffers is None:
+        buffers = _PHONE_BUFFERS.setdefault(regions, threading.local())
+    return buffers
+
+
+def phone_buffer(n: int, regions: tuple, tables) -> np.ndarray:
+    """The kernel's array for a text of n characters in ``regions`` with
+    their phonemeta ``tables``: one per thread and region tuple, grown to
+    the longest text seen (a span holds at least 7 characters)."""
+    buffers = phone_buffers(regions)
+    if getattr(buffers, "longest", -1) < n:
+        packed = tables.packed(screen_arrays(regions)[1])
+        at = _S_TABLES + len(packed)
+        longest = max(n, 4096)
+        buf = np.zeros(at + 2 * (longest // 7 + 2), np.int64)
+        buf[_S_TABLES:at] = packed
+        buf[_S_SPANS_AT] = at
+        buffers.state, buffers.spans_at, buffers.longest = buf, at, longest
+    return buffers.state
+
+
+class _CompiledViewMap(dict):
+    """str.translate table for ``compiled_view``, filled on first sight of each
+    character: ASCII maps to itself; a letter that ``re`` matches
+    case-insensitively against an ASCII letter (``ſ``, ``K``, ``İ``, ``ı``)
+    to that letter (the phone words are matched case-insensitively); any
+    other ``\\w`` character to ``q`` (a word character in no phone word and
+    no extension marker); a ``\\s`` character to ``\\x1c`` (a space to
+    ``re``, but not the literal space of a phone number or of "text me");
+    anything else to ``~``. A non-ASCII ``\\d`` and the telephone sign map
+    to NUL, which makes ``compiled_view`` give up."""
+
+    def __missing__(self, code: int) -> int:
+        ch = chr(code)
+        if code < 128:
+            out = code
+        elif ch == "☎" or re.match(r"\d", ch):
+            out = 0
+        else:
+            fold = next((a for a in string.ascii_lowercase if re.fullmatch("(?i:" + a + ")", ch)), None)
+            if fold is not None:
+                out = ord(fold)
+            elif re.match(r"\w", ch):
+                out = ord("q")
+            elif re.match(r"\s", ch):
+                out = 0x1C
+            else:
+                out = ord("~")
+        self[code] = out
+        return out
+
+
+_COMPILED_VIEW_MAP = _CompiledViewMap()
+
+
+def compiled_view(text: str) -> bytes | None:
+    """Bytes of the same length as ``text`` on which the compiled phone and
+    card steps give ``re``'s answers for ``text`` (see ``_CompiledViewMap``):
+    the text's own bytes when it is ASCII. None when the text holds a non-ASCII
+    digit (phonenumbers reads its value; the regexes decide) or the
+    telephone sign (a phone word outside ASCII)."""
+    if text.isascii():
+        return text.encode("ascii")
+    view = text.translate(_COMPILED_VIEW_MAP).encode("ascii")
+    return None if 0 in view else view
+
+
+# ------------------------------------------------------------------------
+# pii.find_cards on a text's ``compiled_view``, in compiled code:
+# the CARD_CANDIDATE search in re's backtracking order, pii._card_ok
+# (single separators, 12-19 digits, Luhn, not one digit repeated) and the
+# retries with shorter group sequences. tests/privacy/test_redact_card_compiled.py
+# compares it with find_cards.
+
+
+@numba.njit(cache=True, nogil=True)
+def _card_next(view, pos, n):  # pragma: no cover - compiled
+    # pii.CARD_CANDIDATE.search(text, pos, n), i.e.
+    #   (?<![\w\-+])\d[\d \-]{10,21}\d(?![\d])
+    # as start << 32 | end, or -1. The class is greedy: the longest run
+    # first, then shorter ones, each needing a digit after it that is not
+    # followed by one (nothing at or after n exists).
+    s = pos
+    while s + 12 <= n:
+        if not _is_digit(view[s]) or (s > 0 and (_is_word(view[s - 1]) or view[s - 1] == 45 or view[s - 1] == 43)):
+            s += 1
+            continue
+        run = 0
+        while run < 21 and s + 1 + run < n and (_is_digit(view[s + 1 + run]) or view[s + 1 + run] == 32 or view[s + 1 + run] == 45):
+            run += 1
+        for k in range(run, 9, -1):
+            b = s + 1 + k
+            if b < n and _is_digit(view[b]) and (b + 1 >= n or not _is_digit(view[b + 1])):
+                return (s << 32) | (b + 1)
+        s += 1
+    return -1
+
+
+@numba.njit(cache=True, nogil=True)
+def _card_ok(view, s, e):  # pragma: no cover - compiled
+    # pii._card_ok_uncached(view[s:e]) for a candidate (digits, spaces, dashes)
+    digits = 0
+    after_separator = False
+    for i in range(s, e):
+        if view[i] == 32 or view[i] == 45:
+            if after_separator:
+                return False  # "  ", "--", " -" or "- "
+            after_separator = True
+        else:
+            after_separator = False
+            digits += 1
+    if digits < 12 or digits > 19:
+        return False
+    total = 0
+    doubled = False
+    first = -1
+    varied = False
+    for i in range(e - 1, s - 1, -1):  # Luhn, from the right
+        if view[i] == 32 or view[i] == 45:
+            continue
+        d = view[i] - 48
+        if first < 0:
+            first = d
+        elif d != first:
+            varied = True
+        if doubled:
+            d = 2 * d - 9 if d > 4 else 2 * d
+        total += d
+        doubled = not doubled
+    return total % 10 == 0 and varied
+
+
+@numba.njit(cache=True, nogil=True)
+def _card_spans(view, pos, n, stop, budget, out):  # pragma: no cover - compiled
+    # pii.find_cards(text, pos, n, stop): spans into out[1:], count at out[0]
+    ends = np.empty(32, np.int64)
+    k = 0
+    while pos < stop:
+        hit = _card_next(view, pos, n)
+        if hit < 0:
+            break
+        start = hit >> 32
+        end = hit & 0xFFFFFFFF
+        if _card_ok(view, start, end):
+            out[1 + 2 * k], out[2 + 2 * k] = start, end
+            k += 1
+            pos = end
+            continue
+        if budget <= 0:
+            pos = end
+            continue
+        budget -= 1
+        # pii._group_ends(raw): where each \d{1,6} match ends, but the last
+        ng = 0
+        run = 0
+        for i in range(start, end + 1):
+            if i < end and _is_digit(view[i]):
+                run += 1
+                if run == 6:
+                    ends[ng] = i + 1 - start
+                    ng += 1
+                    run = 0
+            else:
+                if run > 0:
+                    ends[ng] = i - start
+                    ng += 1
+                run = 0
+        found = -1
+        for g in range(ng - 2, -1, -1):
+            if _card_ok(view, start, start + ends[g]):
+                found = ends[g]
+                break
+        if found >= 0:
+            out[1 + 2 * k], out[2 + 2 * k] = start, start + found
+            k += 1
+            pos = start + found
+            continue
+        pos = _next_group_at(view, start)
+    out[0] = k
+    return k
+
+
+def _card_kernel(view, pos, n, stop, budget, out):
+    """``_card_spans`` past numba's dispatcher once compiled (see ``_kernel``)."""
+    global _card_kernel
+    found = _card_spans(view, pos, n, stop, budget, out)
+    try:
+        (entry,) = [c.entry_point for c in _card_spans.overloads.values()]
+        _card_kernel = entry
+    except (AttributeError, TypeError, ValueError):  # pragma: no cover - numba internals changed: keep the dispatcher
+        _card_kernel = _card_spans
+    return found
+
+
+def find_cards(view: bytes, text_length: int, lo: int, hi: int, digits_end: int | None = None) -> list[tuple[int, int]]:
+    """``list(pii.find_cards(text, lo, hi, digits_end))`` for a text of
+    ``text_length`` characters whose ``compiled_view`` is ``view``. (A
+    generator's setup cost more than the compiled loop on a sentence.)"""
+    out = getattr(_local, "card_out", None)
+    if out is None or len(out) < 1 + 2 * (len(view) // 12 + 2):
+        out = _local.card_out = np.zeros(max(1 + 2 * (len(view) // 12 + 2), 1024), np.int64)
+    count = _card_kernel(view, lo, hi, hi if digits_end is None else digits_end, pii.retry_budget(text_length), out)
+    if not count:
+        return []
+    flat = out[1 : 1 + 2 * count].tolist()
+    return list(zip(flat[::2], flat[1::2]))

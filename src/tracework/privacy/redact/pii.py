@@ -226,7 +226,12 @@ def _retry_budget(text: str) -> int:
     """Failed candidates that may be re-split, per call: plenty for real text
     (the stream stage scans windows of a few hundred characters), small
     enough that a flood of digit groups cannot multiply the work."""
-    return 32 + len(text) // 1024
+    return retry_budget(len(text))
+
+
+def retry_budget(text_length: int) -> int:
+    """``_retry_budget`` of a text of this length."""
+    return 32 + text_length // 1024
 
 
 def _group_ends(raw: str) -> list[int]:
@@ -314,7 +319,7 @@ def find_ips(text: str, lo: int = 0, hi: int | None = None):
 
 def find_phones(
     text: str, regions=DEFAULT_PHONE_REGIONS, lo: int = 0, hi: int | None = None, words: bool = True,
-    digits_end: int | None = None, view: bytes | None = None,
+    digits_end: int | None = None, view: bytes | None = None, compiled_decision: bool = True,
 ):
     """Yield (start, end) of phone numbers that ``phonenumbers`` accepts as
     possible in one of ``regions`` (or anywhere, when written with +).
@@ -326,18 +331,28 @@ def find_phones(
     longest first (at most ``_PHONE_RETRIES``), then the search resumes at
     the next group: each digit group costs a bounded number of validations.
 
-    ``view``: the bytes of an ASCII ``text`` (``str.isascii()``); the
+    ``view``: ``fastscan.compiled_view(text)`` (an ASCII text's bytes); the
     candidates and their shapes are then found in compiled code
-    (``fastscan.phone_next``), with the same results.
+    (``fastscan.phone_next``), with the same results; and with
+    ``compiled_decision`` (and ``words``) the whole loop, the metadata
+    decision included, runs compiled (``fastscan._phone_spans`` with
+    ``phonemeta``'s tables), back in Python only for the candidates it
+    cannot decide (``+``, ``(0)``, extensions, answers that need parse).
     """
     pos, n = lo, len(text) if hi is None else hi
     stop = n if digits_end is None else digits_end
     budget = _retry_budget(text)
+    tables = None
     if view is not None:
         if type(regions) is not tuple:
             regions = tuple(regions)
         fastscan = _FASTSCAN or _fastscan()
         plain_mask, prefixes = fastscan.screen_arrays(regions)
+        if compiled_decision and words:
+            tables = (_PHONEMETA or _phonemeta()).for_regions(regions)
+        if tables is not None:
+            state = fastscan.phone_buffer(len(view), regions, tables)
+            spans_at = fastscan.phone_buffers(regions).spans_at
     while pos < stop:  # a candidate holds a digit at or after its start
         if view is None:
             m = PHONE_CANDIDATE.search(text, pos, n)
@@ -345,10 +360,24 @@ def find_phones(
                 return
             start, end, shape, screened = m.start(), m.end(), None, None
         else:
-            # fastscan.phone_next, unpacked here: a call less per candidate
-            hit = fastscan._phone_kernel(view, pos, n, MIN_DIGITS_PHONE, plain_mask, prefixes)
-            if hit < 0:
-                return
+            if tables is not None:
+                # The whole loop in compiled code (fastscan._phone_spans),
+                # back here only for a candidate it leaves to Python.
+                code = fastscan._spans_kernel(view, pos, n, stop, budget, plain_mask, state)
+                # Read the (per-thread) state before yielding: the caller
+                # may run another search between two spans.
+                pos, budget, count, hit = state[:4].tolist()
+                if count:
+                    spans = state[spans_at : spans_at + 2 * count].tolist()
+                    for i in range(0, 2 * count, 2):
+                        yield spans[i], spans[i + 1]
+                if code != fastscan.ASK_PYTHON:
+                    return
+            else:
+                # fastscan.phone_next, unpacked here: a call less per candidate
+                hit = fastscan._phone_kernel(view, pos, n, MIN_DIGITS_PHONE, plain_mask, prefixes)
+                if hit < 0:
+                    return
             start, end, shape = hit >> 36, (hit >> 4) & 0xFFFFFFFF, fastscan.SHAPES[hit & 3]
             rejected, screened = hit & 4, hit & 8
             if rejected:
@@ -385,6 +414,63 @@ def find_phones(
         if found:
             continue
         pos = _next_group(text, start)
+
+
+def find_phones_compiled(
+    text: str, view: bytes, regions: tuple, lo: int, hi: int, digits_end: int | None = None, context=None
+) -> list[tuple[int, int]]:
+    """``list(find_phones(text, regions, lo, hi, True, digits_end, view))``
+    for a ``text`` whose ``fastscan.compiled_view`` is ``view``, ``regions``
+    a tuple: one call of the compiled loop (fastscan._phone_spans) when it
+    decides every candidate, which it does for all but a few in a hundred
+    ("+" numbers, "(0)", extensions); else the generator. (The generator's
+    setup cost more than the compiled loop on a sentence.) ``context``:
+    ``kernel_context(regions)``, when the caller keeps it."""
+    if context is None:
+        context = _KERNEL_CONTEXTS.get(regions) or kernel_context(regions)
+    if context is not None:
+        plain_mask, buffers, fastscan = context
+        if getattr(buffers, "longest", -1) >= len(view):  # else the generator makes room
+            state = buffers.state
+            count = fastscan._spans_kernel(
+                view, lo, hi, hi if digits_end is None else digits_end, retry_budget(len(text)), plain_mask, state
+            )
+            if count == 0:
+                return []
+            if count > 0:
+                at = buffers.spans_at
+                flat = state[at : at + 2 * count].tolist()
+                return list(zip(flat[::2], flat[1::2]))
+    # A candidate needs Python: the generator does it all.
+    return list(find_phones(text, regions, lo, hi, True, digits_end, view))
+
+
+_KERNEL_CONTEXTS: dict[tuple, tuple | None] = {}
+
+
+def kernel_context(regions: tuple):
+    """What find_phones_compiled needs for ``regions``: the length screen's
+    mask, the per-thread buffers and the fastscan module (None when the
+    regions' metadata is not compiled)."""
+    if regions not in _KERNEL_CONTEXTS:
+        fastscan = _FASTSCAN or _fastscan()
+        tables = (_PHONEMETA or _phonemeta()).for_regions(regions)
+        _KERNEL_CONTEXTS[regions] = (
+            None if tables is None else (fastscan.screen_arrays(regions)[0], fastscan.phone_buffers(regions), fastscan)
+        )
+    return _KERNEL_CONTEXTS[regions]
+
+
+_PHONEMETA = None
+
+
+def _phonemeta():
+    """The phonemeta module, imported on first use (it imports this module)."""
+    global _PHONEMETA
+    from . import phonemeta
+
+    _PHONEMETA = phonemeta
+    return phonemeta
 
 
 _FASTSCAN = None

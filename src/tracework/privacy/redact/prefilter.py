@@ -176,12 +176,13 @@ class Prefilter:
 
     def scan(self, text: str) -> AbstractSet[int]:
         """Ids of the conditions that occur in ``text``."""
-        return self.scan_view(text)[0]
+        return set(self.scan_view(text)[0])
 
-    def scan_view(self, text: str) -> tuple[AbstractSet[int], bytes]:
-        """``scan(text)`` and the ASCII view it scanned (``_ascii_view``).
+    def scan_view(self, text: str) -> tuple[list[int], bytes]:
+        """The ids of ``scan(text)`` as a list (each at most once, in the
+        order they fired), and the ASCII view it scanned (``_ascii_view``).
         Runs once per text redacted, most of which hold nothing: hence the
-        inlined view and the shared empty set."""
+        inlined view and no set."""
         try:
             scratch = self._local.scratch
         except AttributeError:  # first scan on this thread
@@ -191,14 +192,11 @@ class Prefilter:
         # Positional arguments: the binding parses keywords into a dict on
         # every call, which cost more than scanning a typical sentence.
         self._db.scan(view, _collect, 0, hits, scratch)
-        return (set(hits) if hits else _NO_HITS), view
-
-
-_NO_HITS: frozenset[int] = frozenset()
+        return hits, view
 
 
 def _collect(fid, _start, _end, _flags, hits):
-    hits.append(fid)
+    hits.append(fid)  # once per id: the patterns are compiled HS_FLAG_SINGLEMATCH
 
 
 _SHARED: Prefilter | None = None
