@@ -19,7 +19,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator
 
-from . import fastscan, pii, prefilter, secrets
+from . import fastscan, numbers, pii, prefilter, secrets
 from .checks import char_classes, shannon_entropy
 
 MAX_SCAN_CHARS = 1 << 20  # longest text one find() call looks at
@@ -118,8 +118,10 @@ class Redactor:
         self._prefilter = prefilter.load() if self.use_prefilter else None
         # Custom rules have no prefilter condition: with them every text runs.
         self._hits_decide = not self.custom_rules
-        # The compiled phone loop's tables and buffers for these regions.
-        self._phone_context = pii.kernel_context(self.phone_regions) if self._prefilter is not None else None
+        self._plans: dict[tuple[int, ...] | None, _Plan] = {}
+        # The compiled phone and card search for these regions (numbers.py),
+        # used with the prefilter's view.
+        self._numbers = numbers.kernel_for(self.phone_regions) if self._prefilter is not None else None
         self._min_digits = (
             (pii.MIN_DIGITS_CARD, pii.MIN_DIGITS_SSN, pii.MIN_DIGITS_NATIONAL_ID, pii.MIN_DIGITS_PHONE)
             if self.use_prefilter
@@ -163,14 +165,13 @@ class Redactor:
         # per identifier-bearing sentence).
         found: list[Span] = []
         add = found.append
-        on = self._on
-        may = _ALWAYS if hits is None else hits.__contains__
-        if on["private_key"] and "-----BEGIN" in text:
+        key = None if hits is None else tuple(hits)
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = self._plan(key)
+        if plan.private_key and "-----BEGIN" in text:
             found.extend(_private_keys(text))
-        token_rules = self._token_scan.rules_for(hits)
-        tokens = (on["provider_tokens"] and token_rules) or (on["jwt"] and may(prefilter.JWT))
-        if len(text) > secrets.MAX_TOKEN_SCAN and (on["provider_tokens"] or on["jwt"]):
-            tokens = True  # a run this long is redacted whole (OVERSIZE_TOKEN)
+        tokens = plan.tokens or (plan.tokens_on and len(text) > secrets.MAX_TOKEN_SCAN)
         for m in secrets.LONG_TOKEN.finditer(text) if tokens else ():
             start, end = m.span()
             if end - start > secrets.MAX_TOKEN_SCAN:
@@ -180,81 +181,124 @@ class Redactor:
                 continue
             # Context rules (``aws_secret = ...``) need the name before the value.
             lo = max(0, start - secrets.CONTEXT_BEFORE)
-            if on["provider_tokens"] and token_rules:
-                found.extend(self._token_scan.scan(text, lo, end, token_rules))
-            if on["jwt"] and may(prefilter.JWT) and "eyJ" in m.group():
+            if plan.token_rules:
+                found.extend(self._token_scan.scan(text, lo, end, plan.token_rules))
+            if plan.jwt and "eyJ" in m.group():
                 for jm in secrets.JWT_PATTERN.finditer(text, start, end):
                     add(Span(jm.start(), jm.end(), JWT, "jwt"))
-        if on["url_credentials"] and may(prefilter.URL_CREDENTIALS) and "://" in text:
+        if plan.url_credentials and "://" in text:
             for m in secrets.URL_CREDENTIALS_PATTERN.finditer(text):
                 add(Span(m.start(1), m.end(1), URL_CREDENTIALS, "url-credentials"))
-        if on["email"] and may(prefilter.EMAIL) and "@" in text:
+        if plan.email and "@" in text:
             for s, e in pii.find_emails(text):
                 add(Span(s, e, EMAIL, "email"))
-        card = on["card"] and may(prefilter.CARD)
-        iban = on["iban"] and may(prefilter.IBAN)
-        ssn = on["ssn"] and may(prefilter.SSN)
-        nid = on["national_id"] and may(prefilter.NATIONAL_ID)
-        phone = on["phone"] and may(prefilter.PHONE)
-        ip = on["ip"] and (may(prefilter.IPV4) or may(prefilter.IPV6))
+        card, iban, ssn, nid, ip, phone = plan.card, plan.iban, plan.ssn, plan.nid, plan.ip, plan.phone
         if (card or iban or ssn or nid or ip or phone) and (view is not None or _DIGIT.search(text) is not None):
-            # Number detectors run only in windows around digit clusters.
-            min_card, min_ssn, min_nid, min_phone = self._min_digits
-            if view is None:
-                windows = [(lo, hi, nd, fastscan.ALL_SHAPES) for lo, hi, nd in pii.digit_windows(text)]
-            else:
-                # With each window's shape flags: cards and phones run only
-                # where a run of digits and separators could hold one.
-                windows = fastscan.digit_windows_ascii(view)
-            n = len(text)
-            # Phone and card numbers are found in compiled code on a view of
-            # the text (fastscan.compiled_view: an ASCII text's own bytes;
-            # offsets packed in 27 + 32 bits), or by the regexes where there
-            # is none.
-            compiled = None
-            if (phone or card) and view is not None and n < 1 << 27:
-                compiled = view if text.isascii() else fastscan.compiled_view(text)
-            for lo, hi, nd, shapes in windows:
-                digits_end = hi - pii.WINDOW_RIGHT if hi < n else hi  # pii.window_digits_end
-                if card and nd >= min_card and shapes & fastscan.CARD_SHAPED:
-                    # A card starts with a digit, and a window that is not
-                    # cut at the text's start begins WINDOW_LEFT characters
-                    # before its first one: the search starts there.
-                    first = lo + pii.WINDOW_LEFT if lo else 0
-                    if compiled is not None:
-                        cards = fastscan.find_cards(compiled, n, first, hi, digits_end)
-                    else:
-                        cards = pii.find_cards(text, first, hi, digits_end)
-                    for s, e in cards:
-                        add(Span(s, e, CARD, "card-luhn"))
-                if iban:
-                    for s, e in pii.find_ibans(text, lo, hi):
-                        add(Span(s, e, IBAN, "iban-mod97"))
-                if ssn and nd >= min_ssn:
-                    for s, e in pii.find_ssns(text, lo, hi):
-                        add(Span(s, e, SSN, "us-ssn"))
-                if nid and nd >= min_nid:
-                    for s, e, kind in pii.find_national_ids(text, lo, hi):
-                        add(Span(s, e, NATIONAL_ID, kind))
-                if ip:
-                    for s, e in pii.find_ips(text, lo, hi):
-                        add(Span(s, e, IP_ADDRESS, "ip"))
-                if phone and nd >= min_phone and shapes & fastscan.PHONE_SHAPED:
-                    if compiled is not None:
-                        phones = pii.find_phones_compiled(
-                            text, compiled, self.phone_regions, lo, hi, digits_end, self._phone_context
-                        )
-                    else:
-                        phones = pii.find_phones(text, self.phone_regions, lo, hi, True, digits_end)
-                    for s, e in phones:
-                        add(Span(s, e, PHONE, "phonenumbers"))
-        if on["generic_secret"] and may(prefilter.GENERIC) and ("=" in text or ":" in text):
+            self._number_spans(text, view, add, card, iban, ssn, nid, ip, phone)
+        if plan.generic and ("=" in text or ":" in text):
             found.extend(_generic_assignments(text))
         for rule in self.custom_rules:
             for m in rule.pattern.finditer(text):
                 if m.end() > m.start():
                     add(Span(m.start(), m.end(), rule.name, "custom"))
         return found
+
+    def _plan(self, hits: tuple[int, ...] | None) -> "_Plan":
+        """Which detectors run on a text with these prefilter hits (None:
+        no prefilter, all that are on), given the policy's ``disabled``
+        list. Kept per distinct hits tuple: the same few come back again
+        and again, and working this out cost more than a short sentence's
+        detectors."""
+        on = self._on
+        may = _ALWAYS if hits is None else set(hits).__contains__
+        token_rules = self._token_scan.rules_for(hits) if on["provider_tokens"] else []
+        plan = _Plan(
+            private_key=on["private_key"],
+            token_rules=token_rules,
+            jwt=on["jwt"] and may(prefilter.JWT),
+            tokens_on=on["provider_tokens"] or on["jwt"],
+            url_credentials=on["url_credentials"] and may(prefilter.URL_CREDENTIALS),
+            email=on["email"] and may(prefilter.EMAIL),
+            card=on["card"] and may(prefilter.CARD),
+            iban=on["iban"] and may(prefilter.IBAN),
+            ssn=on["ssn"] and may(prefilter.SSN),
+            nid=on["national_id"] and may(prefilter.NATIONAL_ID),
+            ip=on["ip"] and (may(prefilter.IPV4) or may(prefilter.IPV6)),
+            phone=on["phone"] and may(prefilter.PHONE),
+            generic=on["generic_secret"] and may(prefilter.GENERIC),
+        )
+        plan.tokens = bool(plan.token_rules) or plan.jwt
+        if len(self._plans) >= 4096:
+            self._plans.clear()  # bounded, whatever the input
+        self._plans[hits] = plan
+        return plan
+
+    def _number_spans(
+        self, text: str, view: bytes | None, add: Callable[[Span], None],
+        card: bool, iban: bool, ssn: bool, nid: bool, ip: bool, phone: bool,
+    ) -> None:
+        """The number detectors that may match (the flags), run only in
+        windows around digit clusters; spans go to ``add``."""
+        n = len(text)
+        kernel = self._numbers
+        # Cards and phone numbers are found in compiled code (numbers.py) on
+        # a view of the text (an ASCII text's own bytes; offsets packed in
+        # 27 + 32 bits), or by the regexes where there is none.
+        numbers_view = None
+        if kernel is not None and (card or phone) and view is not None and n < 1 << 27:
+            numbers_view = view if text.isascii() else numbers.compiled_view(text)
+        if numbers_view is not None and not (iban or ssn or nid or ip):
+            # Cards and phone numbers alone, the usual case: one compiled
+            # call for every window of the text.
+            want = (numbers.WANT_CARDS if card else 0) | (numbers.WANT_PHONES if phone else 0)
+            flat = kernel.text_spans(view, numbers_view, n, want)
+            if flat is not None:
+                for i in range(0, len(flat), 3):
+                    if flat[i + 2] == numbers.KIND_CARD:
+                        add(Span(flat[i], flat[i + 1], CARD, "card-luhn"))
+                    else:
+                        add(Span(flat[i], flat[i + 1], PHONE, "phonenumbers"))
+                return
+            # A candidate needs Python: window by window below.
+        min_card, min_ssn, min_nid, min_phone = self._min_digits
+        if view is None:
+            windows = [(lo, hi, nd, fastscan.ALL_SHAPES) for lo, hi, nd in pii.digit_windows(text)]
+        else:
+            # With each window's shape flags: cards and phones run only
+            # where a run of digits and separators could hold one.
+            windows = fastscan.digit_windows_ascii(view)
+        for lo, hi, nd, shapes in windows:
+            digits_end = hi - pii.WINDOW_RIGHT if hi < n else hi  # pii.window_digits_end
+            if card and nd >= min_card and shapes & fastscan.CARD_SHAPED:
+                # A card starts with a digit, and a window that is not cut at
+                # the text's start begins WINDOW_LEFT characters before its
+                # first one: the search starts there.
+                first = lo + pii.WINDOW_LEFT if lo else 0
+                if numbers_view is not None:
+                    cards = kernel.cards(numbers_view, n, first, hi, digits_end)
+                else:
+                    cards = pii.find_cards(text, first, hi, digits_end)
+                for s, e in cards:
+                    add(Span(s, e, CARD, "card-luhn"))
+            if iban:
+                for s, e in pii.find_ibans(text, lo, hi):
+                    add(Span(s, e, IBAN, "iban-mod97"))
+            if ssn and nd >= min_ssn:
+                for s, e in pii.find_ssns(text, lo, hi):
+                    add(Span(s, e, SSN, "us-ssn"))
+            if nid and nd >= min_nid:
+                for s, e, kind in pii.find_national_ids(text, lo, hi):
+                    add(Span(s, e, NATIONAL_ID, kind))
+            if ip:
+                for s, e in pii.find_ips(text, lo, hi):
+                    add(Span(s, e, IP_ADDRESS, "ip"))
+            if phone and nd >= min_phone and shapes & fastscan.PHONE_SHAPED:
+                if numbers_view is not None:
+                    phones = kernel.phones(text, numbers_view, lo, hi, digits_end)
+                else:
+                    phones = pii.find_phones(text, self.phone_regions, lo, hi, True, digits_end)
+                for s, e in phones:
+                    add(Span(s, e, PHONE, "phonenumbers"))
 
     def _resolve(self, text: str, found: list[Span]) -> list[Span]:
         if not found:
@@ -319,6 +363,26 @@ class _CombinedTokenScan:
                 continue
             for m in rx.finditer(text, lo, hi):
                 yield Span(m.start(rule.group), m.end(rule.group), rule.placeholder, rule.provider)
+
+
+@dataclass(slots=True)
+class _Plan:
+    """The detectors Redactor._candidates runs for one set of prefilter hits."""
+
+    private_key: bool
+    token_rules: list  # provider rules whose condition fired (and are on)
+    jwt: bool
+    tokens_on: bool  # provider tokens or JWTs on: a run too long to scan goes whole
+    url_credentials: bool
+    email: bool
+    card: bool
+    iban: bool
+    ssn: bool
+    nid: bool
+    ip: bool
+    phone: bool
+    generic: bool
+    tokens: bool = False  # scan the long token runs at all
 
 
 def _ALWAYS(_fid: int) -> bool:

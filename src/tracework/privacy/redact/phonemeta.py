@@ -388,6 +388,15 @@ def unpack(packed, base, i):  # pragma: no cover - compiled
     return packed[offset : offset + rows * cols].reshape((rows, cols))
 
 
+@numba.njit(cache=True, nogil=True)
+def unpack_all(packed, base):  # pragma: no cover - compiled
+    """The tables of a packed array, in PACKED_ORDER (accept as a vector)."""
+    return (
+        unpack(packed, base, 0), unpack(packed, base, 1), unpack(packed, base, 2), unpack(packed, base, 3),
+        unpack(packed, base, 4), unpack(packed, base, 5)[:, 0],
+    )
+
+
 _TABLES: dict[tuple[str, ...], Tables | None] = {}
 
 

@@ -331,28 +331,27 @@ def find_phones(
     longest first (at most ``_PHONE_RETRIES``), then the search resumes at
     the next group: each digit group costs a bounded number of validations.
 
-    ``view``: ``fastscan.compiled_view(text)`` (an ASCII text's bytes); the
+    ``view``: ``numbers.compiled_view(text)`` (an ASCII text's bytes); the
     candidates and their shapes are then found in compiled code
     (``fastscan.phone_next``), with the same results; and with
     ``compiled_decision`` (and ``words``) the whole loop, the metadata
-    decision included, runs compiled (``fastscan._phone_spans`` with
+    decision included, runs compiled (``numbers._phone_loop`` with
     ``phonemeta``'s tables), back in Python only for the candidates it
     cannot decide (``+``, ``(0)``, extensions, answers that need parse).
     """
     pos, n = lo, len(text) if hi is None else hi
     stop = n if digits_end is None else digits_end
     budget = _retry_budget(text)
-    tables = None
+    kernel = None
     if view is not None:
         if type(regions) is not tuple:
             regions = tuple(regions)
         fastscan = _FASTSCAN or _fastscan()
         plain_mask, prefixes = fastscan.screen_arrays(regions)
         if compiled_decision and words:
-            tables = (_PHONEMETA or _phonemeta()).for_regions(regions)
-        if tables is not None:
-            state = fastscan.phone_buffer(len(view), regions, tables)
-            spans_at = fastscan.phone_buffers(regions).spans_at
+            from . import numbers  # it imports this module
+
+            kernel = numbers.kernel_for(regions)
     while pos < stop:  # a candidate holds a digit at or after its start
         if view is None:
             m = PHONE_CANDIDATE.search(text, pos, n)
@@ -360,19 +359,15 @@ def find_phones(
                 return
             start, end, shape, screened = m.start(), m.end(), None, None
         else:
-            if tables is not None:
-                # The whole loop in compiled code (fastscan._phone_spans),
-                # back here only for a candidate it leaves to Python.
-                code = fastscan._spans_kernel(view, pos, n, stop, budget, plain_mask, state)
-                # Read the (per-thread) state before yielding: the caller
-                # may run another search between two spans.
-                pos, budget, count, hit = state[:4].tolist()
-                if count:
-                    spans = state[spans_at : spans_at + 2 * count].tolist()
-                    for i in range(0, 2 * count, 2):
-                        yield spans[i], spans[i + 1]
-                if code != fastscan.ASK_PYTHON:
+            if kernel is not None:
+                # The whole loop in compiled code (numbers._phone_loop), back
+                # here only for a candidate it leaves to Python.
+                spans, stopped = kernel.phone_step(view, pos, n, stop, budget)
+                for i in range(0, len(spans), 2):
+                    yield spans[i], spans[i + 1]
+                if stopped is None:
                     return
+                pos, budget, hit = stopped
             else:
                 # fastscan.phone_next, unpacked here: a call less per candidate
                 hit = fastscan._phone_kernel(view, pos, n, MIN_DIGITS_PHONE, plain_mask, prefixes)
@@ -414,63 +409,6 @@ def find_phones(
         if found:
             continue
         pos = _next_group(text, start)
-
-
-def find_phones_compiled(
-    text: str, view: bytes, regions: tuple, lo: int, hi: int, digits_end: int | None = None, context=None
-) -> list[tuple[int, int]]:
-    """``list(find_phones(text, regions, lo, hi, True, digits_end, view))``
-    for a ``text`` whose ``fastscan.compiled_view`` is ``view``, ``regions``
-    a tuple: one call of the compiled loop (fastscan._phone_spans) when it
-    decides every candidate, which it does for all but a few in a hundred
-    ("+" numbers, "(0)", extensions); else the generator. (The generator's
-    setup cost more than the compiled loop on a sentence.) ``context``:
-    ``kernel_context(regions)``, when the caller keeps it."""
-    if context is None:
-        context = _KERNEL_CONTEXTS.get(regions) or kernel_context(regions)
-    if context is not None:
-        plain_mask, buffers, fastscan = context
-        if getattr(buffers, "longest", -1) >= len(view):  # else the generator makes room
-            state = buffers.state
-            count = fastscan._spans_kernel(
-                view, lo, hi, hi if digits_end is None else digits_end, retry_budget(len(text)), plain_mask, state
-            )
-            if count == 0:
-                return []
-            if count > 0:
-                at = buffers.spans_at
-                flat = state[at : at + 2 * count].tolist()
-                return list(zip(flat[::2], flat[1::2]))
-    # A candidate needs Python: the generator does it all.
-    return list(find_phones(text, regions, lo, hi, True, digits_end, view))
-
-
-_KERNEL_CONTEXTS: dict[tuple, tuple | None] = {}
-
-
-def kernel_context(regions: tuple):
-    """What find_phones_compiled needs for ``regions``: the length screen's
-    mask, the per-thread buffers and the fastscan module (None when the
-    regions' metadata is not compiled)."""
-    if regions not in _KERNEL_CONTEXTS:
-        fastscan = _FASTSCAN or _fastscan()
-        tables = (_PHONEMETA or _phonemeta()).for_regions(regions)
-        _KERNEL_CONTEXTS[regions] = (
-            None if tables is None else (fastscan.screen_arrays(regions)[0], fastscan.phone_buffers(regions), fastscan)
-        )
-    return _KERNEL_CONTEXTS[regions]
-
-
-_PHONEMETA = None
-
-
-def _phonemeta():
-    """The phonemeta module, imported on first use (it imports this module)."""
-    global _PHONEMETA
-    from . import phonemeta
-
-    _PHONEMETA = phonemeta
-    return phonemeta
 
 
 _FASTSCAN = None
