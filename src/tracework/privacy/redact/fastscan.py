@@ -135,20 +135,28 @@ def _new_buffer(n: int) -> memoryview:
     return buf
 
 
-def _kernel(view, out, left, right):
-    """The compiled loop, called past numba's dispatcher once compiled (or
-    loaded from the cache): the dispatcher's argument typing cost about as
-    much as the loop on a sentence. Falls back to the dispatcher if this
-    numba keeps its compiled code elsewhere."""
-    global _kernel
-    k = _windows_into(view, out, left, right)
-    try:
-        (entry,) = [c.entry_point for c in _windows_into.overloads.values()]
-        if entry(view, out, left, right) == k:
-            _kernel = entry
-    except (AttributeError, TypeError, ValueError):  # pragma: no cover - numba internals changed: keep the dispatcher
-        _kernel = _windows_into
-    return k
+class Compiled:
+    """A numba function called past its dispatcher once compiled (or loaded
+    from the cache): the dispatcher's argument typing cost about as much as
+    the work on a sentence. ``call`` is the compiled entry point after the
+    first call; the dispatcher itself if this numba keeps its compiled code
+    elsewhere or holds more than one signature."""
+
+    def __init__(self, function) -> None:
+        self.function = function
+        self.call = self._first
+
+    def _first(self, *args):
+        result = self.function(*args)
+        try:
+            (entry,) = [c.entry_point for c in self.function.overloads.values()]
+            self.call = entry
+        except (AttributeError, TypeError, ValueError):  # pragma: no cover - numba internals changed
+            self.call = self.function
+        return result
+
+
+_WINDOWS = Compiled(_windows_into)
 
 
 def digit_windows_ascii(view: bytes) -> list[tuple[int, int, int, int]]:
@@ -158,7 +166,7 @@ def digit_windows_ascii(view: bytes) -> list[tuple[int, int, int, int]]:
     out = getattr(_local, "buf", None)
     if out is None or len(out) < 4 * (len(view) // 2 + 1):
         out = _new_buffer(len(view))
-    k = _kernel(view, out, _LEFT, _RIGHT)
+    k = _WINDOWS.call(view, out, _LEFT, _RIGHT)
     if k == 1:  # the usual case: one cluster of digits
         return [(out[0], out[1], out[2], out[3])]
     return [(out[i], out[i + 1], out[i + 2], out[i + 3]) for i in range(0, 4 * k, 4)]
@@ -410,17 +418,7 @@ def _phone_next(view, pos, n, min_digits, plain_mask, prefixes):  # pragma: no c
     return -1
 
 
-def _phone_kernel(view, pos, n, min_digits, plain_mask, prefixes):
-    """``_phone_next`` past numba's dispatcher once compiled (see ``_kernel``)."""
-    global _phone_kernel
-    found = _phone_next(view, pos, n, min_digits, plain_mask, prefixes)
-    try:
-        (entry,) = [c.entry_point for c in _phone_next.overloads.values()]
-        if entry(view, pos, n, min_digits, plain_mask, prefixes) == found:
-            _phone_kernel = entry
-    except (AttributeError, TypeError, ValueError):  # pragma: no cover - numba internals changed: keep the dispatcher
-        _phone_kernel = _phone_next
-    return found
+PHONE_NEXT = Compiled(_phone_next)
 
 
 _MAX_PREFIX = 8
@@ -452,7 +450,7 @@ def phone_next(view: bytes, pos: int, n: int, regions: tuple) -> tuple[int, int,
     it is no date, written without "+" and "(0)", and of a length that fits
     a region), or None."""
     plain_mask, prefixes = screen_arrays(regions)
-    found = _phone_kernel(view, pos, n, pii.MIN_DIGITS_PHONE, plain_mask, prefixes)
+    found = PHONE_NEXT.call(view, pos, n, pii.MIN_DIGITS_PHONE, plain_mask, prefixes)
     if found < 0:
         return None
     return found >> 36, (found >> 4) & 0xFFFFFFFF, SHAPES[found & 3], (found & 4) != 0, (found & 8) != 0
@@ -533,20 +531,10 @@ def _has_context(view, lo, hi, words, dial):  # pragma: no cover - compiled
     return False
 
 
-def _context_kernel(view, lo, hi, words, dial):
-    """``_has_context`` past numba's dispatcher once compiled (see ``_kernel``)."""
-    global _context_kernel
-    found = _has_context(view, lo, hi, words, dial)
-    try:
-        (entry,) = [c.entry_point for c in _has_context.overloads.values()]
-        if entry(view, lo, hi, words, dial) == found:
-            _context_kernel = entry
-    except (AttributeError, TypeError, ValueError):  # pragma: no cover - numba internals changed: keep the dispatcher
-        _context_kernel = _has_context
-    return found
+_HAS_CONTEXT = Compiled(_has_context)
 
 
 def has_phone_context(view: bytes, lo: int, hi: int) -> bool:
     """``pii.PHONE_CONTEXT.search(text, lo, hi) is not None`` for an ASCII
     ``text`` whose bytes are ``view``."""
-    return _context_kernel(view, lo, hi, _CONTEXT_TABLE, _DIAL_TABLE)
+    return _HAS_CONTEXT.call(view, lo, hi, _CONTEXT_TABLE, _DIAL_TABLE)

@@ -40,6 +40,7 @@ import numpy as np
 
 from . import fastscan, phonemeta, pii
 from .fastscan import (
+    Compiled,
     _CONTEXT_TABLE,
     _DIAL_TABLE,
     _NEEDS_WORD_SHAPE,
@@ -392,27 +393,7 @@ def _text_numbers(view, numbers_view, want, budget, plain_mask, state):  # pragm
     return k
 
 
-class _Compiled:
-    """A numba function called past its dispatcher once compiled: the
-    dispatcher's argument typing cost about as much as the work on a
-    sentence. Keeps the dispatcher if this numba keeps its compiled code
-    elsewhere."""
-
-    def __init__(self, function) -> None:
-        self.function = function
-        self.call = self._first
-
-    def _first(self, *args):
-        result = self.function(*args)
-        try:
-            (entry,) = [c.entry_point for c in self.function.overloads.values()]
-            self.call = entry
-        except (AttributeError, TypeError, ValueError):  # pragma: no cover - numba internals changed
-            self.call = self.function
-        return result
-
-
-_PHONES, _CARDS, _TEXT_NUMBERS = _Compiled(_phones), _Compiled(_cards), _Compiled(_text_numbers)
+_PHONES, _CARDS, _TEXT_NUMBERS = Compiled(_phones), Compiled(_cards), Compiled(_text_numbers)
 
 
 class NumberKernel:

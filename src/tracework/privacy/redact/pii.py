@@ -370,7 +370,7 @@ def find_phones(
                 pos, budget, hit = stopped
             else:
                 # fastscan.phone_next, unpacked here: a call less per candidate
-                hit = fastscan._phone_kernel(view, pos, n, MIN_DIGITS_PHONE, plain_mask, prefixes)
+                hit = fastscan.PHONE_NEXT.call(view, pos, n, MIN_DIGITS_PHONE, plain_mask, prefixes)
                 if hit < 0:
                     return
             start, end, shape = hit >> 36, (hit >> 4) & 0xFFFFFFFF, fastscan.SHAPES[hit & 3]
