@@ -7,6 +7,9 @@ next to each other, non-ASCII letters, digits and spaces)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -75,3 +78,18 @@ def test_cards_named():
     # Two numbers typed side by side: the card is found in the longer run.
     text = "4111 1111 1111 1111 2024"
     assert KERNEL.cards(numbers.compiled_view(text), len(text), 0, len(text)) == [(0, 19)] == list(pii.find_cards(text))
+
+
+def test_warm_up_compiles_the_number_kernels():
+    # The agent calls warm_up before capture starts, so that the first number
+    # typed does not wait for numba. In a fresh interpreter (nothing compiled
+    # yet by other tests): before it, each kernel would go through its
+    # dispatcher; after it, its compiled entry point is bound.
+    code = (
+        "from tracework.privacy.redact import numbers, warm_up\n"
+        "kernels = (numbers._TEXT_NUMBERS, numbers._PHONES, numbers._CARDS)\n"
+        "assert all(k.call == k._first for k in kernels)\n"
+        "assert warm_up() >= 0.0\n"
+        "assert all(k.call != k._first and k.call is not k.function for k in kernels), [k.call for k in kernels]\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=600)

@@ -34,6 +34,7 @@ from .. import __version__
 from ..errors import ConfigError, SpoolFullError, TraceworkError
 from ..events import Active, Event, Idle, Pause, Resume, SessionEnd, SessionStart
 from ..privacy.chain import build_pipeline
+from ..privacy.redact import warm_up
 from ..governance.agent_consent import restrict_event
 from .capture import INPUT_KINDS, K_MARK, EventBuilder, Hotkey, Recorder
 from .consent_gate import GRANT_HINT, ConsentGate, pin_key
@@ -78,6 +79,17 @@ def load_policy(path: str):
         raise ConfigError(f"agent.policy_file is set ({path}) but this build has no policy loader",
                           hint="unset agent.policy_file to use the built-in defaults") from None
     return policy_mod.load_policy(path)
+
+
+def _warm_up_redaction(pipeline) -> None:
+    """Compile (or load from numba's cache) the redactor's compiled code
+    before capture starts: otherwise the first number typed waits for it."""
+    for stage in pipeline.stages:
+        redactor = getattr(stage, "redactor", None)
+        if redactor is not None:
+            spent = warm_up(redactor)
+            if spent > 2.0:
+                log.info("compiled the redaction detectors in %.1f s (once after an install or upgrade)", spent)
 
 
 def pipeline_counts(pipeline) -> dict[str, int]:
@@ -402,6 +414,7 @@ class Agent:
         token = device.get("token")
         hotkey = Hotkey.parse(s["agent.pause_hotkey"]) if s["agent.pause_hotkey"] else None
         self.pipeline = build_pipeline(load_policy(s["agent.policy_file"]))
+        _warm_up_redaction(self.pipeline)
 
         spool = Spool(self.home.spool_file)
         if self.options.spool_max_pages:
