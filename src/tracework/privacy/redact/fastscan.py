@@ -340,6 +340,29 @@ def _date_like(view, s, e):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True)
+def phone_shape(view, s, e, min_digits):  # pragma: no cover - compiled
+    """pii._phone_shape(text[s:e]) from its digit count, its digit groups
+    (\\d{1,6} matches) and its lead ("+" or "(+"): (shape, digit count)."""
+    digits = 0
+    groups = 0
+    run = 0
+    for i in range(s, e):
+        if _is_digit(view[i]):
+            digits += 1
+            if run % 6 == 0:
+                groups += 1
+            run += 1
+        else:
+            run = 0
+    if digits < min_digits or digits > 17:
+        return _NOT_PHONE_SHAPE, digits
+    plus = view[s] == 43 or (view[s] == 40 and s + 1 < e and view[s + 1] == 43)
+    if digits <= 8 and groups < 3 and not plus:
+        return _NEEDS_WORD_SHAPE, digits
+    return _PHONE_SHAPE, digits
+
+
+@numba.njit(cache=True, nogil=True)
 def _phone_next(view, pos, n, min_digits, plain_mask, prefixes):  # pragma: no cover - compiled
     # The first PHONE_CANDIDATE match in view[pos:n] (re's search(text, pos,
     # n): the lookbehind sees characters before pos, nothing at or after n
@@ -370,24 +393,7 @@ def _phone_next(view, pos, n, min_digits, plain_mask, prefixes):  # pragma: no c
         if e < 0:
             s += 1
             continue
-        # pii._phone_shape: digit count, digit groups (\d{1,6} matches), lead.
-        digits = 0
-        groups = 0
-        run = 0
-        for i in range(s, e):
-            if _is_digit(view[i]):
-                digits += 1
-                if run % 6 == 0:
-                    groups += 1
-                run += 1
-            else:
-                run = 0
-        if digits < min_digits or digits > 17:
-            shape = _NOT_PHONE_SHAPE
-        elif digits <= 8 and groups < 3 and c != 43 and not (c == 40 and view[s + 1] == 43):
-            shape = _NEEDS_WORD_SHAPE
-        else:
-            shape = _PHONE_SHAPE
+        shape, digits = phone_shape(view, s, e, min_digits)
         # pii._phone_ok_uncached: a date is no phone number; nor, without "+"
         # or "(0)", one whose digit count fits no region.
         rejected = 1 if shape != _NOT_PHONE_SHAPE and _date_like(view, s, e) else 0

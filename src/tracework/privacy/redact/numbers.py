@@ -30,7 +30,6 @@ runs none of this.
 
 from __future__ import annotations
 
-import codecs
 import re
 import string
 import threading
@@ -38,20 +37,20 @@ import threading
 import numba
 import numpy as np
 
-from . import fastscan, phonemeta, pii
+from . import fastscan, phonemeta, pii, prefilter
 from .fastscan import (
     Compiled,
     _CONTEXT_TABLE,
     _DIAL_TABLE,
     _NEEDS_WORD_SHAPE,
     _NOT_PHONE_SHAPE,
-    _PHONE_SHAPE,
     _date_like,
     _has_context,
     _is_digit,
     _is_word,
     _phone_next,
     _windows_into,
+    phone_shape,
 )
 
 ASK = -1  # a loop's answer when a candidate needs Python (else the span count)
@@ -93,30 +92,16 @@ def _candidate_decision(
     # pii._phone_candidate_ok(text, s, e, text[s:e], regions, True, ...):
     # phonemeta.YES, NO or ASK. shape _UNKNOWN_SHAPE: computed here (the
     # retries' shorter candidates); screened: _phone_next's flag.
-    nd = 0
-    groups = 0
-    run = 0
-    for i in range(s, e):
-        c = view[i]
-        if _is_digit(c):
-            if nd < d.shape[0]:
-                d[nd] = c
-            nd += 1
-            if run % 6 == 0:
-                groups += 1
-            run += 1
-        else:
-            run = 0
-    plus = view[s] == 43 or (view[s] == 40 and s + 1 < e and view[s + 1] == 43)
-    if shape == _UNKNOWN_SHAPE:  # pii._phone_shape
-        if nd < pii.MIN_DIGITS_PHONE or nd > 17:
-            shape = _NOT_PHONE_SHAPE
-        elif nd <= 8 and groups < 3 and not plus:
-            shape = _NEEDS_WORD_SHAPE
-        else:
-            shape = _PHONE_SHAPE
+    if shape == _UNKNOWN_SHAPE:
+        shape, _digits = phone_shape(view, s, e, pii.MIN_DIGITS_PHONE)
     if shape == _NOT_PHONE_SHAPE:
         return phonemeta.NO
+    nd = 0  # at most 17 digits here (phone_shape)
+    for i in range(s, e):
+        if _is_digit(view[i]):
+            d[nd] = view[i]
+            nd += 1
+    plus = view[s] == 43 or (view[s] == 40 and s + 1 < e and view[s + 1] == 43)
     if shape == _NEEDS_WORD_SHAPE:
         lo = s - pii.PHONE_CONTEXT_CHARS if s > pii.PHONE_CONTEXT_CHARS else 0
         hi = e + pii.PHONE_CONTEXT_CHARS if e + pii.PHONE_CONTEXT_CHARS < len(view) else len(view)
@@ -521,13 +506,7 @@ class _CompiledViewMap(dict):
 _COMPILED_VIEW_MAP = _CompiledViewMap()
 
 
-def _map_non_ascii(err: UnicodeEncodeError):
-    # Called once per run of non-ASCII characters: the ASCII rest is copied
-    # in C (translating every character cost ~5 us per sentence).
-    return err.object[err.start : err.end].translate(_COMPILED_VIEW_MAP), err.end
-
-
-codecs.register_error("tracework_compiled_view", _map_non_ascii)
+prefilter.register_view("tracework_compiled_view", _COMPILED_VIEW_MAP)
 
 
 def compiled_view(text: str) -> bytes | None:

@@ -143,13 +143,20 @@ class _AsciiMap(dict):
 _ASCII_MAP = _AsciiMap()
 
 
-def _map_non_ascii(err: UnicodeEncodeError):
-    # Called once per run of non-ASCII characters: cheaper than translating
-    # every character of the text.
-    return err.object[err.start : err.end].translate(_ASCII_MAP), err.end
+def register_view(name: str, table: dict) -> None:
+    """Register the codec error handler ``name``: ``text.encode("ascii",
+    name)`` then gives ``text`` with each non-ASCII character mapped by the
+    str.translate ``table``. The handler runs once per run of non-ASCII
+    characters; the ASCII rest is copied in C (translating every character
+    cost ~5 us per sentence)."""
+
+    def map_non_ascii(err: UnicodeEncodeError):
+        return err.object[err.start : err.end].translate(table), err.end
+
+    codecs.register_error(name, map_non_ascii)
 
 
-codecs.register_error("tracework_ascii_view", _map_non_ascii)
+register_view("tracework_ascii_view", _ASCII_MAP)
 
 
 def _ascii_view(text: str) -> bytes:
