@@ -13,7 +13,7 @@ import sys
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tracework.privacy.redact import Redactor, fastscan, numbers, pii
+from tracework.privacy.redact import Redactor, fastscan, numbers, pii, prefilter
 
 REGIONS = pii.DEFAULT_PHONE_REGIONS
 KERNEL = numbers.kernel_for(REGIONS)
@@ -50,7 +50,7 @@ def test_compiled_cards_are_find_cards(text, data):
 def test_whole_text_kernel_is_the_window_loop(text):
     # What Redactor._number_spans does window by window in Python, against
     # the one compiled call for the whole text (when it does not ask).
-    ascii_view = text.encode("ascii", "tracework_ascii_view")  # the prefilter's view
+    ascii_view = prefilter._ascii_view(text)  # the prefilter's view
     view = numbers.compiled_view(text)
     if view is None:
         return

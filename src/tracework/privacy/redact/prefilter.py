@@ -156,12 +156,13 @@ def register_view(name: str, table: dict) -> None:
     codecs.register_error(name, map_non_ascii)
 
 
-register_view("tracework_ascii_view", _ASCII_MAP)
+VIEW_CODEC = "tracework_ascii_view"  # text.encode("ascii", VIEW_CODEC) is _ascii_view(text)
+register_view(VIEW_CODEC, _ASCII_MAP)
 
 
 def _ascii_view(text: str) -> bytes:
     """``text`` as ASCII bytes of the same length (offsets unchanged)."""
-    return text.encode("ascii", "tracework_ascii_view")
+    return text.encode("ascii", VIEW_CODEC)
 
 
 class Prefilter:
@@ -177,9 +178,14 @@ class Prefilter:
             exprs.append(derived_pattern(rule.pattern).encode())
             ids.append(TOKEN_BASE + i)
         flags = [hyperscan.HS_FLAG_SINGLEMATCH | hyperscan.HS_FLAG_PREFILTER] * len(exprs)
-        self._db = hyperscan.Database()
-        self._db.compile(expressions=exprs, ids=ids, elements=len(exprs), flags=flags)
-        self._local = threading.local()
+        self.database = hyperscan.Database()
+        self.database.compile(expressions=exprs, ids=ids, elements=len(exprs), flags=flags)
+        self.local = threading.local()  # .scratch: this thread's scratch space
+
+    def new_scratch(self):
+        """A scratch space for this thread (``local.scratch`` from now on)."""
+        self.local.scratch = hyperscan.Scratch(self.database)
+        return self.local.scratch
 
     def scan(self, text: str) -> AbstractSet[int]:
         """Ids of the conditions that occur in ``text``."""
@@ -188,22 +194,23 @@ class Prefilter:
     def scan_view(self, text: str) -> tuple[list[int], bytes]:
         """The ids of ``scan(text)`` as a list (each at most once, in the
         order they fired), and the ASCII view it scanned (``_ascii_view``).
-        Runs once per text redacted, most of which hold nothing: hence the
-        inlined view and no set."""
+        (``Redactor.find`` runs these steps inline.)"""
         try:
-            scratch = self._local.scratch
+            scratch = self.local.scratch
         except AttributeError:  # first scan on this thread
-            scratch = self._local.scratch = hyperscan.Scratch(self._db)
+            scratch = self.new_scratch()
         hits: list[int] = []
-        view = text.encode("ascii", "tracework_ascii_view")  # _ascii_view(text)
+        view = text.encode("ascii", VIEW_CODEC)  # _ascii_view(text)
         # Positional arguments: the binding parses keywords into a dict on
         # every call, which cost more than scanning a typical sentence.
-        self._db.scan(view, _collect, 0, hits, scratch)
+        self.database.scan(view, collect, 0, hits, scratch)
         return hits, view
 
 
-def _collect(fid, _start, _end, _flags, hits):
-    hits.append(fid)  # once per id: the patterns are compiled HS_FLAG_SINGLEMATCH
+def collect(fid, _start, _end, _flags, hits):
+    """The scan's match callback: ``hits`` gets each id that fired, once
+    (the patterns are compiled HS_FLAG_SINGLEMATCH)."""
+    hits.append(fid)
 
 
 _SHARED: Prefilter | None = None
