@@ -172,13 +172,15 @@ def digit_windows_ascii(view: bytes) -> list[tuple[int, int, int, int]]:
     return [(out[i], out[i + 1], out[i + 2], out[i + 3]) for i in range(0, 4 * k, 4)]
 
 
-# pii.PHONE_CANDIDATE on an ASCII text, in compiled code. The pattern is
+# pii.PHONE_CANDIDATE in compiled code. The pattern is
 #   (?<![\w+])(?:\+|\(\+?)?\d[\d \-.()/]{4,24}\d(?:\s{0,2}(?:x|ext\.?|#)\s{0,2}\d{1,6})?(?![\d])
 # and ``_phone_next`` tries what re's backtracking tries, in the same order,
-# so it returns the same leftmost match. Only for ASCII texts (the caller
-# checks str.isascii()): there the view is the text's own bytes and \w, \d,
-# \s are their ASCII sets; the view of other texts maps letters to '~'.
-# tests/privacy/test_redact_phone_compiled.py compares it with the regex.
+# so it returns the same leftmost match. It reads the text's
+# numbers.compiled_view: an ASCII text's own bytes, where \w, \d, \s are
+# their ASCII sets, or for other texts bytes that keep re's answers for
+# them (the prefilter's view does not: it maps letters to '~').
+# tests/privacy/test_redact_phone_compiled.py and test_redact_phone_tables.py
+# compare it with the regex.
 
 _NOT_PHONE_SHAPE, _NEEDS_WORD_SHAPE, _PHONE_SHAPE = 0, 1, 2  # pii._phone_shape's answers
 
@@ -450,8 +452,8 @@ def screen_arrays(regions: tuple) -> tuple[int, np.ndarray]:
 
 
 def phone_next(view: bytes, pos: int, n: int, regions: tuple) -> tuple[int, int, str, bool, bool] | None:
-    """``pii.PHONE_CANDIDATE.search(text, pos, n)`` for an ASCII ``text``
-    whose bytes are ``view``: (start, end, pii._phone_shape of the match,
+    """``pii.PHONE_CANDIDATE.search(text, pos, n)`` for a ``text`` whose
+    ``numbers.compiled_view`` is ``view``: (start, end, pii._phone_shape of the match,
     True when pii._phone_ok rejects it as a date or by its length, True when
     it is no date, written without "+" and "(0)", and of a length that fits
     a region), or None."""
@@ -465,7 +467,7 @@ def phone_next(view: bytes, pos: int, n: int, regions: tuple) -> tuple[int, int,
 SHAPES = (pii._NOT_PHONE, pii._NEEDS_WORD, pii._PHONE_SHAPED)  # by _phone_next's shape bits
 
 
-# pii.PHONE_CONTEXT on an ASCII text: whether one of its words occurs in
+# pii.PHONE_CONTEXT on a compiled view: whether one of its words occurs in
 # view[lo:hi], letters compared case-insensitively (on ASCII text re's
 # IGNORECASE folds only A-Z). "ph" must end at a word boundary and the
 # "dial" words must be whole words; "☎" is not ASCII. A search only asks
@@ -541,6 +543,6 @@ _HAS_CONTEXT = Compiled(_has_context)
 
 
 def has_phone_context(view: bytes, lo: int, hi: int) -> bool:
-    """``pii.PHONE_CONTEXT.search(text, lo, hi) is not None`` for an ASCII
-    ``text`` whose bytes are ``view``."""
+    """``pii.PHONE_CONTEXT.search(text, lo, hi) is not None`` for a
+    ``text`` whose ``numbers.compiled_view`` is ``view``."""
     return _HAS_CONTEXT.call(view, lo, hi, _CONTEXT_TABLE, _DIAL_TABLE)

@@ -433,7 +433,7 @@ def _phone_candidate_ok(
     view: bytes | None = None, screened: str | None = None,
 ) -> bool:
     """``shape``: ``_phone_shape(raw)``, when the caller has it; ``view``:
-    the bytes of an ASCII ``text`` (the phone word is then looked for in
+    ``numbers.compiled_view(text)`` (the phone word is then looked for in
     compiled code); ``screened``: raw's digits, given when fastscan found raw
     no date, without "+" and "(0)", and of a length some region has."""
     digits = screened
@@ -488,7 +488,7 @@ PHONE_CONTEXT_CHARS = 40
 
 def _phone_context(text: str, start: int, end: int, view: bytes | None = None) -> bool:
     lo, hi = max(0, start - PHONE_CONTEXT_CHARS), min(len(text), end + PHONE_CONTEXT_CHARS)
-    if view is not None:  # ASCII text: fastscan.has_phone_context, the same answer
+    if view is not None:  # a compiled view: fastscan.has_phone_context, the same answer
         return (_FASTSCAN or _fastscan()).has_phone_context(view, lo, hi)
     return PHONE_CONTEXT.search(text, lo, hi) is not None
 
