@@ -239,7 +239,6 @@ class Redactor:
             phone=on["phone"] and may(prefilter.PHONE),
             generic=on["generic_secret"] and may(prefilter.GENERIC),
         )
-        plan.tokens = bool(plan.token_rules) or plan.jwt
         if len(self._plans) >= 4096:
             self._plans.clear()  # bounded, whatever the input
         self._plans[hits] = plan
@@ -394,7 +393,11 @@ class _Plan:
     ip: bool
     phone: bool
     generic: bool
-    tokens: bool = False  # scan the long token runs at all
+
+    @property
+    def tokens(self) -> bool:
+        """Scan the long token runs at all (a provider rule or JWT fired)."""
+        return bool(self.token_rules) or self.jwt
 
 
 def _ALWAYS(_fid: int) -> bool:

@@ -404,6 +404,8 @@ class NumberKernel:
             state = np.zeros(spans_at + 3 * (2 * (longest // 7) + 8), np.int64)
             state[_S_TABLES:windows_at] = self._packed
             state[_S_WINDOWS_AT], state[_S_SPANS_AT] = windows_at, spans_at
+            # spans_at and longest kept as Python ints too: reading them
+            # back from the array costs a NumPy scalar per call.
             local.state, local.spans_at, local.longest = state, spans_at, longest
         return local.state
 

@@ -10,6 +10,7 @@ is anchored on ``@`` so that text without one costs a single ``str.find``.
 
 from __future__ import annotations
 
+import importlib
 import ipaddress
 import re
 
@@ -198,7 +199,7 @@ def find_cards(text: str, lo: int = 0, hi: int | None = None, digits_end: int | 
     """
     pos, n = lo, len(text) if hi is None else hi
     stop = n if digits_end is None else digits_end
-    budget = _retry_budget(text)
+    budget = retry_budget(len(text))
     while pos < stop:  # a candidate starts with a digit
         m = CARD_CANDIDATE.search(text, pos, n)
         if m is None:
@@ -222,15 +223,11 @@ def find_cards(text: str, lo: int = 0, hi: int | None = None, digits_end: int | 
             pos = _next_group(text, m.start())
 
 
-def _retry_budget(text: str) -> int:
-    """Failed candidates that may be re-split, per call: plenty for real text
-    (the stream stage scans windows of a few hundred characters), small
-    enough that a flood of digit groups cannot multiply the work."""
-    return retry_budget(len(text))
-
-
 def retry_budget(text_length: int) -> int:
-    """``_retry_budget`` of a text of this length."""
+    """Failed candidates that may be re-split, per call on a text of this
+    length: plenty for real text (the stream stage scans windows of a few
+    hundred characters), small enough that a flood of digit groups cannot
+    multiply the work."""
     return 32 + text_length // 1024
 
 
@@ -341,17 +338,15 @@ def find_phones(
     """
     pos, n = lo, len(text) if hi is None else hi
     stop = n if digits_end is None else digits_end
-    budget = _retry_budget(text)
+    budget = retry_budget(len(text))
     kernel = None
     if view is not None:
         if type(regions) is not tuple:
             regions = tuple(regions)
-        fastscan = _FASTSCAN or _fastscan()
+        fastscan = _late("fastscan")
         plain_mask, prefixes = fastscan.screen_arrays(regions)
         if compiled_decision and words:
-            from . import numbers  # it imports this module
-
-            kernel = numbers.kernel_for(regions)
+            kernel = _late("numbers").kernel_for(regions)
     while pos < stop:  # a candidate holds a digit at or after its start
         if view is None:
             m = PHONE_CANDIDATE.search(text, pos, n)
@@ -411,18 +406,18 @@ def find_phones(
         pos = _next_group(text, start)
 
 
-_FASTSCAN = None
 _NOT_DIGIT_BYTES = bytes(c for c in range(256) if not 48 <= c <= 57)
+_LATE: dict[str, object] = {}
 
 
-def _fastscan():
-    """The fastscan module, imported on first use: it imports this module
-    (an import statement per find_phones call cost ~1 us)."""
-    global _FASTSCAN
-    from . import fastscan
-
-    _FASTSCAN = fastscan
-    return fastscan
+def _late(name: str):
+    """A sibling module that imports this one (fastscan, numbers), imported
+    on first use and kept (an import statement per find_phones call cost
+    ~1 us)."""
+    module = _LATE.get(name)
+    if module is None:
+        module = _LATE[name] = importlib.import_module("." + name, __package__)
+    return module
 
 
 _PHONE_RETRIES = 3  # shorter group sequences tried per failed candidate (bounds parses per group)
@@ -489,7 +484,7 @@ PHONE_CONTEXT_CHARS = 40
 def _phone_context(text: str, start: int, end: int, view: bytes | None = None) -> bool:
     lo, hi = max(0, start - PHONE_CONTEXT_CHARS), min(len(text), end + PHONE_CONTEXT_CHARS)
     if view is not None:  # a compiled view: fastscan.has_phone_context, the same answer
-        return (_FASTSCAN or _fastscan()).has_phone_context(view, lo, hi)
+        return _late("fastscan").has_phone_context(view, lo, hi)
     return PHONE_CONTEXT.search(text, lo, hi) is not None
 
 
